@@ -1,0 +1,115 @@
+// Package collectors runs upgradeguard's collector families for one scrape,
+// concurrently, and reports each one's duration and success, in the manner of
+// node_exporter. The families live in the sub-packages.
+package collectors
+
+import (
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace prefixes every upgradeguard metric.
+const Namespace = "upgradeguard"
+
+var (
+	durationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "collector", "duration_seconds"),
+		"Time a collector took to produce its metrics during this scrape.",
+		[]string{"collector"}, nil)
+	successDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "collector", "success"),
+		"Whether a collector's data was complete and fresh during this scrape (1) or not (0).",
+		[]string{"collector"}, nil)
+)
+
+// ErrNoData is returned by a collector that has nothing to report this time,
+// without that being a failure.
+var ErrNoData = errors.New("collector returned no data")
+
+// Collector is one family of metrics. Update sends what it knows to ch and
+// returns an error when that is incomplete or stale; it may send metrics and
+// still return an error (the last known state is better than nothing, and
+// success 0 says not to trust it).
+type Collector interface {
+	Update(ch chan<- prometheus.Metric) error
+}
+
+// Set is the prometheus.Collector that runs the enabled collectors.
+type Set struct {
+	collectors map[string]Collector
+	logger     *slog.Logger
+}
+
+// NewSet returns a Set of the named collectors.
+func NewSet(collectors map[string]Collector, logger *slog.Logger) *Set {
+	return &Set{collectors: collectors, logger: logger}
+}
+
+// Names returns the collectors in the set, sorted.
+func (s *Set) Names() []string {
+	names := make([]string, 0, len(s.collectors))
+	for n := range s.collectors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Describe sends the descriptors of the per-collector metrics only: the
+// families' metrics depend on the cluster, so the Set is an unchecked collector.
+func (s *Set) Describe(ch chan<- *prometheus.Desc) {
+	ch <- durationDesc
+	ch <- successDesc
+}
+
+// Collect runs every collector concurrently.
+func (s *Set) Collect(ch chan<- prometheus.Metric) {
+	var wg sync.WaitGroup
+	for name, c := range s.collectors {
+		wg.Go(func() { s.run(name, c, ch) })
+	}
+	wg.Wait()
+}
+
+func (s *Set) run(name string, c Collector, ch chan<- prometheus.Metric) {
+	begin := time.Now()
+	err := c.Update(ch)
+	duration := time.Since(begin)
+	success := 1.0
+	switch {
+	case err == nil:
+		s.logger.Debug("collector succeeded", "collector", name, "duration_seconds", duration.Seconds())
+	case errors.Is(err, ErrNoData):
+		s.logger.Debug("collector returned no data", "collector", name, "duration_seconds", duration.Seconds(), "err", err)
+	default:
+		success = 0
+		s.logger.Error("collector failed", "collector", name, "duration_seconds", duration.Seconds(), "err", err)
+	}
+	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, duration.Seconds(), name)
+	ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, success, name)
+}
+
+// AsPrometheus adapts a single Collector to prometheus.Collector, for tests
+// and linting: Describe runs a collection, and Update's error is reported
+// through onErr.
+func AsPrometheus(c Collector, onErr func(error)) prometheus.Collector {
+	return adapter{c: c, onErr: onErr}
+}
+
+type adapter struct {
+	c     Collector
+	onErr func(error)
+}
+
+func (a adapter) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(a, ch) }
+
+func (a adapter) Collect(ch chan<- prometheus.Metric) {
+	if err := a.c.Update(ch); err != nil && a.onErr != nil {
+		a.onErr(err)
+	}
+}

@@ -1,0 +1,284 @@
+// Package kube holds the exporter's Kubernetes access: the client configuration,
+// and the shared informers every collector reads, with their objects stripped
+// to the fields the metrics use and their health tracked so that a collector
+// can tell a scrape of stale data from a scrape of fresh data.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// NodeLeaseNamespace is where kubelets renew their heartbeat Leases.
+const NodeLeaseNamespace = "kube-node-lease"
+
+// PodNodeIndex indexes pods by spec.nodeName.
+const PodNodeIndex = "node"
+
+// Options say what the informers keep of each object.
+type Options struct {
+	// NodeLabels are the node labels kept by the node transform; all others are dropped.
+	NodeLabels []string
+	// ResyncPeriod of the informers; 0 disables resyncs.
+	ResyncPeriod time.Duration
+}
+
+// Informers creates one shared informer per resource on first use, so that
+// collectors reading the same resource share its watch and its cache.
+type Informers struct {
+	client kubernetes.Interface
+	opts   Options
+	logger *slog.Logger
+
+	mu        sync.Mutex
+	informers map[string]*Informer
+	order     []string
+	started   bool
+}
+
+// NewInformers returns an empty set of informers on client.
+func NewInformers(client kubernetes.Interface, opts Options, logger *slog.Logger) *Informers {
+	return &Informers{client: client, opts: opts, logger: logger, informers: map[string]*Informer{}}
+}
+
+// Informer is a shared informer with a record of whether its last list or
+// watch succeeded.
+type Informer struct {
+	cache.SharedIndexInformer
+	name string
+
+	mu       sync.Mutex
+	lastErr  error
+	errSince time.Time
+}
+
+// Name is the resource the informer watches, as used in logs and errors.
+func (i *Informer) Name() string { return i.name }
+
+// Healthy returns nil when the informer has synced and its last list or watch
+// succeeded; otherwise an error saying why its cache may be stale.
+func (i *Informer) Healthy() error {
+	if !i.HasSynced() {
+		return fmt.Errorf("%s informer has not synced yet", i.name)
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.lastErr != nil {
+		return fmt.Errorf("%s informer failing since %s, serving its last state: %w",
+			i.name, i.errSince.UTC().Format(time.RFC3339), i.lastErr)
+	}
+	return nil
+}
+
+func (i *Informer) setErr(err error) (changed bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if err == nil {
+		changed = i.lastErr != nil
+		i.lastErr = nil
+		return changed
+	}
+	if i.lastErr == nil {
+		i.errSince = time.Now()
+		changed = true
+	}
+	i.lastErr = err
+	return changed
+}
+
+// benignWatchEnd tells the reflector's routine endings of a watch (server
+// timeouts, expired resource versions) from failures.
+func benignWatchEnd(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err)
+}
+
+func (f *Informers) get(name string, example runtime.Object, lw *cache.ListWatch, transform cache.TransformFunc, indexers cache.Indexers) *Informer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if inf, ok := f.informers[name]; ok {
+		return inf
+	}
+	if f.started {
+		panic(fmt.Sprintf("kube: informer %s requested after Start", name))
+	}
+	inf := &Informer{name: name}
+	logger := f.logger.With("informer", name)
+	// Wrap list and watch so that a success clears the error state: the
+	// reflector only reports failures.
+	tracked := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			obj, err := lw.ListWithContextFunc(ctx, o)
+			if err == nil && inf.setErr(nil) {
+				logger.Info("informer recovered")
+			}
+			return obj, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			w, err := lw.WatchFuncWithContext(ctx, o)
+			if err == nil && inf.setErr(nil) {
+				logger.Info("informer recovered")
+			}
+			return w, err
+		},
+	}
+	inf.SharedIndexInformer = cache.NewSharedIndexInformerWithOptions(tracked, example, cache.SharedIndexInformerOptions{
+		ResyncPeriod:      f.opts.ResyncPeriod,
+		Indexers:          indexers,
+		ObjectDescription: name,
+	})
+	if err := inf.SetTransform(transform); err != nil {
+		panic(err) // only fails after Run, which cannot have happened here
+	}
+	if err := inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		if benignWatchEnd(err) {
+			logger.Debug("watch closed", "err", err)
+			return
+		}
+		inf.setErr(err)
+		logger.Error("list or watch failed; serving the last known state until it recovers", "err", err)
+	}); err != nil {
+		panic(err)
+	}
+	f.informers[name] = inf
+	f.order = append(f.order, name)
+	return inf
+}
+
+// Nodes returns the shared node informer.
+func (f *Informers) Nodes() *Informer {
+	c := f.client.CoreV1().Nodes()
+	return f.get("nodes", &corev1.Node{}, &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, o)
+		},
+	}, StripNode(f.opts.NodeLabels), nil)
+}
+
+// Pods returns the shared pod informer, indexed by node name.
+func (f *Informers) Pods() *Informer {
+	c := f.client.CoreV1().Pods(metav1.NamespaceAll)
+	return f.get("pods", &corev1.Pod{}, &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, o)
+		},
+	}, StripPod, cache.Indexers{PodNodeIndex: podNodeIndex})
+}
+
+// PodDisruptionBudgets returns the shared PDB informer, indexed by namespace.
+func (f *Informers) PodDisruptionBudgets() *Informer {
+	c := f.client.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll)
+	return f.get("poddisruptionbudgets", &policyv1.PodDisruptionBudget{}, &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, o)
+		},
+	}, StripPDB, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+}
+
+// NodeLeases returns the shared informer of the kubelets' Leases in kube-node-lease.
+func (f *Informers) NodeLeases() *Informer {
+	c := f.client.CoordinationV1().Leases(NodeLeaseNamespace)
+	return f.get("leases", &coordinationv1.Lease{}, &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return c.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return c.Watch(ctx, o)
+		},
+	}, StripLease, nil)
+}
+
+func podNodeIndex(obj any) ([]string, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" {
+		return nil, nil
+	}
+	return []string{pod.Spec.NodeName}, nil
+}
+
+// Start runs every informer requested so far until ctx ends. Informers cannot
+// be added afterwards.
+func (f *Informers) Start(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		return
+	}
+	f.started = true
+	for _, name := range f.order {
+		go f.informers[name].RunWithContext(ctx)
+	}
+}
+
+// Synced reports whether every informer has completed its initial list.
+func (f *Informers) Synced() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, inf := range f.informers {
+		if !inf.HasSynced() {
+			return false
+		}
+	}
+	return f.started
+}
+
+// WaitForSync blocks until every informer has synced or ctx ends; the error
+// names the informers that did not sync and their last list error.
+func (f *Informers) WaitForSync(ctx context.Context) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if f.Synced() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return f.syncError(ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (f *Informers) syncError(cause error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for _, name := range f.order {
+		inf := f.informers[name]
+		if inf.HasSynced() {
+			continue
+		}
+		inf.mu.Lock()
+		last := inf.lastErr
+		inf.mu.Unlock()
+		if last != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, last))
+		} else {
+			errs = append(errs, fmt.Errorf("%s: no answer yet", name))
+		}
+	}
+	return fmt.Errorf("informers did not sync (%w): %w", cause, errors.Join(errs...))
+}

@@ -1,0 +1,126 @@
+package kube
+
+import (
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// MirrorPodAnnotation marks the API server's copy of a static pod.
+const MirrorPodAnnotation = corev1.MirrorPodAnnotationKey
+
+// The transforms below keep only what a metric reads, so the caches stay
+// small at 5,000 nodes and 150,000 pods. Anything else is dropped. Objects of
+// other types (cache.DeletedFinalStateUnknown) pass through unchanged.
+
+func stripMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		Generation:        m.Generation,
+		CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}
+}
+
+// StripNode returns a transform that keeps a node's identity, the labels in
+// keep, its provider ID, unschedulable flag, Ready condition and kubelet version.
+func StripNode(keep []string) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		n, ok := obj.(*corev1.Node)
+		if !ok {
+			return obj, nil
+		}
+		out := &corev1.Node{ObjectMeta: stripMeta(n.ObjectMeta)}
+		for _, k := range keep {
+			if v, ok := n.Labels[k]; ok {
+				if out.Labels == nil {
+					out.Labels = make(map[string]string, len(keep))
+				}
+				out.Labels[k] = v
+			}
+		}
+		out.Spec.ProviderID = n.Spec.ProviderID
+		out.Spec.Unschedulable = n.Spec.Unschedulable
+		out.Status.NodeInfo.KubeletVersion = n.Status.NodeInfo.KubeletVersion
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				out.Status.Conditions = []corev1.NodeCondition{{
+					Type: c.Type, Status: c.Status, Reason: c.Reason, LastTransitionTime: c.LastTransitionTime,
+				}}
+				break
+			}
+		}
+		return out, nil
+	}
+}
+
+// StripPod keeps what a drain decision needs: labels (for PDB selectors), the
+// controller owner, the mirror-pod annotation, emptyDir volumes, the node, the
+// phase and the Ready condition.
+func StripPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{ObjectMeta: stripMeta(p.ObjectMeta)}
+	out.Labels = p.Labels
+	if v, ok := p.Annotations[MirrorPodAnnotation]; ok {
+		out.Annotations = map[string]string{MirrorPodAnnotation: v}
+	}
+	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
+		out.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Controller: ref.Controller,
+		}}
+	}
+	out.Spec.NodeName = p.Spec.NodeName
+	for _, v := range p.Spec.Volumes {
+		if v.EmptyDir != nil {
+			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+				Name: v.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+			})
+		}
+	}
+	out.Status.Phase = p.Status.Phase
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+			break
+		}
+	}
+	return out, nil
+}
+
+// StripPDB keeps a PDB's spec and the status counters, dropping the
+// disruptedPods map and conditions, which can be large.
+func StripPDB(obj any) (any, error) {
+	p, ok := obj.(*policyv1.PodDisruptionBudget)
+	if !ok {
+		return obj, nil
+	}
+	out := &policyv1.PodDisruptionBudget{ObjectMeta: stripMeta(p.ObjectMeta), Spec: p.Spec}
+	out.Status = policyv1.PodDisruptionBudgetStatus{
+		ObservedGeneration: p.Status.ObservedGeneration,
+		DisruptionsAllowed: p.Status.DisruptionsAllowed,
+		CurrentHealthy:     p.Status.CurrentHealthy,
+		DesiredHealthy:     p.Status.DesiredHealthy,
+		ExpectedPods:       p.Status.ExpectedPods,
+	}
+	return out, nil
+}
+
+// StripLease keeps a Lease's renew time and duration.
+func StripLease(obj any) (any, error) {
+	l, ok := obj.(*coordinationv1.Lease)
+	if !ok {
+		return obj, nil
+	}
+	out := &coordinationv1.Lease{ObjectMeta: stripMeta(l.ObjectMeta)}
+	out.Spec.RenewTime = l.Spec.RenewTime
+	out.Spec.LeaseDurationSeconds = l.Spec.LeaseDurationSeconds
+	return out, nil
+}
