@@ -136,7 +136,10 @@ func (f *Informers) get(name string, example runtime.Object, lw *cache.ListWatch
 			return w, err
 		},
 	}
-	inf.SharedIndexInformer = cache.NewSharedIndexInformerWithOptions(tracked, example, cache.SharedIndexInformerOptions{
+	// The fake clientset of tests cannot stream watch-lists; the wrapper
+	// tells the reflector so, as client-go's generated informers do.
+	inf.SharedIndexInformer = cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(tracked, f.client), example, cache.SharedIndexInformerOptions{
 		ResyncPeriod:      f.opts.ResyncPeriod,
 		Indexers:          indexers,
 		ObjectDescription: name,
