@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,6 +102,23 @@ func (i *Informer) setErr(err error) (changed bool) {
 	return changed
 }
 
+// record notes the outcome of a list or watch call, logging changes of state.
+func (i *Informer) record(err error, logger *slog.Logger) {
+	switch {
+	case err == nil:
+		if i.setErr(nil) {
+			logger.Info("informer recovered")
+		}
+	case benignWatchEnd(err) || errors.Is(err, context.Canceled):
+	default:
+		if i.setErr(err) {
+			logger.Error("list or watch failed; serving the last known state until it recovers", "err", err)
+		} else {
+			logger.Debug("list or watch still failing", "err", err)
+		}
+	}
+}
+
 // benignWatchEnd tells the reflector's routine endings of a watch (server
 // timeouts, expired resource versions) from failures.
 func benignWatchEnd(err error) bool {
@@ -118,21 +136,18 @@ func (f *Informers) get(name string, example runtime.Object, lw *cache.ListWatch
 	}
 	inf := &Informer{name: name}
 	logger := f.logger.With("informer", name)
-	// Wrap list and watch so that a success clears the error state: the
-	// reflector only reports failures.
+	// Wrap list and watch so that both their failures and their successes
+	// are recorded: the reflector's error handler only sees failures, and
+	// only once it gives up on a list-and-watch cycle.
 	tracked := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			obj, err := lw.ListWithContextFunc(ctx, o)
-			if err == nil && inf.setErr(nil) {
-				logger.Info("informer recovered")
-			}
+			inf.record(err, logger)
 			return obj, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			w, err := lw.WatchFuncWithContext(ctx, o)
-			if err == nil && inf.setErr(nil) {
-				logger.Info("informer recovered")
-			}
+			inf.record(err, logger)
 			return w, err
 		},
 	}
@@ -140,10 +155,10 @@ func (f *Informers) get(name string, example runtime.Object, lw *cache.ListWatch
 	// tells the reflector so, as client-go's generated informers do.
 	inf.SharedIndexInformer = cache.NewSharedIndexInformerWithOptions(
 		cache.ToListWatcherWithWatchListSemantics(tracked, f.client), example, cache.SharedIndexInformerOptions{
-		ResyncPeriod:      f.opts.ResyncPeriod,
-		Indexers:          indexers,
-		ObjectDescription: name,
-	})
+			ResyncPeriod:      f.opts.ResyncPeriod,
+			Indexers:          indexers,
+			ObjectDescription: name,
+		})
 	if err := inf.SetTransform(transform); err != nil {
 		panic(err) // only fails after Run, which cannot have happened here
 	}
@@ -152,8 +167,7 @@ func (f *Informers) get(name string, example runtime.Object, lw *cache.ListWatch
 			logger.Debug("watch closed", "err", err)
 			return
 		}
-		inf.setErr(err)
-		logger.Error("list or watch failed; serving the last known state until it recovers", "err", err)
+		inf.record(err, logger)
 	}); err != nil {
 		panic(err)
 	}
@@ -268,7 +282,7 @@ func (f *Informers) WaitForSync(ctx context.Context) error {
 func (f *Informers) syncError(cause error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var errs []error
+	var errs []string
 	for _, name := range f.order {
 		inf := f.informers[name]
 		if inf.HasSynced() {
@@ -278,10 +292,10 @@ func (f *Informers) syncError(cause error) error {
 		last := inf.lastErr
 		inf.mu.Unlock()
 		if last != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, last))
+			errs = append(errs, fmt.Sprintf("%s: %v", name, last))
 		} else {
-			errs = append(errs, fmt.Errorf("%s: no answer yet", name))
+			errs = append(errs, name+": no answer yet")
 		}
 	}
-	return fmt.Errorf("informers did not sync (%w): %w", cause, errors.Join(errs...))
+	return fmt.Errorf("informers did not sync (%w): %s", cause, strings.Join(errs, "; "))
 }
