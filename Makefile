@@ -1,0 +1,35 @@
+# upgradeguard - see README.md.
+GO            ?= go
+STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TESTBED_CACHE ?= $(HOME)/.cache/upgradeguard-testbed
+export UPGRADEGUARD_TESTBED_CACHE := $(TESTBED_CACHE)
+
+.PHONY: all build test test-short lint testbed-deps demo bench bench-scale clean
+
+all: lint build test
+
+build:
+	$(GO) build -o bin/upgradeguard ./cmd/upgradeguard
+
+# The whole suite: unit tests and the end-to-end tests against the real
+# components of the testbed, which testbed-deps installs or builds first.
+test: testbed-deps
+	$(GO) test -count=1 -timeout 40m ./...
+
+# The quick inner loop: unit tests only (end-to-end tests skip under -short).
+test-short:
+	$(GO) test -short ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
+
+testbed-deps:
+	bash internal/testbed/deps.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./collectors/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,215 @@
+// Package exporter is the `upgradeguard exporter` command: it wires the
+// Kubernetes informers, the enabled collectors and the HTTP listener.
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/collectors"
+	"github.com/upgradeguard/upgradeguard/collectors/nodes"
+	"github.com/upgradeguard/upgradeguard/collectors/pdb"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
+)
+
+// DefaultListenAddress is the exporter's default port.
+const DefaultListenAddress = ":9741"
+
+// Config holds the exporter's flags.
+type Config struct {
+	Web         *web.FlagConfig
+	Kubeconfig  string
+	Cluster     string
+	SyncTimeout time.Duration
+	KubeQPS     float32
+	KubeBurst   int
+	Nodes       nodes.Options
+	enabled     map[string]*bool
+}
+
+// collectorDefaults lists the collector families and whether they are on by default.
+var collectorDefaults = map[string]bool{
+	"nodes": true,
+	"pdb":   true,
+}
+
+// AddFlags registers the exporter's flags on cmd.
+func AddFlags(cmd *kingpin.CmdClause) *Config {
+	c := &Config{enabled: map[string]*bool{}}
+	c.Web = webflag.AddFlags(cmd, DefaultListenAddress)
+	cmd.Flag("kubeconfig", "Path to a kubeconfig file; in a pod the in-cluster configuration is used when this is empty.").
+		Envar("KUBECONFIG").StringVar(&c.Kubeconfig)
+	cmd.Flag("cluster", "Cluster name to attach as a 'cluster' label to every upgradeguard metric; empty attaches none (Prometheus usually adds it as an external label).").
+		StringVar(&c.Cluster)
+	cmd.Flag("kube.sync-timeout", "How long to wait at start for the informers' initial lists before giving up with an error.").
+		Default("2m").DurationVar(&c.SyncTimeout)
+	cmd.Flag("kube.qps", "Queries per second to the API server (client-side rate limit).").
+		Default("20").Float32Var(&c.KubeQPS)
+	cmd.Flag("kube.burst", "Burst of queries to the API server above kube.qps.").
+		Default("40").IntVar(&c.KubeBurst)
+	cmd.Flag("collector.nodes.nodegroup-label", "Node label holding the node group, tried before the kops and EKS labels.").
+		StringVar(&c.Nodes.NodegroupLabel)
+	names := make([]string, 0, len(collectorDefaults))
+	for n := range collectorDefaults {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		def := "false"
+		if collectorDefaults[name] {
+			def = "true"
+		}
+		c.enabled[name] = cmd.Flag("collector."+name,
+			fmt.Sprintf("Enable the %s collector (default: %s; --no-collector.%s disables it).", name, map[bool]string{true: "enabled", false: "disabled"}[collectorDefaults[name]], name)).
+			Default(def).Bool()
+	}
+	return c
+}
+
+// UsageError is a problem with the command line or a file it names; the
+// process exits with status 2.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Run serves the exporter until ctx ends. It fails when the informers do
+// not sync within the sync timeout.
+func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	if path := *cfg.Web.WebConfigFile; path != "" {
+		if err := web.Validate(path); err != nil {
+			return UsageError{fmt.Errorf("--web.config.file %s: %w", path, err)}
+		}
+	}
+	restCfg, err := kube.RESTConfig(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	restCfg.QPS, restCfg.Burst = cfg.KubeQPS, cfg.KubeBurst
+	restCfg.UserAgent = "upgradeguard-exporter"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("creating Kubernetes client for %s: %w", restCfg.Host, err)
+	}
+
+	informers := kube.NewInformers(client, kube.Options{NodeLabels: cfg.Nodes.NodeLabels()}, logger)
+	set, err := newSet(cfg, informers, logger)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		promcollectors.NewGoCollector(),
+		promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("upgradeguard"),
+	)
+	var r prometheus.Registerer = reg
+	if cfg.Cluster != "" {
+		r = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": cfg.Cluster}, reg)
+	}
+	if err := r.Register(set); err != nil {
+		return fmt.Errorf("registering collectors: %w", err)
+	}
+
+	srv := &http.Server{Handler: Handler(reg, informers.Synced, logger), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(srv, cfg.Web, logger) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	informers.Start(ctx)
+	logger.Info("waiting for informers to sync", "api_server", restCfg.Host, "timeout", cfg.SyncTimeout, "collectors", set.Names())
+	begin := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, cfg.SyncTimeout)
+	err = informers.WaitForSync(sctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("API server %s: %w", restCfg.Host, err)
+	}
+	logger.Info("informers synced, ready", "duration_seconds", time.Since(begin).Seconds())
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		return nil
+	case err := <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+}
+
+func newSet(cfg *Config, informers *kube.Informers, logger *slog.Logger) (*collectors.Set, error) {
+	enabled := map[string]collectors.Collector{}
+	if *cfg.enabled["nodes"] {
+		c, err := nodes.New(informers.Nodes(), informers.NodeLeases(), cfg.Nodes)
+		if err != nil {
+			return nil, fmt.Errorf("nodes collector: %w", err)
+		}
+		enabled["nodes"] = c
+	}
+	if *cfg.enabled["pdb"] {
+		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets())
+	}
+	if len(enabled) == 0 {
+		return nil, UsageError{errors.New("every collector is disabled; enable at least one --collector.<name>")}
+	}
+	return collectors.NewSet(enabled, logger), nil
+}
+
+// Handler serves /metrics, /healthz (the process is alive), /readyz (the
+// informers have synced) and a landing page.
+func Handler(reg *prometheus.Registry, ready func() bool, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          reg,
+		EnableOpenMetrics: true,
+	}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "informers not synced yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "upgradeguard exporter",
+		Description: "Node readiness, PDB drain headroom and AWS limits for safe Kubernetes upgrades",
+		Links: []web.LandingLinks{
+			{Address: "/metrics", Text: "Metrics"},
+			{Address: "/healthz", Text: "Health"},
+			{Address: "/readyz", Text: "Readiness"},
+		},
+	})
+	if err == nil {
+		mux.Handle("/", landing)
+	}
+	return mux
+}
