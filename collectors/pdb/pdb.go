@@ -14,6 +14,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
@@ -56,7 +57,8 @@ var (
 )
 
 // Collector exports PodDisruptionBudgets and per-node drain headroom from the
-// node, pod and PDB informers. It never calls the API server.
+// node, pod and PDB informers. It never calls the API server. Which pods the
+// Eviction API would refuse follows the rules described in eviction.go.
 type Collector struct {
 	nodes, pods, pdbs *kube.Informer
 
@@ -72,9 +74,17 @@ type pdbKey struct{ namespace, name string }
 // resourceVersion.
 type cachedSelector struct {
 	resourceVersion string
-	selector        labels.Selector
+	selector        labels.Selector // nil when it matches nothing
 	err             error
-	seen            uint64 // scrape that last saw the PDB; older entries are pruned
+	// required lists the selector's requirements that a label equal one of
+	// some values, by which the PDB is found from a pod's labels.
+	required []requiredLabel
+	seen     uint64 // scrape that last saw the PDB; older entries are pruned
+}
+
+type requiredLabel struct {
+	key    string
+	values []string
 }
 
 // New returns a collector reading the given shared informers: the pod
@@ -87,14 +97,85 @@ func New(nodes, pods, pdbs *kube.Informer) *Collector {
 // budget is one PDB during one scrape, with the counts of the node being
 // computed.
 type budget struct {
-	pdb      *policyv1.PodDisruptionBudget
-	selector labels.Selector // nil when unparsable: matches nothing
+	pdb *policyv1.PodDisruptionBudget
+	sel *cachedSelector
 
 	// consuming counts the node's pods whose eviction would have to take one
 	// of the budget's disruptionsAllowed; multi those refused outright
 	// because other PDBs select them too.
 	consuming, multi int32
 	touched          bool
+}
+
+// namespaceBudgets are the PDBs of one namespace, indexed so that a pod is
+// matched against the few whose selector could select it, not against all of
+// them: a PDB whose selector requires a label to equal one of some values is
+// listed under that label and those values, the others are tried on every pod.
+type namespaceBudgets struct {
+	budgets []budget
+	byLabel []labelIndex
+	always  []*budget
+}
+
+// labelIndex lists budgets by the value their selector requires of one label.
+type labelIndex struct {
+	key     string
+	byValue map[string][]*budget
+}
+
+func newNamespaceBudgets(budgets []budget) *namespaceBudgets {
+	nb := &namespaceBudgets{budgets: budgets}
+	for i := range budgets {
+		b := &budgets[i]
+		if b.sel.selector == nil {
+			continue
+		}
+		if len(b.sel.required) == 0 {
+			nb.always = append(nb.always, b)
+			continue
+		}
+		// Prefer a label already indexed: fewer lookups per pod.
+		req, idx := b.sel.required[0], -1
+	search:
+		for _, r := range b.sel.required {
+			for i := range nb.byLabel {
+				if nb.byLabel[i].key == r.key {
+					req, idx = r, i
+					break search
+				}
+			}
+		}
+		if idx < 0 {
+			idx = len(nb.byLabel)
+			nb.byLabel = append(nb.byLabel, labelIndex{key: req.key, byValue: map[string][]*budget{}})
+		}
+		for _, v := range req.values {
+			nb.byLabel[idx].byValue[v] = append(nb.byLabel[idx].byValue[v], b)
+		}
+	}
+	return nb
+}
+
+// match appends to matched the budgets whose selector selects the pod.
+func (nb *namespaceBudgets) match(pod *corev1.Pod, matched []*budget) []*budget {
+	set := labels.Set(pod.Labels)
+	for i := range nb.byLabel {
+		v, ok := pod.Labels[nb.byLabel[i].key]
+		if !ok {
+			continue
+		}
+		for _, b := range nb.byLabel[i].byValue[v] {
+			if b.sel.selector.Matches(set) {
+				matched = append(matched, b)
+			}
+		}
+	}
+	for _, b := range nb.always {
+		if b.sel.selector.Matches(set) {
+			matched = append(matched, b)
+		}
+	}
+	return matched
 }
 
 // Update sends the PDB and node metrics computed from the informers' caches.
@@ -110,9 +191,9 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 
 	byNamespace, budgetErrs := c.budgets()
 	errs = append(errs, budgetErrs...)
-	for _, budgets := range byNamespace {
-		for i := range budgets {
-			sendBudget(ch, budgets[i].pdb)
+	for _, nb := range byNamespace {
+		for i := range nb.budgets {
+			sendBudget(ch, nb.budgets[i].pdb)
 		}
 	}
 
@@ -139,10 +220,10 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 // matches no pod, which is also what the Eviction API does with it
 // (getPodDisruptionBudgets in eviction.go skips it); since it cannot tell
 // which pods the PDB was meant to guard, it is reported as an error.
-func (c *Collector) budgets() (map[string][]budget, []error) {
+func (c *Collector) budgets() (map[string]*namespaceBudgets, []error) {
 	indexer := c.pdbs.GetIndexer()
 	namespaces := indexer.ListIndexFuncValues(cache.NamespaceIndex)
-	byNamespace := make(map[string][]budget, len(namespaces))
+	byNamespace := make(map[string]*namespaceBudgets, len(namespaces))
 	var errs []error
 
 	c.mu.Lock()
@@ -160,15 +241,15 @@ func (c *Collector) budgets() (map[string][]budget, []error) {
 			if !ok {
 				continue
 			}
-			sel, err := c.selector(pdb)
-			if err != nil {
+			sel := c.selector(pdb)
+			if sel.err != nil {
 				errs = append(errs, fmt.Errorf("parsing the selector of PodDisruptionBudget %s/%s, counted as matching no pod as the Eviction API does: %w",
-					pdb.Namespace, pdb.Name, err))
+					pdb.Namespace, pdb.Name, sel.err))
 			}
-			budgets = append(budgets, budget{pdb: pdb, selector: sel})
+			budgets = append(budgets, budget{pdb: pdb, sel: sel})
 		}
 		if len(budgets) > 0 {
-			byNamespace[ns] = budgets
+			byNamespace[ns] = newNamespaceBudgets(budgets)
 		}
 	}
 	for k, s := range c.selectors {
@@ -179,22 +260,41 @@ func (c *Collector) budgets() (map[string][]budget, []error) {
 	return byNamespace, errs
 }
 
-// selector returns the PDB's parsed selector; c.mu must be held.
-func (c *Collector) selector(pdb *policyv1.PodDisruptionBudget) (labels.Selector, error) {
+// selector returns the PDB's parsed selector; c.mu must be held. Apart from
+// seen, which only changes under c.mu, an entry is never modified once built,
+// so a scrape reads it after unlocking.
+func (c *Collector) selector(pdb *policyv1.PodDisruptionBudget) *cachedSelector {
 	key := pdbKey{pdb.Namespace, pdb.Name}
 	s, ok := c.selectors[key]
 	if !ok || s.resourceVersion != pdb.ResourceVersion {
-		// A nil selector gives labels.Nothing() and an empty one
-		// labels.Everything(), the policy/v1 semantics.
-		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil {
-			sel = nil
-		}
-		s = &cachedSelector{resourceVersion: pdb.ResourceVersion, selector: sel, err: err}
+		s = parseSelector(pdb)
 		c.selectors[key] = s
 	}
 	s.seen = c.scrape
-	return s.selector, s.err
+	return s
+}
+
+func parseSelector(pdb *policyv1.PodDisruptionBudget) *cachedSelector {
+	s := &cachedSelector{resourceVersion: pdb.ResourceVersion}
+	// A nil selector gives labels.Nothing() and an empty one
+	// labels.Everything(), the policy/v1 semantics.
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	reqs, selectable := sel.Requirements()
+	if !selectable { // labels.Nothing()
+		return s
+	}
+	s.selector = sel
+	for _, r := range reqs {
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In:
+			s.required = append(s.required, requiredLabel{key: r.Key(), values: r.ValuesUnsorted()})
+		}
+	}
+	return s
 }
 
 func sendBudget(ch chan<- prometheus.Metric, pdb *policyv1.PodDisruptionBudget) {
@@ -213,16 +313,20 @@ type nodeScratch struct {
 }
 
 // send computes and sends one node's metrics from its pods.
-func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any, byNamespace map[string][]budget) {
+func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any, byNamespace map[string]*namespaceBudgets) {
 	var evictable, unmanaged, localStorage int
 	s.touched = s.touched[:0]
 	for _, obj := range pods {
 		pod, ok := obj.(*corev1.Pod)
-		if !ok || !drainEvicts(pod) {
+		if !ok {
+			continue
+		}
+		controller := metav1.GetControllerOfNoCopy(pod)
+		if !drainEvicts(pod, controller) {
 			continue
 		}
 		evictable++
-		if metav1.GetControllerOfNoCopy(pod) == nil {
+		if controller == nil {
 			unmanaged++
 		}
 		if hasEmptyDir(pod) {
@@ -231,13 +335,11 @@ func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any,
 		if canIgnorePDB(pod) {
 			continue
 		}
-		s.matched = s.matched[:0]
-		budgets := byNamespace[pod.Namespace]
-		for i := range budgets {
-			if b := &budgets[i]; b.selector != nil && b.selector.Matches(labels.Set(pod.Labels)) {
-				s.matched = append(s.matched, b)
-			}
+		nb := byNamespace[pod.Namespace]
+		if nb == nil {
+			continue
 		}
+		s.matched = nb.match(pod, s.matched[:0])
 		switch len(s.matched) {
 		case 0:
 		case 1:
@@ -277,17 +379,14 @@ func (s *nodeScratch) touch(b *budget) {
 // drainEvicts tells whether a drain evicts the pod: kubectl drain leaves
 // DaemonSet pods (their controller would recreate them in place) and mirror
 // pods (the kubelet owns them) alone, and finished pods hold nothing.
-func drainEvicts(pod *corev1.Pod) bool {
+func drainEvicts(pod *corev1.Pod, controller *metav1.OwnerReference) bool {
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return false
 	}
 	if _, ok := pod.Annotations[kube.MirrorPodAnnotation]; ok {
 		return false
 	}
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "DaemonSet" {
-		return false
-	}
-	return true
+	return controller == nil || controller.Kind != "DaemonSet"
 }
 
 func hasEmptyDir(pod *corev1.Pod) bool {
