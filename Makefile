@@ -28,6 +28,15 @@ lint:
 testbed-deps:
 	bash internal/testbed/deps.sh
 
+# A simulated cluster on the testbed with the exporter, Prometheus and Thanos;
+# stays up until Ctrl-C.
+demo: testbed-deps
+	$(GO) run ./internal/demo
+
+# The scale scenario (not part of test): 1,000 then 3,000 kwok nodes.
+bench-scale: testbed-deps
+	$(GO) test -tags scale -run TestScale -v -count=1 -timeout 100m ./internal/e2e/
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./collectors/...
 

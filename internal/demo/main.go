@@ -1,0 +1,207 @@
+// Command demo brings up the testbed with a small simulated cluster, runs
+// the exporter against it behind two Prometheus replicas and Thanos Query,
+// prints where to look and what the exporter sees, and stays up until Ctrl-C.
+// Run it with `make demo` from the repository root.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/upgradeguard/upgradeguard/internal/scrape"
+	"github.com/upgradeguard/upgradeguard/internal/testbed"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context) error {
+	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	logf("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, 2 Prometheus + Thanos sidecars, Thanos Query")
+	tb, err := testbed.Start(startCtx, testbed.Options{Prometheus: true, Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		logf("stopping the testbed")
+		if err := tb.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stopping:", err)
+		}
+	}()
+
+	bin := filepath.Join(tb.Dir, "upgradeguard")
+	logf("building upgradeguard")
+	build := exec.CommandContext(startCtx, "go", "build", "-o", bin, "./cmd/upgradeguard")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building upgradeguard (run the demo from the repository root): %w", err)
+	}
+
+	if err := createCluster(startCtx, tb); err != nil {
+		return err
+	}
+
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
+		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr}, nil); err != nil {
+		return err
+	}
+	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
+		return err
+	}
+	metricsURL := "http://" + addr + "/metrics"
+
+	// Wait until the exporter sees every node Ready and the disruption
+	// controller has filled in the blocking PDB.
+	var mfs scrape.Families
+	err = testbed.WaitFor(startCtx, 3*time.Minute, "the exporter to see 12 ready nodes and the PDBs computed", func(ctx context.Context) (bool, error) {
+		mfs, err = scrape.Get(ctx, metricsURL)
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, s := range mfs.Samples("upgradeguard_node_ready", nil) {
+			ready += int(s.Value)
+		}
+		expected, _ := mfs.Value("upgradeguard_pdb_expected_pods", map[string]string{"namespace": "payments", "pdb": "ledger"})
+		return ready == 12 && expected == 2, fmt.Errorf("%d nodes ready, ledger PDB expects %v pods", ready, expected)
+	})
+	if err != nil {
+		return err
+	}
+
+	fmt.Println()
+	fmt.Println("upgradeguard demo is up:")
+	fmt.Printf("  exporter metrics   %s\n", metricsURL)
+	for i, u := range tb.PrometheusURLs {
+		fmt.Printf("  Prometheus r%d      %s\n", i, u)
+	}
+	fmt.Printf("  Thanos Query       %s   (try: upgradeguard_node_drainable == 0)\n", tb.ThanosQueryURL)
+	fmt.Printf("  kubeconfig         %s\n", tb.Kubeconfig)
+	fmt.Println()
+	summarize(mfs)
+	fmt.Println()
+	fmt.Println("Press Ctrl-C to stop and clean up.")
+	<-ctx.Done()
+	return nil
+}
+
+func createCluster(ctx context.Context, tb *testbed.Testbed) error {
+	zones := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+	groups := []string{"nodes-blue", "nodes-green"}
+	for i := range 12 {
+		n := testbed.Node{
+			Name:         fmt.Sprintf("node-%02d", i),
+			Zone:         zones[i%3],
+			InstanceType: []string{"m5.large", "m6i.large"}[i/6],
+			NodeGroup:    groups[i/6],
+		}
+		if err := tb.CreateNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	logf("created 12 kwok nodes in 3 zones and 2 node groups")
+	one, zero, half := intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
+	workloads := []testbed.Workload{
+		{Namespace: "shop", Name: "web", Replicas: 6, MaxUnavailable: &one},
+		{Namespace: "shop", Name: "api", Replicas: 4, MinAvailable: &half},
+		// The blocking one: maxUnavailable 0 can never allow an eviction.
+		{Namespace: "payments", Name: "ledger", Replicas: 2, MaxUnavailable: &zero,
+			NodeSelector: map[string]string{corev1.LabelHostname: "node-04"}},
+		{Namespace: "batch", Name: "scratch", Replicas: 2, EmptyDir: true},
+	}
+	for _, w := range workloads {
+		if err := tb.CreateWorkload(ctx, w); err != nil {
+			return err
+		}
+	}
+	logf("created workloads shop/web, shop/api, payments/ledger (PDB maxUnavailable 0, pinned to node-04), batch/scratch (emptyDir)")
+	return nil
+}
+
+// summarize prints what the exporter sees, as an operator would read it
+// before an upgrade.
+func summarize(mfs scrape.Families) {
+	fmt.Println("What the exporter sees:")
+	ready, total := 0, 0
+	maxAge, maxAgeNode := 0.0, ""
+	for _, s := range mfs.Samples("upgradeguard_node_ready", nil) {
+		total++
+		ready += int(s.Value)
+	}
+	for _, s := range mfs.Samples("upgradeguard_node_heartbeat_age_seconds", nil) {
+		if s.Value > maxAge {
+			maxAge, maxAgeNode = s.Value, s.Labels["node"]
+		}
+	}
+	fmt.Printf("  nodes ready: %d/%d; oldest kubelet heartbeat %.0fs (%s)\n", ready, total, maxAge, maxAgeNode)
+
+	var pdbs []string
+	for _, s := range mfs.Samples("upgradeguard_pdb_disruptions_allowed", nil) {
+		key := map[string]string{"namespace": s.Labels["namespace"], "pdb": s.Labels["pdb"]}
+		line := fmt.Sprintf("  PDB %s/%s: %.0f disruption(s) allowed", key["namespace"], key["pdb"], s.Value)
+		if v, _ := mfs.Value("upgradeguard_pdb_unsatisfiable", key); v == 1 {
+			line += ", UNSATISFIABLE: no eviction can ever pass"
+		}
+		pdbs = append(pdbs, line)
+	}
+	sort.Strings(pdbs)
+	fmt.Println(strings.Join(pdbs, "\n"))
+
+	var blocked []string
+	for _, s := range mfs.Samples("upgradeguard_node_drain_blocked_pods", nil) {
+		blocked = append(blocked, fmt.Sprintf("  node %s: drain blocked, %.0f pod(s) of PDB %s/%s would be refused",
+			s.Labels["node"], s.Value, s.Labels["namespace"], s.Labels["pdb"]))
+	}
+	sort.Strings(blocked)
+	if len(blocked) == 0 {
+		fmt.Println("  every node is drainable")
+	} else {
+		fmt.Println(strings.Join(blocked, "\n"))
+	}
+	var local []string
+	for _, s := range mfs.Samples("upgradeguard_node_local_storage_pods", nil) {
+		if s.Value > 0 {
+			local = append(local, s.Labels["node"])
+		}
+	}
+	sort.Strings(local)
+	if len(local) > 0 {
+		fmt.Printf("  nodes with emptyDir pods (their data is lost on drain): %s\n", strings.Join(local, ", "))
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

@@ -1,0 +1,255 @@
+// Package e2e runs the exporter binary against the testbed's real
+// kube-apiserver, controllers, kwok nodes, Prometheus and Thanos.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/upgradeguard/upgradeguard/internal/scrape"
+	"github.com/upgradeguard/upgradeguard/internal/testbed"
+)
+
+// buildExporter compiles the upgradeguard binary once for the test.
+func buildExporter(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "upgradeguard")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/upgradeguard/upgradeguard/cmd/upgradeguard")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("building upgradeguard: %v", err)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestExporterAgainstRealCluster(t *testing.T) {
+	bin := buildExporter(t)
+	tb := testbed.ForTest(t, testbed.Options{Prometheus: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+
+	// 20 nodes in 3 zones and 2 node groups.
+	zones := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+	var names []string
+	for i := range 20 {
+		group := "nodes-blue"
+		if i%2 == 1 {
+			group = "nodes-green"
+		}
+		n := testbed.Node{
+			Name:         fmt.Sprintf("node-%02d", i),
+			Zone:         zones[i%3],
+			InstanceType: "m5.large",
+			NodeGroup:    group,
+		}
+		if err := tb.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n.Name)
+	}
+	// Deployments under PDBs, pinned to known nodes so the drain verdicts
+	// can be checked pod by pod.
+	zero, one := intstr.FromInt32(0), intstr.FromInt32(1)
+	workloads := []testbed.Workload{
+		{Namespace: "shop", Name: "frozen", Replicas: 2, MaxUnavailable: &zero,
+			NodeSelector: map[string]string{corev1.LabelHostname: "node-03"}},
+		{Namespace: "shop", Name: "web", Replicas: 3, MaxUnavailable: &one,
+			NodeSelector: map[string]string{corev1.LabelHostname: "node-04"}},
+		{Namespace: "data", Name: "cache", Replicas: 4, MinAvailable: ptr(intstr.FromString("50%"))},
+	}
+	for _, w := range workloads {
+		if err := tb.CreateWorkload(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	addr := freeAddr(t)
+	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
+		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--log.level", "debug"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	metricsURL := "http://" + addr + "/metrics"
+	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("every node is ready and seen once through Thanos", func(t *testing.T) {
+		err := testbed.WaitFor(ctx, 3*time.Minute, "Thanos Query to return upgradeguard_node_ready == 1 for all 20 nodes, deduplicated", func(ctx context.Context) (bool, error) {
+			r, err := tb.QueryThanos(ctx, "upgradeguard_node_ready == 1", true)
+			if err != nil {
+				return false, err
+			}
+			if len(r) != len(names) {
+				return false, fmt.Errorf("%d series, want %d", len(r), len(names))
+			}
+			for _, s := range r {
+				if _, ok := s.Metric["replica"]; ok {
+					return false, fmt.Errorf("deduplicated series still has a replica label: %v", s.Metric)
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := tb.QueryThanos(ctx, "upgradeguard_node_ready", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r) != 2*len(names) {
+			t.Errorf("dedup=false: %d series, want one per replica: %d", len(r), 2*len(names))
+		}
+		r, err = tb.QueryThanos(ctx, `count by (nodegroup, zone) (upgradeguard_node_info)`, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r) != 6 {
+			t.Errorf("node_info: %d (nodegroup, zone) pairs, want 6: %+v", len(r), r)
+		}
+	})
+
+	t.Run("drain verdicts agree with the Eviction API", func(t *testing.T) {
+		// Wait until the disruption controller has computed both PDBs and
+		// the exporter shows the verdicts.
+		err := testbed.WaitFor(ctx, 2*time.Minute, "exporter to show node-03 blocked and node-04 drainable", func(ctx context.Context) (bool, error) {
+			mfs, err := scrape.Get(ctx, metricsURL)
+			if err != nil {
+				return false, err
+			}
+			d3, ok3 := mfs.Value("upgradeguard_node_drainable", map[string]string{"node": "node-03"})
+			blocked, okb := mfs.Value("upgradeguard_node_drain_blocked_pods", map[string]string{"node": "node-03", "namespace": "shop", "pdb": "frozen"})
+			allowed, oka := mfs.Value("upgradeguard_pdb_disruptions_allowed", map[string]string{"namespace": "shop", "pdb": "web"})
+			d4, ok4 := mfs.Value("upgradeguard_node_drain_blocked_pods", map[string]string{"node": "node-04", "pdb": "web"})
+			evictable4, _ := mfs.Value("upgradeguard_node_evictable_pods", map[string]string{"node": "node-04"})
+			if !ok3 || !okb || !oka {
+				return false, fmt.Errorf("series missing: drainable=%v blocked=%v allowed=%v", ok3, okb, oka)
+			}
+			// node-04 holds the 3 web pods, of which the PDB allows one
+			// disruption: two are blocked until the first is replaced.
+			return d3 == 0 && blocked == 2 && allowed == 1 && ok4 && d4 == 2 && evictable4 == 3, fmt.Errorf(
+				"node-03 drainable=%v blocked=%v; web allowed=%v; node-04 blocked=%v evictable=%v", d3, blocked, allowed, d4, evictable4)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods := func(app, node string) []corev1.Pod {
+			list, err := tb.Client.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []corev1.Pod
+			for _, p := range list.Items {
+				if p.Spec.NodeName == node && p.DeletionTimestamp == nil {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+		evict := func(p corev1.Pod) error {
+			return tb.Client.CoreV1().Pods(p.Namespace).EvictV1(ctx, &policyv1.Eviction{
+				ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
+			})
+		}
+		for _, p := range pods("frozen", "node-03") {
+			err := evict(p)
+			if !apierrors.IsTooManyRequests(err) {
+				t.Errorf("evicting %s under a maxUnavailable 0 PDB: got %v, want 429 Too Many Requests, as the exporter said", p.Name, err)
+			}
+		}
+		web := pods("web", "node-04")
+		if len(web) != 3 {
+			t.Fatalf("web pods on node-04: %d, want 3", len(web))
+		}
+		if err := evict(web[0]); err != nil {
+			t.Errorf("evicting %s (PDB allows 1): %v; the exporter said one pod is evictable", web[0].Name, err)
+		}
+		if err := evict(web[1]); !apierrors.IsTooManyRequests(err) {
+			t.Errorf("evicting a second web pod at once: got %v, want 429, as the exporter said", err)
+		}
+	})
+
+	t.Run("a stopped heartbeat shows before the node controller reacts", func(t *testing.T) {
+		const victim = "node-07"
+		if err := tb.StopHeartbeat(ctx, victim); err != nil {
+			t.Fatal(err)
+		}
+		// The exporter must see the heartbeat overdue while the node is
+		// still Ready: that is the early warning.
+		err := testbed.WaitFor(ctx, 2*time.Minute, "heartbeat age of "+victim+" past its lease duration while still Ready", func(ctx context.Context) (bool, error) {
+			mfs, err := scrape.Get(ctx, metricsURL)
+			if err != nil {
+				return false, err
+			}
+			sel := map[string]string{"node": victim}
+			age, ok1 := mfs.Value("upgradeguard_node_heartbeat_age_seconds", sel)
+			dur, ok2 := mfs.Value("upgradeguard_node_lease_duration_seconds", sel)
+			ready, ok3 := mfs.Value("upgradeguard_node_ready", sel)
+			if !ok1 || !ok2 || !ok3 {
+				return false, fmt.Errorf("series missing")
+			}
+			if ready != 1 {
+				return false, fmt.Errorf("node already not ready (age %.0fs, lease %.0fs): the exporter did not see it first", age, dur)
+			}
+			return age > dur, fmt.Errorf("age %.0fs, lease %.0fs", age, dur)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = testbed.WaitFor(ctx, 3*time.Minute, "the node controller to mark "+victim+" not ready", func(ctx context.Context) (bool, error) {
+			mfs, err := scrape.Get(ctx, metricsURL)
+			if err != nil {
+				return false, err
+			}
+			ready, ok := mfs.Value("upgradeguard_node_ready", map[string]string{"node": victim})
+			return ok && ready == 0, fmt.Errorf("ready=%v", ready)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := tb.Client.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status != corev1.ConditionUnknown {
+				t.Errorf("API server says Ready=%s, want Unknown", c.Status)
+			}
+		}
+		mfs, err := scrape.Get(ctx, metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := mfs.Value("upgradeguard_node_ready_transitions_total", map[string]string{"node": victim}); v < 1 {
+			t.Errorf("ready transitions of %s = %v, want >= 1", victim, v)
+		}
+		for _, c := range []string{"nodes", "pdb"} {
+			if v, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": c}); v != 1 {
+				t.Errorf("collector %s success = %v", c, v)
+			}
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
