@@ -37,7 +37,12 @@ THANOS_VERSION="v0.42.0" # newest whose go.mod asks for no newer Go than 1.26.8
 PROMETHEUS_DEB="prometheus" # Debian package; gives /usr/bin/prometheus, /usr/bin/promtool
 # ---------------------------------------------------------------------------
 
-CACHE="${UPGRADEGUARD_TESTBED_CACHE:-$HOME/.cache/upgradeguard-testbed}"
+# Same rule as CacheDir() in binaries.go (no HOME: the temp dir).
+if [[ -n "${HOME:-}" ]]; then
+	CACHE="${UPGRADEGUARD_TESTBED_CACHE:-$HOME/.cache/upgradeguard-testbed}"
+else
+	CACHE="${UPGRADEGUARD_TESTBED_CACHE:-${TMPDIR:-/tmp}/upgradeguard-testbed}"
+fi
 
 # Common go build flags: small, reproducible-ish, static where possible.
 GO_BUILD_FLAGS=(-trimpath -buildvcs=false)
@@ -57,9 +62,14 @@ fi
 WORK=""         # throw-away build area for this run
 CURRENT_TMP=""  # $CACHE/<name>-<ver>.tmp being populated, if any
 POLICY_RC_CREATED=""
+CHILD=""        # pid of the command run() is waiting for, if any
 
 cleanup() {
 	local rc=$?
+	if [[ -n "$CHILD" ]]; then
+		kill -TERM "$CHILD" 2>/dev/null || true
+		wait "$CHILD" 2>/dev/null || true
+	fi
 	if [[ -n "$CURRENT_TMP" && -e "$CURRENT_TMP" ]]; then
 		rm -rf -- "$CURRENT_TMP" || true
 	fi
@@ -89,6 +99,14 @@ if command -v flock >/dev/null 2>&1; then
 	flock 9
 fi
 
+# Leftovers of runs that were killed (SIGKILL, power loss) before their trap
+# ran. We hold the lock, so no other run is using them.
+for stale in "$CACHE"/.work.* "$CACHE"/*.tmp; do
+	[[ -e "$stale" ]] || continue
+	chmod -R u+w -- "$stale" 2>/dev/null || true
+	rm -rf -- "$stale"
+done
+
 # complete DIR FILE... : true when DIR holds every FILE, non-empty.
 complete() {
 	local dir=$1
@@ -106,9 +124,16 @@ need_go() {
 	[[ -n "$GO_CHECKED" ]] && return 0
 	command -v go >/dev/null 2>&1 || die "the go command is not on PATH (needed to build the testbed binaries)"
 	export GOWORK=off CGO_ENABLED=0
-	GOMODCACHE="$(go env GOMODCACHE)"
-	WORK="$(mktemp -d "${TMPDIR:-/tmp}/upgradeguard-testbed-build.XXXXXXXX")"
+	need_work
 	GO_CHECKED=1
+}
+
+# need_work: creates this run's build area (for logs and throw-away modules).
+# It lives in the cache dir, not /tmp: a /tmp cleaner (test code removing
+# stale upgradeguard-testbed-* dirs) deleted a build dir mid-build here.
+need_work() {
+	[[ -n "$WORK" ]] && return 0
+	WORK="$(mktemp -d "$CACHE/.work.XXXXXXXX")"
 }
 
 # begin NAME-VER : prepares an empty $CACHE/NAME-VER.tmp, sets OUT to it.
@@ -127,7 +152,7 @@ commit() {
 	local final="$CACHE/$key"
 	# An incomplete leftover (only possible if someone edited the cache) goes.
 	rm -rf -- "$final"
-	mv -T -- "$CURRENT_TMP" "$final"
+	mv -- "$CURRENT_TMP" "$final"
 	CURRENT_TMP=""
 	log "$label: built in $((SECONDS - START))s ($final)"
 }
@@ -139,6 +164,34 @@ moddir() {
 		die "go mod download $1 failed"
 	[[ -n "$dir" && -d "$dir" ]] || die "go mod download $1 gave no directory"
 	printf '%s\n' "$dir"
+}
+
+# run LABEL DIR CMD... : runs CMD in DIR. Its output (go's many
+# "downloading" lines, apt's progress) goes to a log that is shown only on
+# failure, unless UPGRADEGUARD_TESTBED_VERBOSE is set.
+run() {
+	local label=$1 dir=$2
+	shift 2
+	local cmd="$*"
+	((${#cmd} <= 160)) || cmd="${cmd:0:157}..."
+	local logf="$WORK/last.log" rc=0
+	# In the background + wait, so that a signal to this script runs its trap
+	# at once (the trap stops the command) instead of after a long build.
+	if [[ -n "${UPGRADEGUARD_TESTBED_VERBOSE:-}" ]]; then
+		(cd "$dir" && exec "$@") &
+	else
+		(cd "$dir" && exec "$@") >"$logf" 2>&1 &
+	fi
+	CHILD=$!
+	wait "$CHILD" || rc=$?
+	CHILD=""
+	if ((rc != 0)); then
+		if [[ -z "${UPGRADEGUARD_TESTBED_VERBOSE:-}" ]]; then
+			printf -- '--- last 60 lines of output ---\n' >&2
+			tail -n 60 -- "$logf" >&2
+		fi
+		die "$label: failed (exit $rc): $cmd"
+	fi
 }
 
 # smoke BIN ARGS... : the fresh binary must at least print its version.
@@ -182,9 +235,9 @@ build_etcd() {
 
 		import _ "go.etcd.io/etcd/server/v3"
 	EOF
-	(cd "$m" && go mod tidy) || die "etcd $v: go mod tidy failed"
-	(cd "$m" && go build "${GO_BUILD_FLAGS[@]}" -ldflags="$GO_LDFLAGS_BASE" \
-		-o "$OUT/etcd" go.etcd.io/etcd/server/v3) || die "etcd $v: go build failed"
+	run "etcd $v" "$m" go mod tidy
+	run "etcd $v" "$m" go build "${GO_BUILD_FLAGS[@]}" -ldflags="$GO_LDFLAGS_BASE" \
+		-o "$OUT/etcd" go.etcd.io/etcd/server/v3
 	smoke "$OUT/etcd" --version
 	commit "$key" "etcd $v"
 }
@@ -232,7 +285,7 @@ build_kubernetes() {
 		done
 		printf ')\n'
 	} >"$m/tools.go"
-	(cd "$m" && go mod tidy) || die "kubernetes $v: go mod tidy failed"
+	run "kubernetes $v" "$m" go mod tidy
 
 	# What hack/lib/version.sh stamps into release binaries.
 	local major minor ld="" pkg
@@ -248,8 +301,8 @@ build_kubernetes() {
 	for b in "${bins[@]}"; do
 		pkgs+=("k8s.io/kubernetes/cmd/$b")
 	done
-	(cd "$m" && go build "${GO_BUILD_FLAGS[@]}" -ldflags="$GO_LDFLAGS_BASE$ld" \
-		-o "$OUT/" "${pkgs[@]}") || die "kubernetes $v: go build failed"
+	run "kubernetes $v" "$m" go build "${GO_BUILD_FLAGS[@]}" -ldflags="$GO_LDFLAGS_BASE$ld" \
+		-o "$OUT/" "${pkgs[@]}"
 	for b in "${bins[@]}"; do
 		[[ -s "$OUT/$b" ]] || die "kubernetes $v: $b was not produced"
 		smoke "$OUT/$b" --version
@@ -267,8 +320,8 @@ build_kwok() {
 	fi
 	need_go
 	begin "$key"
-	(cd "$WORK" && GOBIN="$OUT" go install "${GO_BUILD_FLAGS[@]}" -ldflags="$GO_LDFLAGS_BASE" \
-		"sigs.k8s.io/kwok/cmd/kwok@$v") || die "kwok $v: go install failed"
+	run "kwok $v" "$WORK" env GOBIN="$OUT" go install "${GO_BUILD_FLAGS[@]}" \
+		-ldflags="$GO_LDFLAGS_BASE" "sigs.k8s.io/kwok/cmd/kwok@$v"
 	local kdir
 	kdir="$(moddir "sigs.k8s.io/kwok@$v")"
 	local st="$kdir/kustomize/stage"
@@ -311,9 +364,9 @@ build_thanos() {
 	cp -R -- "$src" "$m"
 	chmod -R u+w -- "$m"
 	local pv="github.com/prometheus/common/version"
-	(cd "$m" && go build "${GO_BUILD_FLAGS[@]}" -tags slicelabels,netgo \
+	run "thanos $v" "$m" go build "${GO_BUILD_FLAGS[@]}" -tags slicelabels,netgo \
 		-ldflags="$GO_LDFLAGS_BASE -X $pv.Version=${v#v} -X $pv.Branch=HEAD -X $pv.BuildUser=upgradeguard-testbed" \
-		-o "$OUT/thanos" ./cmd/thanos) || die "thanos $v: go build failed"
+		-o "$OUT/thanos" ./cmd/thanos
 	smoke "$OUT/thanos" --version
 	commit "$key" "thanos $v"
 }
@@ -334,16 +387,16 @@ install_prometheus() {
 	command -v apt-get >/dev/null 2>&1 ||
 		die "prometheus: /usr/bin/prometheus is missing and apt-get is not available"
 	local start=$SECONDS
+	need_work
 	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
 		printf '#!/bin/sh\n# temporary, from upgradeguard internal/testbed/deps.sh\nexit 101\n' |
 			$SUDO tee /usr/sbin/policy-rc.d >/dev/null
 		$SUDO chmod 0755 /usr/sbin/policy-rc.d
 		POLICY_RC_CREATED=1
 	fi
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update ||
-		die "prometheus: apt-get update failed"
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$PROMETHEUS_DEB" ||
-		die "prometheus: apt-get install $PROMETHEUS_DEB failed"
+	run prometheus / $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+	run prometheus / $SUDO env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends "$PROMETHEUS_DEB"
 	if [[ -n "$POLICY_RC_CREATED" ]]; then
 		$SUDO rm -f /usr/sbin/policy-rc.d
 		POLICY_RC_CREATED=""
