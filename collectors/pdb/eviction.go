@@ -4,6 +4,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // The Eviction API's decision, as EvictionREST.Create takes it in
@@ -41,8 +43,8 @@ import (
 // transform drops that map.
 
 // canIgnorePDB is eviction.go's canIgnorePDB.
-func canIgnorePDB(pod *corev1.Pod) bool {
-	switch pod.Status.Phase {
+func canIgnorePDB(pod *kube.Pod) bool {
+	switch pod.Phase {
 	case corev1.PodSucceeded, corev1.PodFailed, corev1.PodPending:
 		return true
 	}
@@ -52,23 +54,14 @@ func canIgnorePDB(pod *corev1.Pod) bool {
 // needsBudget tells whether evicting the pod, selected by pdb alone, has to
 // take one of the PDB's disruptionsAllowed (step 6) rather than being let
 // through as an unhealthy pod (step 5).
-func needsBudget(pod *corev1.Pod, pdb *policyv1.PodDisruptionBudget) bool {
-	if podReady(pod) {
+func needsBudget(pod *kube.Pod, pdb *policyv1.PodDisruptionBudget) bool {
+	if pod.Ready {
 		return true
 	}
 	if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
 		return false
 	}
 	return pdb.Status.CurrentHealthy < pdb.Status.DesiredHealthy || pdb.Status.DesiredHealthy <= 0
-}
-
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // blocked returns how many of the node's pods counted in b the Eviction API

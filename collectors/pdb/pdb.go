@@ -157,7 +157,7 @@ func newNamespaceBudgets(budgets []budget) *namespaceBudgets {
 }
 
 // match appends to matched the budgets whose selector selects the pod.
-func (nb *namespaceBudgets) match(pod *corev1.Pod, matched []*budget) []*budget {
+func (nb *namespaceBudgets) match(pod *kube.Pod, matched []*budget) []*budget {
 	set := labels.Set(pod.Labels)
 	for i := range nb.byLabel {
 		v, ok := pod.Labels[nb.byLabel[i].key]
@@ -317,19 +317,18 @@ func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any,
 	var evictable, unmanaged, localStorage int
 	s.touched = s.touched[:0]
 	for _, obj := range pods {
-		pod, ok := obj.(*corev1.Pod)
+		pod, ok := obj.(*kube.Pod)
 		if !ok {
 			continue
 		}
-		controller := metav1.GetControllerOfNoCopy(pod)
-		if !drainEvicts(pod, controller) {
+		if !drainEvicts(pod) {
 			continue
 		}
 		evictable++
-		if controller == nil {
+		if !pod.HasController {
 			unmanaged++
 		}
-		if hasEmptyDir(pod) {
+		if pod.HasEmptyDir {
 			localStorage++
 		}
 		if canIgnorePDB(pod) {
@@ -379,23 +378,11 @@ func (s *nodeScratch) touch(b *budget) {
 // drainEvicts tells whether a drain evicts the pod: kubectl drain leaves
 // DaemonSet pods (their controller would recreate them in place) and mirror
 // pods (the kubelet owns them) alone, and finished pods hold nothing.
-func drainEvicts(pod *corev1.Pod, controller *metav1.OwnerReference) bool {
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+func drainEvicts(pod *kube.Pod) bool {
+	if pod.Phase == corev1.PodSucceeded || pod.Phase == corev1.PodFailed || pod.Mirror {
 		return false
 	}
-	if _, ok := pod.Annotations[kube.MirrorPodAnnotation]; ok {
-		return false
-	}
-	return controller == nil || controller.Kind != "DaemonSet"
-}
-
-func hasEmptyDir(pod *corev1.Pod) bool {
-	for i := range pod.Spec.Volumes {
-		if pod.Spec.Volumes[i].EmptyDir != nil {
-			return true
-		}
-	}
-	return false
+	return !pod.HasController || pod.ControllerKind != "DaemonSet"
 }
 
 func boolFloat(b bool) float64 {

@@ -189,7 +189,8 @@ func (f *Informers) Nodes() *Informer {
 	}, StripNode(f.opts.NodeLabels), nil)
 }
 
-// Pods returns the shared pod informer, indexed by node name.
+// Pods returns the shared pod informer, indexed by node name. Its store
+// holds *Pod, not *corev1.Pod: see StripPod.
 func (f *Informers) Pods() *Informer {
 	c := f.client.CoreV1().Pods(metav1.NamespaceAll)
 	return f.get("pods", &corev1.Pod{}, &cache.ListWatch{
@@ -229,11 +230,14 @@ func (f *Informers) NodeLeases() *Informer {
 }
 
 func podNodeIndex(obj any) ([]string, error) {
-	pod, ok := obj.(*corev1.Pod)
-	if !ok || pod.Spec.NodeName == "" {
+	pod, ok := obj.(*Pod)
+	if !ok {
 		return nil, nil
 	}
-	return []string{pod.Spec.NodeName}, nil
+	if node := pod.NodeName(); node != "" {
+		return []string{node}, nil
+	}
+	return nil, nil
 }
 
 // Start runs every informer requested so far until ctx ends. Informers cannot

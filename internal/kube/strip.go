@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"unique"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -13,7 +15,8 @@ const MirrorPodAnnotation = corev1.MirrorPodAnnotationKey
 
 // The transforms below keep only what a metric reads, so the caches stay
 // small at 5,000 nodes and 150,000 pods. Anything else is dropped. Objects of
-// other types (cache.DeletedFinalStateUnknown) pass through unchanged.
+// other types (cache.DeletedFinalStateUnknown) pass through unchanged. The pod
+// transform goes further and stores a compact type, Pod (pod.go).
 
 func stripMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
@@ -59,36 +62,45 @@ func StripNode(keep []string) cache.TransformFunc {
 	}
 }
 
-// StripPod keeps what a drain decision needs: labels (for PDB selectors), the
-// controller owner, the mirror-pod annotation, emptyDir volumes, the node, the
-// phase and the Ready condition.
+// StripPod is the pod informer's transform: it turns a *corev1.Pod into a
+// *Pod holding what a drain decision needs - labels (for PDB selectors), the
+// controller's kind, the mirror-pod annotation, whether there is an emptyDir
+// volume, the node, the phase, the Ready condition and the deletion
+// timestamp. Other objects (a *Pod already stripped, as the reflector's
+// watch-list path passes them to the store's Replace;
+// cache.DeletedFinalStateUnknown) pass through unchanged.
 func StripPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Pod{ObjectMeta: stripMeta(p.ObjectMeta)}
-	out.Labels = p.Labels
-	if v, ok := p.Annotations[MirrorPodAnnotation]; ok {
-		out.Annotations = map[string]string{MirrorPodAnnotation: v}
+	out := &Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              p.Name,
+			ResourceVersion:   p.ResourceVersion,
+			DeletionTimestamp: p.DeletionTimestamp,
+		},
+		Phase: internPhase(p.Status.Phase),
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
-		out.OwnerReferences = []metav1.OwnerReference{{
-			APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Controller: ref.Controller,
-		}}
+		out.HasController = true
+		out.ControllerKind = ref.Kind
 	}
-	out.Spec.NodeName = p.Spec.NodeName
-	for _, v := range p.Spec.Volumes {
-		if v.EmptyDir != nil {
-			out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
-				Name: v.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
-			})
+	out.group = podGroups.get(p.Namespace, out.ControllerKind, p.Labels)
+	out.Namespace, out.ControllerKind, out.Labels = out.group.namespace, out.group.controllerKind, out.group.labels
+	if p.Spec.NodeName != "" {
+		out.node = unique.Make(p.Spec.NodeName)
+	}
+	_, out.Mirror = p.Annotations[MirrorPodAnnotation]
+	for i := range p.Spec.Volumes {
+		if p.Spec.Volumes[i].EmptyDir != nil {
+			out.HasEmptyDir = true
+			break
 		}
 	}
-	out.Status.Phase = p.Status.Phase
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+	for i := range p.Status.Conditions {
+		if c := &p.Status.Conditions[i]; c.Type == corev1.PodReady {
+			out.Ready = c.Status == corev1.ConditionTrue
 			break
 		}
 	}

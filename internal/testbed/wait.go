@@ -17,8 +17,9 @@ import (
 const pollInterval = 250 * time.Millisecond
 
 // WaitFor evaluates cond about every 250ms until it returns true, timeout
-// passes or ctx ends. An error from cond does not end the wait: it is kept
-// and reported if the wait times out. The error of a failed wait names what
+// passes or ctx ends. An error from cond with false does not end the wait: it
+// is kept and reported if the wait times out, so a condition may always
+// return an error describing what it saw (ignored once it returns true). The error of a failed wait names what
 // and the last error cond returned; when ctx was cancelled with a cause
 // (context.WithCancelCause), the cause is included too.
 func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) (bool, error)) error {
@@ -30,7 +31,7 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 	defer tick.Stop()
 	for {
 		ok, err := cond(ctx)
-		if ok && err == nil {
+		if ok {
 			return nil
 		}
 		// An error caused by the end of the wait itself (a request cut short,
