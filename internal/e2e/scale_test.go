@@ -84,7 +84,7 @@ func scaleRun(t *testing.T, bin string, nodes int) {
 				Labels: map[string]string{"app": fmt.Sprintf("app-%06d", a), "team": fmt.Sprintf("team-%03d", a%namespaces)},
 			},
 			Spec: corev1.PodSpec{
-				NodeName: fmt.Sprintf("node-%05d", (i*7919)%nodes), // spread each app over nodes
+				NodeName:    fmt.Sprintf("node-%05d", (i*7919)%nodes), // spread each app over nodes
 				Tolerations: []corev1.Toleration{{Key: testbed.KwokAnnotation, Operator: corev1.TolerationOpExists}},
 				Containers:  []corev1.Container{{Name: "app", Image: "app"}},
 			},

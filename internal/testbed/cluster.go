@@ -127,9 +127,6 @@ func (tb *Testbed) NodeReady(name string, status corev1.ConditionStatus) func(co
 	}
 }
 
-// wedgedHolder is the Lease holder StopHeartbeat puts in kwok's place.
-const wedgedHolder = "upgradeguard-testbed-wedged"
-
 // StopHeartbeat makes a node's kubelet wedged: its Lease is no longer renewed
 // and its node and pod status no longer updated, while the Lease keeps its
 // holder and duration as a wedged kubelet's would. The node lifecycle
