@@ -31,7 +31,8 @@ testbed-deps:
 # A simulated cluster on the testbed with the exporter, Prometheus and Thanos;
 # stays up until Ctrl-C.
 demo: testbed-deps
-	$(GO) run ./internal/demo
+	$(GO) build -o bin/demo ./internal/demo
+	./bin/demo
 
 # The scale scenario (not part of test): 1,000 then 3,000 kwok nodes.
 bench-scale: testbed-deps

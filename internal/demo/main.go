@@ -77,10 +77,10 @@ func run(ctx context.Context) error {
 	}
 	metricsURL := "http://" + addr + "/metrics"
 
-	// Wait until the exporter sees every node Ready and the disruption
-	// controller has filled in the blocking PDB.
+	// Wait until the exporter sees every node Ready and every pod under a
+	// PDB healthy, as the disruption controller counts them.
 	var mfs scrape.Families
-	err = testbed.WaitFor(startCtx, 3*time.Minute, "the exporter to see 12 ready nodes and the PDBs computed", func(ctx context.Context) (bool, error) {
+	err = testbed.WaitFor(startCtx, 3*time.Minute, "the exporter to see 12 ready nodes and every PDB's pods healthy", func(ctx context.Context) (bool, error) {
 		mfs, err = scrape.Get(ctx, metricsURL)
 		if err != nil {
 			return false, err
@@ -89,8 +89,19 @@ func run(ctx context.Context) error {
 		for _, s := range mfs.Samples("upgradeguard_node_ready", nil) {
 			ready += int(s.Value)
 		}
-		expected, _ := mfs.Value("upgradeguard_pdb_expected_pods", map[string]string{"namespace": "payments", "pdb": "ledger"})
-		return ready == 12 && expected == 2, fmt.Errorf("%d nodes ready, ledger PDB expects %v pods", ready, expected)
+		healthy := 0
+		for _, w := range workloads {
+			if w.MinAvailable == nil && w.MaxUnavailable == nil {
+				continue
+			}
+			key := map[string]string{"namespace": w.Namespace, "pdb": w.Name}
+			current, _ := mfs.Value("upgradeguard_pdb_current_healthy", key)
+			expected, _ := mfs.Value("upgradeguard_pdb_expected_pods", key)
+			if expected == float64(w.Replicas) && current == expected {
+				healthy++
+			}
+		}
+		return ready == 12 && healthy == 3, fmt.Errorf("%d nodes ready, %d of 3 PDBs with all their pods healthy", ready, healthy)
 	})
 	if err != nil {
 		return err
@@ -112,6 +123,18 @@ func run(ctx context.Context) error {
 	return nil
 }
 
+var (
+	one, zero, half = intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
+	workloads       = []testbed.Workload{
+		{Namespace: "shop", Name: "web", Replicas: 6, MaxUnavailable: &one},
+		{Namespace: "shop", Name: "api", Replicas: 4, MinAvailable: &half},
+		// The blocking one: maxUnavailable 0 can never allow an eviction.
+		{Namespace: "payments", Name: "ledger", Replicas: 2, MaxUnavailable: &zero,
+			NodeSelector: map[string]string{corev1.LabelHostname: "node-04"}},
+		{Namespace: "batch", Name: "scratch", Replicas: 2, EmptyDir: true},
+	}
+)
+
 func createCluster(ctx context.Context, tb *testbed.Testbed) error {
 	zones := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
 	groups := []string{"nodes-blue", "nodes-green"}
@@ -127,15 +150,6 @@ func createCluster(ctx context.Context, tb *testbed.Testbed) error {
 		}
 	}
 	logf("created 12 kwok nodes in 3 zones and 2 node groups")
-	one, zero, half := intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
-	workloads := []testbed.Workload{
-		{Namespace: "shop", Name: "web", Replicas: 6, MaxUnavailable: &one},
-		{Namespace: "shop", Name: "api", Replicas: 4, MinAvailable: &half},
-		// The blocking one: maxUnavailable 0 can never allow an eviction.
-		{Namespace: "payments", Name: "ledger", Replicas: 2, MaxUnavailable: &zero,
-			NodeSelector: map[string]string{corev1.LabelHostname: "node-04"}},
-		{Namespace: "batch", Name: "scratch", Replicas: 2, EmptyDir: true},
-	}
 	for _, w := range workloads {
 		if err := tb.CreateWorkload(ctx, w); err != nil {
 			return err
