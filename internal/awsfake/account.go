@@ -1,0 +1,902 @@
+package awsfake
+
+import (
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Account is the in-memory state of one AWS account in one region: what the
+// describe calls list and what the fixture methods build. Every method is
+// safe for concurrent use; the state stays consistent (an instance's ENI holds
+// an address of its subnet, a subnet's available count is its usable
+// addresses minus those ENIs hold, terminating an instance frees its ENIs).
+//
+// Getters and hooks hand out copies, never the stored records.
+type Account struct {
+	ID     string
+	Region string
+
+	mu                    sync.Mutex
+	seq                   map[string]uint64
+	salt                  uint32
+	pubIPs                uint32
+	timing                Timing
+	onLaunch, onTerminate func(Instance)
+	events                []event
+	timers                map[*time.Timer]struct{}
+	closed                bool
+
+	types     map[string]InstanceType
+	vpcs      map[string]*vpc
+	subnets   map[string]*subnet
+	instances map[string]*Instance
+	enis      map[string]*ENI
+	volumes   map[string]*Volume
+	snapshots map[string]*Snapshot
+	sgs       map[string]*SecurityGroup
+	addresses map[string]*Address
+	nats      map[string]*NATGateway
+	hosts     map[string]*Host
+	lts       map[string]*LaunchTemplate
+	lcs       map[string]*LaunchConfiguration
+	asgs      map[string]*asg
+	lbs       map[string]*LoadBalancer
+	tgs       map[string]*TargetGroup
+	clbs      map[string]*ClassicLoadBalancer
+	quotas    map[string]*Quota
+	reports   map[string]*report
+}
+
+// Timing sets how long the simulated lifecycle steps take. Zero durations
+// make a step happen within the call that causes it, which keeps tests
+// deterministic.
+type Timing struct {
+	// LaunchDelay is how long an Auto Scaling group takes to launch an
+	// instance it decided to launch (a replacement, or a scale-up).
+	LaunchDelay time.Duration
+	// PendingDuration is how long a launched instance stays pending.
+	PendingDuration time.Duration
+	// ShutdownDuration is how long a terminating instance stays shutting-down.
+	ShutdownDuration time.Duration
+	// ReportDelay is how long a quota utilization report stays IN_PROGRESS.
+	ReportDelay time.Duration
+}
+
+type event struct {
+	fn   func(Instance)
+	inst Instance
+}
+
+// NewAccount returns an account with the default instance-type catalogue and
+// default quotas, and nothing else: no VPC until a fixture needs one.
+func NewAccount(id, region string) *Account {
+	h := fnv.New32a()
+	h.Write([]byte(id + "/" + region))
+	a := &Account{
+		ID: id, Region: region,
+		seq: map[string]uint64{}, salt: h.Sum32() & 0xfffff,
+		timers:    map[*time.Timer]struct{}{},
+		types:     map[string]InstanceType{},
+		vpcs:      map[string]*vpc{},
+		subnets:   map[string]*subnet{},
+		instances: map[string]*Instance{},
+		enis:      map[string]*ENI{},
+		volumes:   map[string]*Volume{},
+		snapshots: map[string]*Snapshot{},
+		sgs:       map[string]*SecurityGroup{},
+		addresses: map[string]*Address{},
+		nats:      map[string]*NATGateway{},
+		hosts:     map[string]*Host{},
+		lts:       map[string]*LaunchTemplate{},
+		lcs:       map[string]*LaunchConfiguration{},
+		asgs:      map[string]*asg{},
+		lbs:       map[string]*LoadBalancer{},
+		tgs:       map[string]*TargetGroup{},
+		clbs:      map[string]*ClassicLoadBalancer{},
+		quotas:    map[string]*Quota{},
+		reports:   map[string]*report{},
+	}
+	for _, t := range DefaultInstanceTypes() {
+		a.types[t.Name] = t
+	}
+	for _, q := range DefaultQuotas() {
+		a.quotas[q.ServiceCode+"/"+q.QuotaCode] = &q
+	}
+	return a
+}
+
+// lock and unlock guard the state; unlock then runs the hooks that the
+// locked section queued, so a hook may call back into the Account.
+func (a *Account) lock() { a.mu.Lock() }
+
+func (a *Account) unlock() {
+	ev := a.events
+	a.events = nil
+	a.mu.Unlock()
+	for _, e := range ev {
+		e.fn(e.inst)
+	}
+}
+
+func (a *Account) emit(fn func(Instance), inst *Instance) {
+	if fn != nil {
+		a.events = append(a.events, event{fn: fn, inst: inst.clone()})
+	}
+}
+
+// after runs fn under the lock once d has passed, or right away (the caller
+// holds the lock) when d is zero.
+func (a *Account) after(d time.Duration, fn func()) {
+	if d <= 0 {
+		fn()
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		a.lock()
+		defer a.unlock()
+		delete(a.timers, t)
+		if !a.closed {
+			fn()
+		}
+	})
+	a.timers[t] = struct{}{}
+}
+
+// stop cancels pending lifecycle steps; the Server calls it on Close.
+func (a *Account) stop() {
+	a.lock()
+	defer a.unlock()
+	a.closed = true
+	for t := range a.timers {
+		t.Stop()
+	}
+	clear(a.timers)
+}
+
+// SetTiming sets the lifecycle durations.
+func (a *Account) SetTiming(t Timing) {
+	a.lock()
+	defer a.unlock()
+	a.timing = t
+}
+
+// OnLaunch sets a hook called with every instance that comes into existence
+// (AddInstance, AddASG, and the launches of Auto Scaling groups), after the
+// Account's lock is released. The testbed uses it to create a node.
+func (a *Account) OnLaunch(fn func(Instance)) {
+	a.lock()
+	defer a.unlock()
+	a.onLaunch = fn
+}
+
+// OnTerminate sets a hook called with every instance that reaches the
+// terminated state or is deleted.
+func (a *Account) OnTerminate(fn func(Instance)) {
+	a.lock()
+	defer a.unlock()
+	a.onTerminate = fn
+}
+
+// newID returns an AWS-shaped id (prefix, dash, 17 hex digits) unique to this
+// account and region and increasing in creation order.
+func (a *Account) newID(prefix string) string {
+	a.seq[prefix]++
+	return fmt.Sprintf("%s-%05x%012x", prefix, a.salt, a.seq[prefix])
+}
+
+func (a *Account) now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func (a *Account) arn(service, resource string) string {
+	return fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, a.Region, a.ID, resource)
+}
+
+// ---- VPCs and subnets ----
+
+type vpc struct {
+	ID      string
+	CIDR    netip.Prefix
+	Default bool
+	Tags    map[string]string
+}
+
+// Subnet is a subnet as DescribeSubnets reports it.
+type Subnet struct {
+	ID           string
+	VPCID        string
+	AZ           string
+	CIDR         string
+	DefaultForAZ bool
+	Tags         map[string]string
+	// UsableIPs is 2^(32-prefix) - 5: AWS reserves the first four addresses
+	// and the last one.
+	UsableIPs int
+	// AvailableIPs is UsableIPs minus the addresses ENIs hold.
+	AvailableIPs int
+}
+
+type subnet struct {
+	Subnet
+	prefix netip.Prefix
+	used   map[netip.Addr]string // address -> ENI id
+	cursor int
+}
+
+func (s *subnet) size() int   { return 1 << (32 - s.prefix.Bits()) }
+func (s *subnet) usable() int { return s.size() - 5 }
+func (s *subnet) free() int   { return s.usable() - len(s.used) }
+
+func (s *subnet) snapshot() Subnet {
+	out := s.Subnet
+	out.Tags = maps.Clone(s.Tags)
+	out.UsableIPs, out.AvailableIPs = s.usable(), s.free()
+	return out
+}
+
+func addrAt(p netip.Prefix, i int) netip.Addr {
+	b := p.Masked().Addr().As4()
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n += uint32(i)
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+}
+
+// alloc takes the lowest free address at or after the cursor, wrapping once.
+func (s *subnet) alloc(eni string) (netip.Addr, bool) {
+	first, last := 4, s.size()-2
+	if s.cursor < first || s.cursor > last {
+		s.cursor = first
+	}
+	for n := 0; n <= last-first; n++ {
+		i := s.cursor + n
+		if i > last {
+			i -= last - first + 1
+		}
+		ip := addrAt(s.prefix, i)
+		if _, taken := s.used[ip]; !taken {
+			s.used[ip] = eni
+			s.cursor = i + 1
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (s *subnet) release(ip string) {
+	if addr, err := netip.ParseAddr(ip); err == nil {
+		delete(s.used, addr)
+	}
+}
+
+// AddVPC creates a VPC with its default security group and returns its id.
+func (a *Account) AddVPC(cidr string, tags map[string]string) (string, error) {
+	a.lock()
+	defer a.unlock()
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() || p != p.Masked() || p.Bits() < 16 || p.Bits() > 28 {
+		return "", errf(400, "InvalidVpc.Range", "The CIDR '%s' is invalid.", cidr)
+	}
+	return a.addVPC(p, false, tags).ID, nil
+}
+
+func (a *Account) addVPC(p netip.Prefix, def bool, tags map[string]string) *vpc {
+	v := &vpc{ID: a.newID("vpc"), CIDR: p, Default: def, Tags: maps.Clone(tags)}
+	a.vpcs[v.ID] = v
+	sg := &SecurityGroup{ID: a.newID("sg"), Name: "default", Description: "default VPC security group", VPCID: v.ID}
+	a.sgs[sg.ID] = sg
+	return v
+}
+
+func (a *Account) defaultVPC() *vpc {
+	for _, v := range a.vpcs {
+		if v.Default {
+			return v
+		}
+	}
+	return a.addVPC(netip.MustParsePrefix("172.31.0.0/16"), true, nil)
+}
+
+// defaultSubnet returns the default VPC's subnet of zone az, creating it
+// (172.31.16k.0/20 for the zone's k-th letter) as AWS's default VPC has one.
+func (a *Account) defaultSubnet(az string) (*subnet, *apiError) {
+	v := a.defaultVPC()
+	for _, s := range a.subnets {
+		if s.VPCID == v.ID && s.AZ == az && s.DefaultForAZ {
+			return s, nil
+		}
+	}
+	k := 0
+	if az != "" {
+		k = int(az[len(az)-1]-'a') & 0xf
+	}
+	p := netip.MustParsePrefix(fmt.Sprintf("172.31.%d.0/20", 16*k))
+	return a.addSubnet(v, p, az, true, nil)
+}
+
+// SubnetSpec describes a subnet to create.
+type SubnetSpec struct {
+	// VPC is the VPC id; empty picks the VPC whose CIDR holds the subnet's,
+	// creating a /16 VPC around it when there is none.
+	VPC  string
+	CIDR string
+	AZ   string // defaults to the region's zone "a"
+	Tags map[string]string
+}
+
+// AddSubnet creates a subnet.
+func (a *Account) AddSubnet(spec SubnetSpec) (Subnet, error) {
+	a.lock()
+	defer a.unlock()
+	p, err := netip.ParsePrefix(spec.CIDR)
+	if err != nil || !p.Addr().Is4() || p != p.Masked() || p.Bits() < 16 || p.Bits() > 28 {
+		return Subnet{}, errf(400, "InvalidSubnet.Range", "The CIDR '%s' is invalid.", spec.CIDR)
+	}
+	var v *vpc
+	if spec.VPC != "" {
+		if v = a.vpcs[spec.VPC]; v == nil {
+			return Subnet{}, errf(400, "InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", spec.VPC)
+		}
+	} else {
+		for _, id := range slices.Sorted(maps.Keys(a.vpcs)) {
+			if c := a.vpcs[id].CIDR; c.Contains(p.Addr()) && c.Bits() <= p.Bits() {
+				v = a.vpcs[id]
+				break
+			}
+		}
+		if v == nil {
+			v = a.addVPC(netip.PrefixFrom(p.Addr(), 16).Masked(), false, nil)
+		}
+	}
+	az := spec.AZ
+	if az == "" {
+		az = a.Region + "a"
+	}
+	s, aerr := a.addSubnet(v, p, az, false, spec.Tags)
+	if aerr != nil {
+		return Subnet{}, aerr
+	}
+	return s.snapshot(), nil
+}
+
+func (a *Account) addSubnet(v *vpc, p netip.Prefix, az string, def bool, tags map[string]string) (*subnet, *apiError) {
+	if !v.CIDR.Contains(p.Addr()) || v.CIDR.Bits() > p.Bits() {
+		return nil, errf(400, "InvalidSubnet.Range", "The CIDR '%s' is invalid for VPC %s.", p, v.ID)
+	}
+	for _, s := range a.subnets {
+		if s.VPCID == v.ID && s.prefix.Overlaps(p) {
+			return nil, errf(400, "InvalidSubnet.Conflict", "The CIDR '%s' conflicts with another subnet", p)
+		}
+	}
+	s := &subnet{
+		Subnet: Subnet{ID: a.newID("subnet"), VPCID: v.ID, AZ: az, CIDR: p.String(), DefaultForAZ: def, Tags: maps.Clone(tags)},
+		prefix: p, used: map[netip.Addr]string{},
+	}
+	a.subnets[s.ID] = s
+	return s, nil
+}
+
+// Subnet returns a subnet by id.
+func (a *Account) Subnet(id string) (Subnet, bool) {
+	a.lock()
+	defer a.unlock()
+	if s := a.subnets[id]; s != nil {
+		return s.snapshot(), true
+	}
+	return Subnet{}, false
+}
+
+// Subnets returns every subnet, sorted by id.
+func (a *Account) Subnets() []Subnet {
+	a.lock()
+	defer a.unlock()
+	var out []Subnet
+	for _, id := range slices.Sorted(maps.Keys(a.subnets)) {
+		out = append(out, a.subnets[id].snapshot())
+	}
+	return out
+}
+
+// DeleteSubnet deletes a subnet that no ENI uses, as AWS refuses otherwise.
+func (a *Account) DeleteSubnet(id string) error {
+	a.lock()
+	defer a.unlock()
+	s := a.subnets[id]
+	if s == nil {
+		return errf(400, "InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
+	}
+	if len(s.used) > 0 {
+		return errf(400, "DependencyViolation", "The subnet '%s' has dependencies and cannot be deleted.", id)
+	}
+	delete(a.subnets, id)
+	return nil
+}
+
+// ---- instance types ----
+
+// AddInstanceType adds or replaces an instance type of the catalogue.
+func (a *Account) AddInstanceType(t InstanceType) {
+	a.lock()
+	defer a.unlock()
+	t.Architectures = slices.Clone(t.Architectures)
+	t.NetworkCards = slices.Clone(t.NetworkCards)
+	a.types[t.Name] = t
+}
+
+// DeleteInstanceType removes a type from the catalogue.
+func (a *Account) DeleteInstanceType(name string) {
+	a.lock()
+	defer a.unlock()
+	delete(a.types, name)
+}
+
+// ---- ENIs ----
+
+// ENI is a network interface as DescribeNetworkInterfaces reports it.
+type ENI struct {
+	ID       string
+	SubnetID string
+	VPCID    string
+	AZ       string
+	// PrivateIPs holds the primary address first, then the secondary ones.
+	PrivateIPs       []string
+	InstanceID       string
+	DeviceIndex      int32
+	NetworkCardIndex int32
+	Status           string // in-use or available
+	// InterfaceType is EC2's: interface, nat_gateway, network_load_balancer...
+	InterfaceType       string
+	Description         string
+	RequesterManaged    bool
+	DeleteOnTermination bool
+	SecurityGroups      []string
+	Tags                map[string]string
+	MAC                 string
+}
+
+func (e *ENI) clone() ENI {
+	out := *e
+	out.PrivateIPs = slices.Clone(e.PrivateIPs)
+	out.SecurityGroups = slices.Clone(e.SecurityGroups)
+	out.Tags = maps.Clone(e.Tags)
+	return out
+}
+
+// ENISpec describes a network interface to create, as the VPC CNI does.
+type ENISpec struct {
+	Subnet string
+	// Instance, when set, attaches the ENI (next free device index) on
+	// NetworkCard; the instance type's ENI limits apply.
+	Instance         string
+	NetworkCard      int32
+	SecondaryIPs     int
+	Description      string
+	InterfaceType    string // default "interface"
+	RequesterManaged bool
+	Tags             map[string]string
+}
+
+// AddENI creates a network interface holding 1+SecondaryIPs addresses of its
+// subnet.
+func (a *Account) AddENI(spec ENISpec) (ENI, error) {
+	a.lock()
+	defer a.unlock()
+	s := a.subnets[spec.Subnet]
+	if s == nil {
+		return ENI{}, errf(400, "InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", spec.Subnet)
+	}
+	var inst *Instance
+	if spec.Instance != "" {
+		if inst = a.instances[spec.Instance]; inst == nil || inst.State == "terminated" {
+			return ENI{}, errf(400, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", spec.Instance)
+		}
+		if inst.AZ != s.AZ {
+			return ENI{}, errf(400, "InvalidParameterCombination", "The ENI and the instance %s are in different availability zones.", inst.ID)
+		}
+		if aerr := a.checkAttach(inst, spec.NetworkCard, 1+spec.SecondaryIPs); aerr != nil {
+			return ENI{}, aerr
+		}
+	}
+	e, aerr := a.newENI(s, 1+spec.SecondaryIPs, spec.InterfaceType, spec.Description, spec.Tags)
+	if aerr != nil {
+		return ENI{}, aerr
+	}
+	e.RequesterManaged = spec.RequesterManaged
+	if inst != nil {
+		a.attach(e, inst, spec.NetworkCard)
+		e.DeleteOnTermination = true
+	}
+	return e.clone(), nil
+}
+
+func (a *Account) newENI(s *subnet, ips int, itype, desc string, tags map[string]string) (*ENI, *apiError) {
+	if s.free() < ips {
+		return nil, errf(400, "InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet '%s' to satisfy the requested number of instances.", s.ID)
+	}
+	if itype == "" {
+		itype = "interface"
+	}
+	e := &ENI{
+		ID: a.newID("eni"), SubnetID: s.ID, VPCID: s.VPCID, AZ: s.AZ, Status: "available",
+		InterfaceType: itype, Description: desc, Tags: maps.Clone(tags),
+	}
+	n := a.seq["eni"]
+	e.MAC = fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", a.salt&0xff, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	for range ips {
+		ip, _ := s.alloc(e.ID)
+		e.PrivateIPs = append(e.PrivateIPs, ip.String())
+	}
+	a.enis[e.ID] = e
+	return e, nil
+}
+
+// checkAttach enforces the instance type's limits: ENIs per card and in all,
+// addresses per ENI.
+func (a *Account) checkAttach(inst *Instance, card int32, ips int) *apiError {
+	t := a.types[inst.Type]
+	if ips > int(t.IPv4PerENI) {
+		return errf(400, "PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit of %d for instance type %s.", t.IPv4PerENI, t.Name)
+	}
+	onCard := 0
+	for _, id := range inst.ENIs {
+		if a.enis[id].NetworkCardIndex == card {
+			onCard++
+		}
+	}
+	if len(inst.ENIs) >= int(t.MaxENIs) || onCard >= int(t.cardMaxENIs(card)) {
+		return errf(400, "AttachmentLimitExceeded", "Interface count %d exceeds the limit for %s", len(inst.ENIs)+1, t.Name)
+	}
+	return nil
+}
+
+func (a *Account) attach(e *ENI, inst *Instance, card int32) {
+	used := map[int32]bool{}
+	for _, id := range inst.ENIs {
+		used[a.enis[id].DeviceIndex] = true
+	}
+	var dev int32
+	for used[dev] {
+		dev++
+	}
+	e.InstanceID, e.DeviceIndex, e.NetworkCardIndex, e.Status = inst.ID, dev, card, "in-use"
+	inst.ENIs = append(inst.ENIs, e.ID)
+}
+
+// deleteENI frees the ENI's addresses and detaches it.
+func (a *Account) deleteENI(e *ENI) {
+	if s := a.subnets[e.SubnetID]; s != nil {
+		for _, ip := range e.PrivateIPs {
+			s.release(ip)
+		}
+	}
+	if inst := a.instances[e.InstanceID]; inst != nil {
+		inst.ENIs = slices.DeleteFunc(inst.ENIs, func(id string) bool { return id == e.ID })
+	}
+	for _, ad := range a.addresses {
+		if ad.ENIID == e.ID {
+			ad.InstanceID, ad.ENIID, ad.PrivateIP, ad.AssociationID = "", "", "", ""
+		}
+	}
+	delete(a.enis, e.ID)
+}
+
+// DeleteENI deletes a network interface, freeing its addresses.
+func (a *Account) DeleteENI(id string) error {
+	a.lock()
+	defer a.unlock()
+	e := a.enis[id]
+	if e == nil {
+		return errf(400, "InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '%s' does not exist", id)
+	}
+	a.deleteENI(e)
+	return nil
+}
+
+// ENIs returns every network interface, sorted by id.
+func (a *Account) ENIs() []ENI {
+	a.lock()
+	defer a.unlock()
+	var out []ENI
+	for _, id := range slices.Sorted(maps.Keys(a.enis)) {
+		out = append(out, a.enis[id].clone())
+	}
+	return out
+}
+
+// ---- instances ----
+
+// Instance is an EC2 instance as DescribeInstances reports it.
+type Instance struct {
+	ID    string
+	Type  string
+	State string // pending, running, shutting-down, terminated, stopping, stopped
+	// Lifecycle is EC2's instanceLifecycle: empty for on-demand, "spot",
+	// "capacity-block".
+	Lifecycle string
+	Tenancy   string // default, dedicated or host
+	HostID    string
+	AZ        string
+	SubnetID  string
+	VPCID     string
+	PrivateIP string
+	ImageID   string
+	// ENIs lists the attached network interfaces, the primary first.
+	ENIs []string
+	// Volumes lists the attached volumes.
+	Volumes        []string
+	SecurityGroups []string
+	Tags           map[string]string
+	// ASG is the Auto Scaling group the instance belongs to, if any, and
+	// LaunchTemplate* what it was launched from (Version is a number).
+	ASG                   string
+	LaunchTemplateID      string
+	LaunchTemplateName    string
+	LaunchTemplateVersion string
+	LaunchConfiguration   string
+	LaunchTime            time.Time
+	ReservationID         string
+}
+
+func (i *Instance) clone() Instance {
+	out := *i
+	out.ENIs = slices.Clone(i.ENIs)
+	out.Volumes = slices.Clone(i.Volumes)
+	out.SecurityGroups = slices.Clone(i.SecurityGroups)
+	out.Tags = maps.Clone(i.Tags)
+	return out
+}
+
+var stateCodes = map[string]int{
+	"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80,
+}
+
+// InstanceSpec describes an instance to create.
+type InstanceSpec struct {
+	Type string
+	// Subnet places the instance; without it, AZ picks the zone's first
+	// subnet with a free address, or the default VPC's subnet of the zone.
+	Subnet string
+	AZ     string
+	State  string // default running
+	// Lifecycle: empty (on-demand), "spot" or "capacity-block".
+	Lifecycle string
+	// Tenancy: default, dedicated or host; HostID implies host.
+	Tenancy string
+	HostID  string
+	Tags    map[string]string
+	// SecondaryIPs adds addresses to the primary ENI.
+	SecondaryIPs   int
+	ImageID        string
+	SecurityGroups []string
+	LaunchTime     time.Time
+}
+
+// AddInstance creates an instance with its primary ENI (unless terminated).
+func (a *Account) AddInstance(spec InstanceSpec) (Instance, error) {
+	a.lock()
+	defer a.unlock()
+	inst, aerr := a.addInstance(spec)
+	if aerr != nil {
+		return Instance{}, aerr
+	}
+	return inst.clone(), nil
+}
+
+func (a *Account) pickSubnet(subnetID, az string) (*subnet, *apiError) {
+	if subnetID != "" {
+		s := a.subnets[subnetID]
+		if s == nil {
+			return nil, errf(400, "InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
+		}
+		if az != "" && az != s.AZ {
+			return nil, errf(400, "InvalidParameterCombination", "Subnet %s is in %s, not %s", s.ID, s.AZ, az)
+		}
+		return s, nil
+	}
+	if az == "" {
+		az = a.Region + "a"
+	}
+	for _, id := range slices.Sorted(maps.Keys(a.subnets)) {
+		if s := a.subnets[id]; s.AZ == az && s.free() > 0 {
+			return s, nil
+		}
+	}
+	return a.defaultSubnet(az)
+}
+
+func (a *Account) addInstance(spec InstanceSpec) (*Instance, *apiError) {
+	t, ok := a.types[spec.Type]
+	if !ok {
+		return nil, errf(400, "InvalidParameterValue", "Invalid value '%s' for InstanceType.", spec.Type)
+	}
+	s, aerr := a.pickSubnet(spec.Subnet, spec.AZ)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if spec.SecondaryIPs+1 > int(t.IPv4PerENI) {
+		return nil, errf(400, "PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit of %d for instance type %s.", t.IPv4PerENI, t.Name)
+	}
+	state := spec.State
+	if state == "" {
+		state = "running"
+	}
+	if _, ok := stateCodes[state]; !ok {
+		return nil, errf(400, "InvalidParameterValue", "Invalid instance state '%s'", state)
+	}
+	tenancy := spec.Tenancy
+	if spec.HostID != "" {
+		tenancy = "host"
+	}
+	if tenancy == "" {
+		tenancy = "default"
+	}
+	var host *Host
+	if tenancy == "host" {
+		if host, aerr = a.pickHost(spec.HostID, t, s.AZ); aerr != nil {
+			return nil, aerr
+		}
+	}
+	img := spec.ImageID
+	if img == "" {
+		img = "ami-0fa4e0f1ce0f1ce00"
+	}
+	lt := spec.LaunchTime
+	if lt.IsZero() {
+		lt = a.now()
+	}
+	inst := &Instance{
+		ID: a.newID("i"), Type: t.Name, State: state, Lifecycle: spec.Lifecycle, Tenancy: tenancy,
+		AZ: s.AZ, SubnetID: s.ID, VPCID: s.VPCID, ImageID: img, Tags: maps.Clone(spec.Tags),
+		SecurityGroups: slices.Clone(spec.SecurityGroups), LaunchTime: lt, ReservationID: a.newID("r"),
+	}
+	if len(inst.SecurityGroups) == 0 {
+		for _, sg := range a.sgs {
+			if sg.VPCID == s.VPCID && sg.Name == "default" {
+				inst.SecurityGroups = []string{sg.ID}
+			}
+		}
+	}
+	if state != "terminated" {
+		e, aerr := a.newENI(s, 1+spec.SecondaryIPs, "interface", "", nil)
+		if aerr != nil {
+			return nil, aerr
+		}
+		e.DeleteOnTermination, e.SecurityGroups = true, slices.Clone(inst.SecurityGroups)
+		a.attach(e, inst, t.DefaultNetworkCard)
+		inst.PrivateIP = e.PrivateIPs[0]
+		if host != nil {
+			inst.HostID = host.ID
+			host.Instances = append(host.Instances, inst.ID)
+		}
+	}
+	a.instances[inst.ID] = inst
+	a.emit(a.onLaunch, inst)
+	return inst, nil
+}
+
+// Instance returns an instance by id.
+func (a *Account) Instance(id string) (Instance, bool) {
+	a.lock()
+	defer a.unlock()
+	if i := a.instances[id]; i != nil {
+		return i.clone(), true
+	}
+	return Instance{}, false
+}
+
+// Instances returns every instance, terminated ones included, sorted by id.
+func (a *Account) Instances() []Instance {
+	a.lock()
+	defer a.unlock()
+	var out []Instance
+	for _, id := range slices.Sorted(maps.Keys(a.instances)) {
+		out = append(out, a.instances[id].clone())
+	}
+	return out
+}
+
+// SetInstanceState sets an instance's state without side effects, e.g. to
+// stop one; use TerminateInstance to terminate.
+func (a *Account) SetInstanceState(id, state string) error {
+	a.lock()
+	defer a.unlock()
+	inst := a.instances[id]
+	if inst == nil {
+		return errf(400, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	if _, ok := stateCodes[state]; !ok {
+		return errf(400, "InvalidParameterValue", "Invalid instance state '%s'", state)
+	}
+	inst.State = state
+	return nil
+}
+
+// TerminateInstance terminates an instance the way ec2:TerminateInstances
+// does: shutting-down, then terminated after Timing.ShutdownDuration; its
+// Auto Scaling group, if any, replaces it.
+func (a *Account) TerminateInstance(id string) error {
+	a.lock()
+	defer a.unlock()
+	inst := a.instances[id]
+	if inst == nil {
+		return errf(400, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	a.terminate(inst)
+	return nil
+}
+
+// DeleteInstance makes an instance vanish from every listing at once (as a
+// terminated instance does after about an hour), freeing what it held.
+func (a *Account) DeleteInstance(id string) error {
+	a.lock()
+	defer a.unlock()
+	inst := a.instances[id]
+	if inst == nil {
+		return errf(400, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	if inst.State != "terminated" {
+		a.finishTerminate(inst)
+	}
+	delete(a.instances, id)
+	return nil
+}
+
+func (a *Account) terminate(inst *Instance) {
+	if inst.State == "shutting-down" || inst.State == "terminated" {
+		return
+	}
+	inst.State = "shutting-down"
+	a.after(a.timing.ShutdownDuration, func() {
+		if a.instances[inst.ID] == inst && inst.State == "shutting-down" {
+			a.finishTerminate(inst)
+		}
+	})
+	if inst.ASG != "" {
+		if g := a.asgs[inst.ASG]; g != nil {
+			a.reconcile(g)
+		}
+	}
+}
+
+// finishTerminate moves an instance to terminated and releases what AWS
+// releases then: ENIs and volumes marked DeleteOnTermination are deleted,
+// others detached; Elastic IPs are disassociated.
+func (a *Account) finishTerminate(inst *Instance) {
+	inst.State = "terminated"
+	for _, id := range slices.Clone(inst.ENIs) {
+		e := a.enis[id]
+		if e.DeleteOnTermination {
+			a.deleteENI(e)
+		} else {
+			e.InstanceID, e.Status, e.DeviceIndex = "", "available", 0
+		}
+	}
+	inst.ENIs = nil
+	for _, id := range inst.Volumes {
+		v := a.volumes[id]
+		if v == nil {
+			continue
+		}
+		if v.DeleteOnTermination {
+			delete(a.volumes, id)
+		} else {
+			v.InstanceID, v.Device, v.State = "", "", "available"
+		}
+	}
+	inst.Volumes = nil
+	if h := a.hosts[inst.HostID]; h != nil {
+		h.Instances = slices.DeleteFunc(h.Instances, func(id string) bool { return id == inst.ID })
+	}
+	for _, c := range a.clbs {
+		c.Instances = slices.DeleteFunc(c.Instances, func(id string) bool { return id == inst.ID })
+	}
+	a.emit(a.onTerminate, inst)
+	if inst.ASG != "" {
+		if g := a.asgs[inst.ASG]; g != nil {
+			a.reconcile(g)
+		}
+	}
+}

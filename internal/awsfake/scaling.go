@@ -1,0 +1,347 @@
+package awsfake
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// ASG is an Auto Scaling group as DescribeAutoScalingGroups reports it.
+type ASG struct {
+	Name                  string
+	ARN                   string
+	LaunchTemplateID      string
+	LaunchTemplateName    string
+	LaunchTemplateVersion string // as configured: $Default, $Latest or a number
+	LaunchConfiguration   string
+	Min, Max, Desired     int32
+	SubnetIDs             []string
+	AZs                   []string
+	// Tags are propagated to the instances the group launches.
+	Tags            map[string]string
+	TargetGroupARNs []string
+	CreatedTime     time.Time
+	// Instances lists the members: pending, in service and terminating.
+	Instances []string
+}
+
+type asg struct {
+	ASG
+	inflight    int  // launches decided but not yet done (Timing.LaunchDelay)
+	reconciling bool // terminate calls back into reconcile; the outer loop decides
+}
+
+// ASGSpec describes an Auto Scaling group to create. Exactly one of
+// LaunchTemplate (a name or an id) and LaunchConfiguration is set.
+type ASGSpec struct {
+	Name                  string
+	LaunchTemplate        string
+	LaunchTemplateVersion string // default $Default
+	LaunchConfiguration   string
+	Min, Max, Desired     int32
+	Subnets               []string
+	Tags                  map[string]string
+	TargetGroupARNs       []string
+}
+
+// AddASG creates an Auto Scaling group and launches its Desired instances,
+// running at once, spread over its subnets' zones.
+func (a *Account) AddASG(spec ASGSpec) (ASG, error) {
+	a.lock()
+	defer a.unlock()
+	if a.asgs[spec.Name] != nil {
+		return ASG{}, errf(400, "AlreadyExists", "AutoScalingGroup by this name already exists - A group with the name %s already exists", spec.Name)
+	}
+	if (spec.LaunchTemplate == "") == (spec.LaunchConfiguration == "") {
+		return ASG{}, errf(400, "ValidationError", "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
+	}
+	if spec.Min > spec.Desired || spec.Desired > spec.Max {
+		return ASG{}, errf(400, "ValidationError", "Desired capacity:%d must be between the specified min size:%d and max size:%d", spec.Desired, spec.Min, spec.Max)
+	}
+	subs, aerr := a.subnetsOf(spec.Subnets)
+	if aerr != nil {
+		return ASG{}, aerr
+	}
+	g := &asg{ASG: ASG{
+		Name: spec.Name, LaunchTemplateVersion: spec.LaunchTemplateVersion, LaunchConfiguration: spec.LaunchConfiguration,
+		Min: spec.Min, Max: spec.Max, Desired: spec.Desired, Tags: maps.Clone(spec.Tags),
+		TargetGroupARNs: slices.Clone(spec.TargetGroupARNs), CreatedTime: a.now(),
+	}}
+	g.ARN = a.arn("autoscaling", fmt.Sprintf("autoScalingGroup:%s:autoScalingGroupName/%s", uuidish(a.newID("asg")), spec.Name))
+	if spec.LaunchTemplate != "" {
+		lt := a.lts[spec.LaunchTemplate]
+		if lt == nil {
+			lt = a.ltByName(spec.LaunchTemplate)
+		}
+		if lt == nil {
+			return ASG{}, errf(400, "ValidationError", "You must use a valid fully-formed launch template. The specified launch template, with template name %s, does not exist.", spec.LaunchTemplate)
+		}
+		if g.LaunchTemplateVersion == "" {
+			g.LaunchTemplateVersion = "$Default"
+		}
+		if _, ok := lt.version(g.LaunchTemplateVersion); !ok {
+			return ASG{}, errf(400, "ValidationError", "You must use a valid fully-formed launch template. The specified launch template version %s does not exist.", g.LaunchTemplateVersion)
+		}
+		g.LaunchTemplateID, g.LaunchTemplateName = lt.ID, lt.Name
+	} else if a.lcs[spec.LaunchConfiguration] == nil {
+		return ASG{}, errf(400, "ValidationError", "Launch configuration name not found - Launch configuration %s not found", spec.LaunchConfiguration)
+	}
+	for _, s := range subs {
+		g.SubnetIDs = append(g.SubnetIDs, s.ID)
+		if !slices.Contains(g.AZs, s.AZ) {
+			g.AZs = append(g.AZs, s.AZ)
+		}
+	}
+	slices.Sort(g.AZs)
+	a.asgs[g.Name] = g
+	for range g.Desired {
+		if _, aerr := a.launchInto(g, true); aerr != nil {
+			return ASG{}, aerr
+		}
+	}
+	return a.asgSnapshot(g, a.members()), nil
+}
+
+// members maps each group to its member instances, sorted by id.
+func (a *Account) members() map[string][]*Instance {
+	out := map[string][]*Instance{}
+	for _, id := range slices.Sorted(maps.Keys(a.instances)) {
+		i := a.instances[id]
+		if i.ASG != "" && i.State != "terminated" {
+			out[i.ASG] = append(out[i.ASG], i)
+		}
+	}
+	return out
+}
+
+func (a *Account) asgSnapshot(g *asg, members map[string][]*Instance) ASG {
+	out := g.ASG
+	out.SubnetIDs, out.AZs = slices.Clone(g.SubnetIDs), slices.Clone(g.AZs)
+	out.Tags, out.TargetGroupARNs = maps.Clone(g.Tags), slices.Clone(g.TargetGroupARNs)
+	out.Instances = nil
+	for _, i := range members[g.Name] {
+		out.Instances = append(out.Instances, i.ID)
+	}
+	return out
+}
+
+// ASG returns an Auto Scaling group by name.
+func (a *Account) ASG(name string) (ASG, bool) {
+	a.lock()
+	defer a.unlock()
+	if g := a.asgs[name]; g != nil {
+		return a.asgSnapshot(g, a.members()), true
+	}
+	return ASG{}, false
+}
+
+// SetDesiredCapacity changes a group's desired capacity as the API call of
+// that name does: it launches or terminates instances to match.
+func (a *Account) SetDesiredCapacity(name string, desired int32) error {
+	a.lock()
+	defer a.unlock()
+	return errOrNil(a.setDesired(name, desired))
+}
+
+func errOrNil(e *apiError) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+func (a *Account) setDesired(name string, desired int32) *apiError {
+	g := a.asgs[name]
+	if g == nil {
+		return errf(400, "ValidationError", "AutoScalingGroup name not found - AutoScalingGroup %s not found", name)
+	}
+	if desired > g.Max {
+		return errf(400, "ValidationError", "New SetDesiredCapacity value %d is above max value %d for the AutoScalingGroup.", desired, g.Max)
+	}
+	if desired < g.Min {
+		return errf(400, "ValidationError", "New SetDesiredCapacity value %d is below min value %d for the AutoScalingGroup.", desired, g.Min)
+	}
+	g.Desired = desired
+	a.reconcile(g)
+	return nil
+}
+
+// DeleteASG deletes a group and terminates its instances, as a forced
+// DeleteAutoScalingGroup does.
+func (a *Account) DeleteASG(name string) error {
+	a.lock()
+	defer a.unlock()
+	g := a.asgs[name]
+	if g == nil {
+		return errf(400, "ValidationError", "AutoScalingGroup name not found - AutoScalingGroup %s not found", name)
+	}
+	delete(a.asgs, name)
+	for _, i := range a.members()[name] {
+		a.terminate(i)
+	}
+	return nil
+}
+
+// terminateInASG is TerminateInstanceInAutoScalingGroup.
+func (a *Account) terminateInASG(id string, decrement bool) (*asg, *apiError) {
+	inst := a.instances[id]
+	if inst == nil || inst.ASG == "" || inst.State == "terminated" || a.asgs[inst.ASG] == nil {
+		return nil, errf(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: %s", id)
+	}
+	g := a.asgs[inst.ASG]
+	if decrement && inst.State != "shutting-down" {
+		if g.Desired <= g.Min {
+			return nil, errf(400, "ValidationError", "Currently, desiredSize equals minSize (%d). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.", g.Min)
+		}
+		g.Desired--
+	}
+	a.terminate(inst)
+	return g, nil
+}
+
+// live counts a group's members that are pending or in service.
+func (a *Account) live(g *asg) []*Instance {
+	var out []*Instance
+	for _, i := range a.members()[g.Name] {
+		if i.State == "pending" || i.State == "running" {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// reconcile launches or terminates instances until the group's live members
+// plus its launches in flight match Desired.
+func (a *Account) reconcile(g *asg) {
+	if g.reconciling {
+		return
+	}
+	g.reconciling = true
+	defer func() { g.reconciling = false }()
+	live := a.live(g)
+	for n := len(live) + g.inflight; n < int(g.Desired); n++ {
+		g.inflight++
+		a.after(a.timing.LaunchDelay, func() {
+			g.inflight--
+			if a.asgs[g.Name] != g || len(a.live(g)) >= int(g.Desired) {
+				return
+			}
+			// A launch that fails (no free address left, say) is dropped; the
+			// group stays short until its next change, as the sketch of an
+			// ASG's failed activity.
+			_, _ = a.launchInto(g, false)
+		})
+	}
+	for l := live; len(l) > int(g.Desired); l = a.live(g) {
+		a.terminate(a.scaleInVictim(l))
+	}
+}
+
+// scaleInVictim follows the default termination policy closely enough: the
+// zone with the most instances, then the oldest instance there.
+func (a *Account) scaleInVictim(live []*Instance) *Instance {
+	perAZ := map[string]int{}
+	for _, i := range live {
+		perAZ[i.AZ]++
+	}
+	var victim *Instance
+	for _, i := range live {
+		if victim == nil || perAZ[i.AZ] > perAZ[victim.AZ] ||
+			perAZ[i.AZ] == perAZ[victim.AZ] && (i.LaunchTime.Before(victim.LaunchTime) || i.LaunchTime.Equal(victim.LaunchTime) && i.ID < victim.ID) {
+			victim = i
+		}
+	}
+	return victim
+}
+
+// launchInto launches one instance of the group from its launch template or
+// configuration, in the subnet of the least-populated zone that has the most
+// free addresses, with the template's volumes. steady launches it running.
+func (a *Account) launchInto(g *asg, steady bool) (*Instance, *apiError) {
+	var data LaunchTemplateData
+	var ver string
+	if g.LaunchTemplateID != "" {
+		lt := a.lts[g.LaunchTemplateID]
+		if lt == nil {
+			return nil, errf(400, "ValidationError", "launch template %s of group %s no longer exists", g.LaunchTemplateID, g.Name)
+		}
+		v, ok := lt.version(g.LaunchTemplateVersion)
+		if !ok {
+			return nil, errf(400, "ValidationError", "launch template version %s of group %s no longer exists", g.LaunchTemplateVersion, g.Name)
+		}
+		data, ver = v.Data, strconv.FormatInt(v.Number, 10)
+	} else {
+		lc := a.lcs[g.LaunchConfiguration]
+		if lc == nil {
+			return nil, errf(400, "ValidationError", "launch configuration %s of group %s no longer exists", g.LaunchConfiguration, g.Name)
+		}
+		data = LaunchTemplateData{InstanceType: lc.InstanceType, ImageID: lc.ImageID, Spot: lc.SpotPrice != "", BlockDevices: lc.BlockDevices}
+	}
+	perAZ := map[string]int{}
+	for _, i := range a.live(g) {
+		perAZ[i.AZ]++
+	}
+	var pick *subnet
+	for _, id := range g.SubnetIDs {
+		s := a.subnets[id]
+		if s == nil || s.free() == 0 {
+			continue
+		}
+		if pick == nil || perAZ[s.AZ] < perAZ[pick.AZ] || perAZ[s.AZ] == perAZ[pick.AZ] && s.free() > pick.free() {
+			pick = s
+		}
+	}
+	if pick == nil {
+		return nil, errf(400, "InsufficientFreeAddressesInSubnet", "No subnet of group %s has a free address", g.Name)
+	}
+	tags := maps.Clone(g.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags["aws:autoscaling:groupName"] = g.Name
+	if g.LaunchTemplateID != "" {
+		tags["aws:ec2launchtemplate:id"] = g.LaunchTemplateID
+		tags["aws:ec2launchtemplate:version"] = ver
+	}
+	state := "running"
+	if !steady && a.timing.PendingDuration > 0 {
+		state = "pending"
+	}
+	spec := InstanceSpec{Type: data.InstanceType, Subnet: pick.ID, State: state, Tags: tags, ImageID: data.ImageID, SecurityGroups: data.SecurityGroupIDs}
+	if data.Spot {
+		spec.Lifecycle = "spot"
+	}
+	// Set the group before the hook sees the instance.
+	saved := a.onLaunch
+	a.onLaunch = nil
+	inst, aerr := a.addInstance(spec)
+	a.onLaunch = saved
+	if aerr != nil {
+		return nil, aerr
+	}
+	inst.ASG = g.Name
+	if g.LaunchTemplateID != "" {
+		inst.LaunchTemplateID, inst.LaunchTemplateName, inst.LaunchTemplateVersion = g.LaunchTemplateID, g.LaunchTemplateName, ver
+	} else {
+		inst.LaunchConfiguration = g.LaunchConfiguration
+	}
+	for _, bd := range data.BlockDevices {
+		if _, aerr := a.addVolume(VolumeSpec{
+			Type: bd.VolumeType, SizeGiB: bd.SizeGiB, Iops: bd.Iops, Instance: inst.ID,
+			Device: bd.DeviceName, DeleteOnTermination: bd.DeleteOnTermination,
+		}); aerr != nil {
+			return nil, aerr
+		}
+	}
+	if state == "pending" {
+		a.after(a.timing.PendingDuration, func() {
+			if inst.State == "pending" {
+				inst.State = "running"
+			}
+		})
+	}
+	a.emit(a.onLaunch, inst)
+	return inst, nil
+}
