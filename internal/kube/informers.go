@@ -176,57 +176,40 @@ func (f *Informers) get(name string, example runtime.Object, lw *cache.ListWatch
 	return inf
 }
 
+// listWatch adapts a typed client's List and Watch to a cache.ListWatch.
+func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: watchFn,
+	}
+}
+
 // Nodes returns the shared node informer.
 func (f *Informers) Nodes() *Informer {
 	c := f.client.CoreV1().Nodes()
-	return f.get("nodes", &corev1.Node{}, &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, o)
-		},
-	}, StripNode(f.opts.NodeLabels), nil)
+	return f.get("nodes", &corev1.Node{}, listWatch(c.List, c.Watch), StripNode(f.opts.NodeLabels), nil)
 }
 
 // Pods returns the shared pod informer, indexed by node name. Its store
 // holds *Pod, not *corev1.Pod: see StripPod.
 func (f *Informers) Pods() *Informer {
 	c := f.client.CoreV1().Pods(metav1.NamespaceAll)
-	return f.get("pods", &corev1.Pod{}, &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, o)
-		},
-	}, StripPod, cache.Indexers{PodNodeIndex: podNodeIndex})
+	return f.get("pods", &corev1.Pod{}, listWatch(c.List, c.Watch), StripPod, cache.Indexers{PodNodeIndex: podNodeIndex})
 }
 
 // PodDisruptionBudgets returns the shared PDB informer, indexed by namespace.
 func (f *Informers) PodDisruptionBudgets() *Informer {
 	c := f.client.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll)
-	return f.get("poddisruptionbudgets", &policyv1.PodDisruptionBudget{}, &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, o)
-		},
-	}, StripPDB, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	return f.get("poddisruptionbudgets", &policyv1.PodDisruptionBudget{}, listWatch(c.List, c.Watch), StripPDB, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
 // NodeLeases returns the shared informer of the kubelets' Leases in kube-node-lease.
 func (f *Informers) NodeLeases() *Informer {
 	c := f.client.CoordinationV1().Leases(NodeLeaseNamespace)
-	return f.get("leases", &coordinationv1.Lease{}, &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return c.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return c.Watch(ctx, o)
-		},
-	}, StripLease, nil)
+	return f.get("leases", &coordinationv1.Lease{}, listWatch(c.List, c.Watch), StripLease, nil)
 }
 
 func podNodeIndex(obj any) ([]string, error) {
