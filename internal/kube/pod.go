@@ -55,6 +55,11 @@ type Pod struct {
 	// Mirror tells whether the pod carries the mirror-pod annotation, i.e. is
 	// the API server's copy of a static pod.
 	Mirror bool
+	// HasPodIP tells whether status.podIP is set.
+	HasPodIP bool
+	// HostNetwork is spec.hostNetwork: the pod uses its node's address, not
+	// one of the VPC CNI's.
+	HostNetwork bool
 
 	node unique.Handle[string] // spec.nodeName; the zero Handle for ""
 	// group keeps the group, whose namespace, controller kind and labels

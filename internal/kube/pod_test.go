@@ -87,7 +87,7 @@ func TestStripPodKeepsWhatThePDBCollectorReads(t *testing.T) {
 		node   string
 	}{{
 		name: "running ready ReplicaSet pod with an emptyDir",
-		want: Pod{Phase: corev1.PodRunning, HasController: true, ControllerKind: "ReplicaSet", Ready: true, HasEmptyDir: true},
+		want: Pod{Phase: corev1.PodRunning, HasController: true, ControllerKind: "ReplicaSet", Ready: true, HasEmptyDir: true, HasPodIP: true},
 		node: "node-1",
 	}, {
 		name: "mirror pod",
@@ -96,7 +96,7 @@ func TestStripPodKeepsWhatThePDBCollectorReads(t *testing.T) {
 			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-1", UID: "n", Controller: ptr.To(true)}}
 			p.Spec.Volumes = nil
 		},
-		want: Pod{Phase: corev1.PodRunning, HasController: true, ControllerKind: "Node", Ready: true, Mirror: true},
+		want: Pod{Phase: corev1.PodRunning, HasController: true, ControllerKind: "Node", Ready: true, Mirror: true, HasPodIP: true},
 		node: "node-1",
 	}, {
 		name: "unowned, not ready, terminating",
@@ -105,7 +105,7 @@ func TestStripPodKeepsWhatThePDBCollectorReads(t *testing.T) {
 			p.Status.Conditions[1].Status = corev1.ConditionFalse
 			p.DeletionTimestamp = &deleted
 		},
-		want: Pod{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &deleted}, Phase: corev1.PodRunning, HasEmptyDir: true},
+		want: Pod{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &deleted}, Phase: corev1.PodRunning, HasEmptyDir: true, HasPodIP: true},
 		node: "node-1",
 	}, {
 		name: "pending and unscheduled, no Ready condition",
@@ -114,14 +114,22 @@ func TestStripPodKeepsWhatThePDBCollectorReads(t *testing.T) {
 			p.Status.Phase = corev1.PodPending
 			p.Status.Conditions = p.Status.Conditions[:1]
 		},
-		want: Pod{Phase: corev1.PodPending, HasController: true, ControllerKind: "ReplicaSet", HasEmptyDir: true},
+		want: Pod{Phase: corev1.PodPending, HasController: true, ControllerKind: "ReplicaSet", HasEmptyDir: true, HasPodIP: true},
 	}, {
 		name: "DaemonSet pod that succeeded",
 		modify: func(p *corev1.Pod) {
 			p.OwnerReferences[1].Kind = "DaemonSet"
 			p.Status.Phase = corev1.PodSucceeded
 		},
-		want: Pod{Phase: corev1.PodSucceeded, HasController: true, ControllerKind: "DaemonSet", Ready: true, HasEmptyDir: true},
+		want: Pod{Phase: corev1.PodSucceeded, HasController: true, ControllerKind: "DaemonSet", Ready: true, HasEmptyDir: true, HasPodIP: true},
+		node: "node-1",
+	}, {
+		name: "hostNetwork pod without an IP yet",
+		modify: func(p *corev1.Pod) {
+			p.Spec.HostNetwork = true
+			p.Status.PodIP, p.Status.PodIPs = "", nil
+		},
+		want: Pod{Phase: corev1.PodRunning, HasController: true, ControllerKind: "ReplicaSet", Ready: true, HasEmptyDir: true, HostNetwork: true},
 		node: "node-1",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,7 +65,8 @@ func StripNode(keep []string) cache.TransformFunc {
 // StripPod is the pod informer's transform: it turns a *corev1.Pod into a
 // *Pod holding what a drain decision needs - labels (for PDB selectors), the
 // controller's kind, the mirror-pod annotation, whether there is an emptyDir
-// volume, the node, the phase, the Ready condition and the deletion
+// volume, the node, the phase, the Ready condition, whether it has a pod IP
+// and uses the host network (for collectors/cni), and the deletion
 // timestamp. Other objects (a *Pod already stripped, as the reflector's
 // watch-list path passes them to the store's Replace;
 // cache.DeletedFinalStateUnknown) pass through unchanged.
@@ -92,6 +93,8 @@ func StripPod(obj any) (any, error) {
 		out.node = unique.Make(p.Spec.NodeName)
 	}
 	_, out.Mirror = p.Annotations[MirrorPodAnnotation]
+	out.HasPodIP = p.Status.PodIP != ""
+	out.HostNetwork = p.Spec.HostNetwork
 	for i := range p.Spec.Volumes {
 		if p.Spec.Volumes[i].EmptyDir != nil {
 			out.HasEmptyDir = true

@@ -1,0 +1,387 @@
+// Package cni is the VPC CNI IP-space collector: how many addresses the
+// cluster's subnets have left, per subnet and per zone, and per node how
+// many pod addresses its instance type can hold and how many it holds.
+// A rolling upgrade launches new nodes before the old ones go, and each new
+// node's VPC CNI takes addresses from its zone's subnets at start: a zone
+// whose free addresses are below what one more node needs blocks the surge.
+//
+// AWS is only called by the background Refresher; Update reads the last good
+// AWS values and the informers.
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/upgradeguard/upgradeguard/collectors"
+	"github.com/upgradeguard/upgradeguard/collectors/nodes"
+	"github.com/upgradeguard/upgradeguard/internal/awsapi"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
+)
+
+// DefaultInterval is how often AWS is asked when Options.Interval is 0.
+const DefaultInterval = 5 * time.Minute
+
+// ClusterTagPrefix, followed by the cluster name, is the tag key of the
+// subnets of a cluster (values "owned" or "shared").
+const ClusterTagPrefix = "kubernetes.io/cluster/"
+
+// AWS caps the values of one filter at 200 and the instance types of one
+// DescribeInstanceTypes call at 100.
+const (
+	filterBatch = 200
+	typesBatch  = 100
+)
+
+// prefixIPs is the addresses one /28 prefix gives the VPC CNI with prefix
+// delegation, in place of one secondary address.
+const prefixIPs = 16
+
+var (
+	subnetLabels = []string{"subnet_id", "vpc_id", "zone", "cidr"}
+
+	subnetAvailableDesc = prometheus.NewDesc("upgradeguard_subnet_available_ips",
+		"Free IPv4 addresses of a cluster subnet (AvailableIpAddressCount), as of the last AWS refresh.",
+		subnetLabels, nil)
+	subnetUsableDesc = prometheus.NewDesc("upgradeguard_subnet_usable_ips",
+		"IPv4 addresses of a cluster subnet that can ever be assigned: 2^(32-prefix) - 5, as AWS reserves five per subnet.",
+		subnetLabels, nil)
+	// zoneAvailableDesc is what a surge needs to compare with: a new node's
+	// VPC CNI takes its warm pool of addresses from the subnets of its zone,
+	// so an alert fires when this falls below what replacing one node of the
+	// zone takes (e.g. its upgradeguard_node_ip_capacity with a full warm
+	// pool, or WARM_IP_TARGET plus the node's primary addresses).
+	zoneAvailableDesc = prometheus.NewDesc("upgradeguard_zone_available_ips",
+		"Free IPv4 addresses of the cluster subnets in a zone, summed, as of the last AWS refresh; a new node in the zone takes its pod addresses from these.",
+		[]string{"zone"}, nil)
+	nodeCapacityDesc = prometheus.NewDesc("upgradeguard_node_ip_capacity",
+		"Pod IPv4 addresses the VPC CNI can assign on the node: ENIs of the default network card times (addresses per ENI - 1), times 16 with prefix delegation, one ENI fewer with custom networking.",
+		[]string{"node"}, nil)
+	nodePodIPsDesc = prometheus.NewDesc("upgradeguard_node_pod_ips",
+		"Pods on the node that hold a VPC CNI address: with a pod IP, not hostNetwork, not Succeeded or Failed.",
+		[]string{"node"}, nil)
+)
+
+// Options configure the collector.
+type Options struct {
+	// EC2 is the client of the region, built with awsapi's APIOptions so
+	// that its requests are budgeted and counted.
+	EC2    *ec2.Client
+	Region string
+	// Nodes and Pods are the shared informers; the node transform must keep
+	// the instance-type labels (nodes.Options.NodeLabels does).
+	Nodes, Pods *kube.Informer
+	// SubnetIDs are the cluster's subnets. Without them, the subnets tagged
+	// kubernetes.io/cluster/<ClusterName>; without a ClusterName, the subnets
+	// of the nodes' instances and their network interfaces.
+	SubnetIDs   []string
+	ClusterName string
+	// PrefixDelegation and CustomNetworking are the VPC CNI's
+	// ENABLE_PREFIX_DELEGATION and AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG.
+	PrefixDelegation, CustomNetworking bool
+	// Interval between AWS refreshes; 0 means DefaultInterval.
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+// Collector exports the VPC CNI's IP space.
+type Collector struct {
+	opts      Options
+	refresher *awsapi.Refresher
+
+	mu      sync.Mutex
+	subnets []subnet            // last good DescribeSubnets, sorted by id
+	types   map[string]typeInfo // last good DescribeInstanceTypes, by name
+	// The outcome of the last refresh of each part; refreshed tells
+	// whether one has run.
+	subnetsErr, typesErr error
+	refreshed            bool
+}
+
+type subnet struct {
+	id, vpc, zone, cidr string
+	available, usable   float64
+}
+
+type typeInfo struct {
+	enis       int32 // of the default network card
+	ipv4PerENI int32
+}
+
+// New returns a collector; its Refreshers must run for the AWS metrics to appear.
+func New(opts Options) *Collector {
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{opts: opts, types: map[string]typeInfo{}}
+	c.refresher = &awsapi.Refresher{Collector: "cni", Region: opts.Region, Interval: opts.Interval, Refresh: c.Refresh}
+	return c
+}
+
+// Refreshers returns the background loops that call AWS.
+func (c *Collector) Refreshers() []*awsapi.Refresher { return []*awsapi.Refresher{c.refresher} }
+
+// Refresh asks AWS for the subnets and the nodes' instance types. Each part
+// that fails keeps its last good values; the error joins the failures.
+func (c *Collector) Refresh(ctx context.Context) error {
+	nodeList := c.nodeList()
+	serr := c.refreshSubnets(ctx, nodeList)
+	terr := c.refreshTypes(ctx, nodeList)
+	c.mu.Lock()
+	c.subnetsErr, c.typesErr, c.refreshed = serr, terr, true
+	c.mu.Unlock()
+	return errors.Join(serr, terr)
+}
+
+func (c *Collector) nodeList() []*corev1.Node {
+	var out []*corev1.Node
+	for _, obj := range c.opts.Nodes.GetStore().List() {
+		if n, ok := obj.(*corev1.Node); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func instanceType(n *corev1.Node) string {
+	if v := n.Labels[nodes.LabelInstanceType]; v != "" {
+		return v
+	}
+	return n.Labels[nodes.LabelInstanceTypeLegacy]
+}
+
+func batches(s []string, n int) [][]string {
+	var out [][]string
+	for len(s) > 0 {
+		k := min(n, len(s))
+		out = append(out, s[:k])
+		s = s[k:]
+	}
+	return out
+}
+
+// refreshSubnets replaces the subnets with what AWS says now, so that
+// deleted subnets disappear. Subnets asked for by id are filtered for
+// rather than named: a deleted one must not fail the whole call.
+func (c *Collector) refreshSubnets(ctx context.Context, nodeList []*corev1.Node) error {
+	var filters [][]types.Filter
+	switch {
+	case len(c.opts.SubnetIDs) > 0:
+		for _, b := range batches(c.opts.SubnetIDs, filterBatch) {
+			filters = append(filters, []types.Filter{{Name: aws.String("subnet-id"), Values: b}})
+		}
+	case c.opts.ClusterName != "":
+		filters = [][]types.Filter{{{Name: aws.String("tag-key"), Values: []string{ClusterTagPrefix + c.opts.ClusterName}}}}
+	default:
+		ids, err := c.instanceSubnets(ctx, nodeList)
+		if err != nil {
+			return err
+		}
+		for _, b := range batches(ids, filterBatch) {
+			filters = append(filters, []types.Filter{{Name: aws.String("subnet-id"), Values: b}})
+		}
+	}
+	found := map[string]subnet{}
+	for _, f := range filters {
+		p := ec2.NewDescribeSubnetsPaginator(c.opts.EC2, &ec2.DescribeSubnetsInput{Filters: f, MaxResults: aws.Int32(1000)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("describing subnets (filter %s): %w", aws.ToString(f[0].Name), err)
+			}
+			for _, s := range page.Subnets {
+				id := aws.ToString(s.SubnetId)
+				cidr := aws.ToString(s.CidrBlock)
+				usable := 0.0
+				if pfx, err := netip.ParsePrefix(cidr); err == nil && pfx.Addr().Is4() {
+					usable = float64(int64(1)<<(32-pfx.Bits()) - 5)
+				}
+				found[id] = subnet{
+					id: id, vpc: aws.ToString(s.VpcId), zone: aws.ToString(s.AvailabilityZone), cidr: cidr,
+					available: float64(aws.ToInt32(s.AvailableIpAddressCount)), usable: usable,
+				}
+			}
+		}
+	}
+	out := make([]subnet, 0, len(found))
+	for _, id := range slices.Sorted(maps.Keys(found)) {
+		out = append(out, found[id])
+	}
+	c.mu.Lock()
+	c.subnets = out
+	c.mu.Unlock()
+	return nil
+}
+
+// instanceSubnets returns the subnets of the nodes' instances and of their
+// network interfaces (with custom networking, pods live in other subnets
+// than the node's primary address).
+func (c *Collector) instanceSubnets(ctx context.Context, nodeList []*corev1.Node) ([]string, error) {
+	var ids []string
+	for _, n := range nodeList {
+		if id := nodes.InstanceID(n.Spec.ProviderID); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	subnets := map[string]bool{}
+	for _, b := range batches(ids, filterBatch) {
+		p := ec2.NewDescribeInstancesPaginator(c.opts.EC2, &ec2.DescribeInstancesInput{
+			Filters:    []types.Filter{{Name: aws.String("instance-id"), Values: b}},
+			MaxResults: aws.Int32(1000),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("describing the nodes' instances to find their subnets: %w", err)
+			}
+			for _, r := range page.Reservations {
+				for _, i := range r.Instances {
+					if s := aws.ToString(i.SubnetId); s != "" {
+						subnets[s] = true
+					}
+					for _, e := range i.NetworkInterfaces {
+						if s := aws.ToString(e.SubnetId); s != "" {
+							subnets[s] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(subnets)), nil
+}
+
+// refreshTypes asks for the instance types the nodes have now. Types are
+// filtered for rather than named, as a name AWS does not know fails the
+// whole call.
+func (c *Collector) refreshTypes(ctx context.Context, nodeList []*corev1.Node) error {
+	want := map[string]bool{}
+	for _, n := range nodeList {
+		if t := instanceType(n); t != "" {
+			want[t] = true
+		}
+	}
+	found := map[string]typeInfo{}
+	for _, b := range batches(slices.Sorted(maps.Keys(want)), typesBatch) {
+		p := ec2.NewDescribeInstanceTypesPaginator(c.opts.EC2, &ec2.DescribeInstanceTypesInput{
+			Filters:    []types.Filter{{Name: aws.String("instance-type"), Values: b}},
+			MaxResults: aws.Int32(100),
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("describing instance types %v: %w", b, err)
+			}
+			for _, t := range page.InstanceTypes {
+				if info, ok := typeOf(t); ok {
+					found[string(t.InstanceType)] = info
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	c.types = found
+	c.mu.Unlock()
+	return nil
+}
+
+// typeOf reads the default network card's ENIs: the VPC CNI attaches ENIs
+// to it only.
+func typeOf(t types.InstanceTypeInfo) (typeInfo, bool) {
+	ni := t.NetworkInfo
+	if ni == nil || ni.Ipv4AddressesPerInterface == nil {
+		return typeInfo{}, false
+	}
+	enis := aws.ToInt32(ni.MaximumNetworkInterfaces)
+	def := aws.ToInt32(ni.DefaultNetworkCardIndex)
+	for _, card := range ni.NetworkCards {
+		if aws.ToInt32(card.NetworkCardIndex) == def {
+			enis = aws.ToInt32(card.MaximumNetworkInterfaces)
+			break
+		}
+	}
+	return typeInfo{enis: enis, ipv4PerENI: aws.ToInt32(ni.Ipv4AddressesPerInterface)}, true
+}
+
+// capacity is the pod addresses of a type: every ENI keeps its primary
+// address for itself; with custom networking the primary ENI is the node's
+// and holds no pod; with prefix delegation each secondary slot is a /28.
+func (c *Collector) capacity(t typeInfo) float64 {
+	enis := int64(t.enis)
+	if c.opts.CustomNetworking {
+		enis--
+	}
+	ips := max(enis, 0) * max(int64(t.ipv4PerENI)-1, 0)
+	if c.opts.PrefixDelegation {
+		ips *= prefixIPs
+	}
+	return float64(ips)
+}
+
+// Update sends the last good AWS values and the nodes' pod addresses. It
+// returns an error when a part of the last refresh failed (its values are
+// the last good ones, older than the others), none ran yet, or an informer
+// fails.
+func (c *Collector) Update(ch chan<- prometheus.Metric) error {
+	c.mu.Lock()
+	subnets, typeInfos := c.subnets, c.types
+	errs := []error{c.subnetsErr, c.typesErr}
+	if !c.refreshed {
+		errs = append(errs, fmt.Errorf("no AWS refresh in %s yet", c.opts.Region))
+	}
+	c.mu.Unlock()
+
+	zones := map[string]float64{}
+	for _, s := range subnets {
+		ch <- prometheus.MustNewConstMetric(subnetAvailableDesc, prometheus.GaugeValue, s.available, s.id, s.vpc, s.zone, s.cidr)
+		ch <- prometheus.MustNewConstMetric(subnetUsableDesc, prometheus.GaugeValue, s.usable, s.id, s.vpc, s.zone, s.cidr)
+		zones[s.zone] += s.available
+	}
+	for zone, v := range zones {
+		ch <- prometheus.MustNewConstMetric(zoneAvailableDesc, prometheus.GaugeValue, v, zone)
+	}
+
+	pods := c.opts.Pods.GetIndexer()
+	for _, n := range c.nodeList() {
+		if t, ok := typeInfos[instanceType(n)]; ok {
+			ch <- prometheus.MustNewConstMetric(nodeCapacityDesc, prometheus.GaugeValue, c.capacity(t), n.Name)
+		}
+		objs, err := pods.ByIndex(kube.PodNodeIndex, n.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing the pods of node %s: %w", n.Name, err))
+			continue
+		}
+		used := 0
+		for _, obj := range objs {
+			p, ok := obj.(*kube.Pod)
+			if ok && p.HasPodIP && !p.HostNetwork && p.Phase != corev1.PodSucceeded && p.Phase != corev1.PodFailed {
+				used++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(nodePodIPsDesc, prometheus.GaugeValue, float64(used), n.Name)
+	}
+
+	c.refresher.SendStatus(ch)
+	errs = append(errs, c.opts.Nodes.Healthy(), c.opts.Pods.Healthy())
+	return errors.Join(errs...)
+}
+
+var _ collectors.Collector = (*Collector)(nil)
