@@ -113,3 +113,18 @@ func (a adapter) Collect(ch chan<- prometheus.Metric) {
 		a.onErr(err)
 	}
 }
+
+// Multi is one collector made of several of the same family, e.g. one per
+// AWS account and region.
+type Multi []Collector
+
+// Update runs each collector and joins their errors.
+func (m Multi) Update(ch chan<- prometheus.Metric) error {
+	var errs []error
+	for _, c := range m {
+		if err := c.Update(ch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/scrape"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
@@ -86,9 +87,29 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		}
 	}
 
+	// The fake AWS account of the cluster: a tagged subnet per zone.
+	aws, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = aws.Close() })
+	for i, zone := range zones {
+		if _, err := aws.Account().AddSubnet(awsfake.SubnetSpec{
+			CIDR: fmt.Sprintf("10.1.%d.0/24", i*32), AZ: zone,
+			Tags: map[string]string{"kubernetes.io/cluster/testbed": "owned"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	addr := freeAddr(t)
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
-		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--log.level", "debug"}, nil); err != nil {
+		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--log.level", "debug",
+		"--collector.cni", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "testbed",
+	}, []string{
+		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}); err != nil {
 		t.Fatal(err)
 	}
 	metricsURL := "http://" + addr + "/metrics"
@@ -132,6 +153,47 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		}
 		if len(r) != 6 {
 			t.Errorf("node_info: %d (nodegroup, zone) pairs, want 6: %+v", len(r), r)
+		}
+	})
+
+	t.Run("VPC CNI IP space through the real SDK against the fake AWS", func(t *testing.T) {
+		err := testbed.WaitFor(ctx, time.Minute, "the cni collector's first refresh", func(ctx context.Context) (bool, error) {
+			mfs, err := scrape.Get(ctx, metricsURL)
+			if err != nil {
+				return false, err
+			}
+			subnets := mfs.Samples("upgradeguard_subnet_usable_ips", nil)
+			capacity := mfs.Samples("upgradeguard_node_ip_capacity", nil)
+			ok, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": "cni"})
+			return len(subnets) == 3 && len(capacity) == len(names) && ok == 1,
+				fmt.Errorf("%d subnets, %d nodes with capacity, success %v", len(subnets), len(capacity), ok)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfs, err := scrape.Get(ctx, metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range mfs.Samples("upgradeguard_subnet_usable_ips", nil) {
+			if s.Value != 251 {
+				t.Errorf("usable IPs of /24 %v = %v, want 251", s.Labels, s.Value)
+			}
+		}
+		for _, zone := range zones {
+			if v, ok := mfs.Value("upgradeguard_zone_available_ips", map[string]string{"zone": zone}); !ok || v != 251 {
+				t.Errorf("available IPs in %s = %v (%v), want 251", zone, v, ok)
+			}
+		}
+		// m5.large: 3 ENIs x (10 addresses - 1), as DescribeInstanceTypes says.
+		if v, _ := mfs.Value("upgradeguard_node_ip_capacity", map[string]string{"node": "node-00"}); v != 27 {
+			t.Errorf("IP capacity of an m5.large node = %v, want 27", v)
+		}
+		if v, _ := mfs.Value("upgradeguard_aws_api_requests_total", map[string]string{"service": "EC2", "operation": "DescribeSubnets", "code": "ok"}); v < 1 {
+			t.Errorf("DescribeSubnets requests counted: %v", v)
+		}
+		if _, ok := mfs.Value("upgradeguard_aws_refresh_last_success_timestamp_seconds", map[string]string{"collector": "cni", "region": "eu-west-1"}); !ok {
+			t.Error("no last-success timestamp for the cni refresh")
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -21,8 +22,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
+	"github.com/upgradeguard/upgradeguard/collectors/cni"
 	"github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/collectors/pdb"
+	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
@@ -38,13 +41,21 @@ type Config struct {
 	KubeQPS     float32
 	KubeBurst   int
 	Nodes       nodes.Options
-	enabled     map[string]*bool
+	AWS         *AWSConfig
+	CNI         struct {
+		SubnetIDs                          []string
+		PrefixDelegation, CustomNetworking bool
+		Interval                           time.Duration
+	}
+	enabled map[string]*bool
 }
 
 // collectorDefaults lists the collector families and whether they are on by default.
 var collectorDefaults = map[string]bool{
 	"nodes": true,
 	"pdb":   true,
+	// The AWS collectors need AWS credentials and --aws.region.
+	"cni": false,
 }
 
 // AddFlags registers the exporter's flags on cmd.
@@ -63,6 +74,15 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		Default("40").IntVar(&c.KubeBurst)
 	cmd.Flag("collector.nodes.nodegroup-label", "Node label holding the node group, tried before the kops and EKS labels.").
 		StringVar(&c.Nodes.NodegroupLabel)
+	c.AWS = addAWSFlags(cmd)
+	cmd.Flag("collector.cni.subnet", "A subnet of the cluster (repeatable); without it, the subnets tagged kubernetes.io/cluster/<aws.cluster-name>, else the subnets of the nodes' instances.").
+		StringsVar(&c.CNI.SubnetIDs)
+	cmd.Flag("collector.cni.prefix-delegation", "The VPC CNI runs with ENABLE_PREFIX_DELEGATION: each secondary address slot holds a /28 prefix.").
+		BoolVar(&c.CNI.PrefixDelegation)
+	cmd.Flag("collector.cni.custom-networking", "The VPC CNI runs with custom networking: the primary ENI holds no pod addresses.").
+		BoolVar(&c.CNI.CustomNetworking)
+	cmd.Flag("collector.cni.interval", "How often the cni collector asks AWS for subnets and instance types.").
+		Default("5m").DurationVar(&c.CNI.Interval)
 	names := make([]string, 0, len(collectorDefaults))
 	for n := range collectorDefaults {
 		names = append(names, n)
@@ -106,12 +126,6 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("creating Kubernetes client for %s: %w", restCfg.Host, err)
 	}
 
-	informers := kube.NewInformers(client, kube.Options{NodeLabels: cfg.Nodes.NodeLabels()}, logger)
-	set, err := newSet(cfg, informers, logger)
-	if err != nil {
-		return err
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		promcollectors.NewGoCollector(),
@@ -121,6 +135,12 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	var r prometheus.Registerer = reg
 	if cfg.Cluster != "" {
 		r = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": cfg.Cluster}, reg)
+	}
+
+	informers := kube.NewInformers(client, kube.Options{NodeLabels: cfg.Nodes.NodeLabels()}, logger)
+	set, refreshers, err := newSet(ctx, cfg, informers, r, logger)
+	if err != nil {
+		return err
 	}
 	if err := r.Register(set); err != nil {
 		return fmt.Errorf("registering collectors: %w", err)
@@ -148,6 +168,10 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("API server %s: %w", restCfg.Host, err)
 	}
 	logger.Info("informers synced, ready", "duration_seconds", time.Since(begin).Seconds())
+	// AWS is only called from these background loops, never on a scrape.
+	for _, rf := range refreshers {
+		go rf.Run(ctx, logger)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -161,22 +185,48 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 }
 
-func newSet(cfg *Config, informers *kube.Informers, logger *slog.Logger) (*collectors.Set, error) {
+// newSet builds the enabled collectors and the background refreshers of the
+// AWS ones.
+func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg prometheus.Registerer, logger *slog.Logger) (*collectors.Set, []*awsapi.Refresher, error) {
 	enabled := map[string]collectors.Collector{}
 	if *cfg.enabled["nodes"] {
 		c, err := nodes.New(informers.Nodes(), informers.NodeLeases(), cfg.Nodes)
 		if err != nil {
-			return nil, fmt.Errorf("nodes collector: %w", err)
+			return nil, nil, fmt.Errorf("nodes collector: %w", err)
 		}
 		enabled["nodes"] = c
 	}
 	if *cfg.enabled["pdb"] {
 		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets())
 	}
-	if len(enabled) == 0 {
-		return nil, UsageError{errors.New("every collector is disabled; enable at least one --collector.<name>")}
+	var refreshers []*awsapi.Refresher
+	if *cfg.enabled["cni"] {
+		requests, err := awsapi.NewRequests(reg)
+		if err != nil {
+			return nil, nil, err
+		}
+		targets, err := awsTargets(ctx, cfg.AWS, awsapi.NewBudgets(cfg.AWS.APIRate, cfg.AWS.APIBurst), requests, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		var multi collectors.Multi
+		for _, t := range targets {
+			c := cni.New(cni.Options{
+				EC2: ec2.NewFromConfig(t.Config), Region: t.Region,
+				Nodes: informers.Nodes(), Pods: informers.Pods(),
+				SubnetIDs: cfg.CNI.SubnetIDs, ClusterName: cfg.AWS.clusterName(cfg.Cluster),
+				PrefixDelegation: cfg.CNI.PrefixDelegation, CustomNetworking: cfg.CNI.CustomNetworking,
+				Interval: cfg.CNI.Interval, Logger: logger.With("collector", "cni", "account", t.Account),
+			})
+			multi = append(multi, c)
+			refreshers = append(refreshers, c.Refreshers()...)
+		}
+		enabled["cni"] = multi
 	}
-	return collectors.NewSet(enabled, logger), nil
+	if len(enabled) == 0 {
+		return nil, nil, UsageError{errors.New("every collector is disabled; enable at least one --collector.<name>")}
+	}
+	return collectors.NewSet(enabled, logger), refreshers, nil
 }
 
 // Handler serves /metrics, /healthz (the process is alive), /readyz (the
