@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/scrape"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
@@ -64,12 +65,36 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	// A fake AWS account behind the cluster: a tagged subnet per zone, one
+	// of them nearly full.
+	aws, err := awsfake.Start()
+	if err != nil {
+		return err
+	}
+	defer aws.Close()
+	for i, zone := range zones {
+		cidr := fmt.Sprintf("10.1.%d.0/24", i)
+		if i == 2 {
+			cidr = "10.1.2.0/27" // 27 usable addresses: too few for a surge
+		}
+		if _, err := aws.Account().AddSubnet(awsfake.SubnetSpec{CIDR: cidr, AZ: zone,
+			Tags: map[string]string{"kubernetes.io/cluster/demo": "owned"}}); err != nil {
+			return err
+		}
+	}
+	logf("fake AWS at %s with a subnet per zone", aws.URL())
+
 	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
-		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr}, nil); err != nil {
+		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr,
+		"--collector.cni", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "demo",
+	}, []string{
+		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}); err != nil {
 		return err
 	}
 	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
@@ -101,7 +126,8 @@ func run(ctx context.Context) error {
 				healthy++
 			}
 		}
-		return ready == 12 && healthy == 3, fmt.Errorf("%d nodes ready, %d of 3 PDBs with all their pods healthy", ready, healthy)
+		zonesSeen := len(mfs.Samples("upgradeguard_zone_available_ips", nil))
+		return ready == 12 && healthy == 3 && zonesSeen == 3, fmt.Errorf("%d nodes ready, %d of 3 PDBs with all their pods healthy, %d zones' IPs known", ready, healthy, zonesSeen)
 	})
 	if err != nil {
 		return err
@@ -135,8 +161,9 @@ var (
 	}
 )
 
+var zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+
 func createCluster(ctx context.Context, tb *testbed.Testbed) error {
-	zones := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
 	groups := []string{"nodes-blue", "nodes-green"}
 	for i := range 12 {
 		n := testbed.Node{
@@ -198,6 +225,16 @@ func summarize(mfs scrape.Families) {
 		fmt.Println("  every node is drainable")
 	} else {
 		fmt.Println(strings.Join(blocked, "\n"))
+	}
+	for _, z := range mfs.Samples("upgradeguard_zone_available_ips", nil) {
+		line := fmt.Sprintf("  zone %s: %.0f free IPs in the cluster subnets", z.Labels["zone"], z.Value)
+		for _, n := range mfs.Samples("upgradeguard_node_ip_capacity", nil) {
+			if n.Value > z.Value {
+				line += fmt.Sprintf(", fewer than a new node's %.0f pod IPs: a surge there would fail", n.Value)
+				break
+			}
+		}
+		fmt.Println(line)
 	}
 	var local []string
 	for _, s := range mfs.Samples("upgradeguard_node_local_storage_pods", nil) {

@@ -105,7 +105,7 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 	addr := freeAddr(t)
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
 		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--log.level", "debug",
-		"--collector.cni", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "testbed",
+		"--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "testbed",
 	}, []string{
 		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true",
@@ -156,17 +156,22 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("VPC CNI IP space through the real SDK against the fake AWS", func(t *testing.T) {
-		err := testbed.WaitFor(ctx, time.Minute, "the cni collector's first refresh", func(ctx context.Context) (bool, error) {
+	t.Run("AWS collectors through the real SDK against the fake AWS", func(t *testing.T) {
+		standard := map[string]string{"service": "ec2", "quota_code": "L-1216C47A"}
+		err := testbed.WaitFor(ctx, time.Minute, "the AWS collectors' first refresh", func(ctx context.Context) (bool, error) {
 			mfs, err := scrape.Get(ctx, metricsURL)
 			if err != nil {
 				return false, err
 			}
 			subnets := mfs.Samples("upgradeguard_subnet_usable_ips", nil)
 			capacity := mfs.Samples("upgradeguard_node_ip_capacity", nil)
-			ok, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": "cni"})
-			return len(subnets) == 3 && len(capacity) == len(names) && ok == 1,
-				fmt.Errorf("%d subnets, %d nodes with capacity, success %v", len(subnets), len(capacity), ok)
+			cniOK, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": "cni"})
+			quotaOK, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": "awsquota"})
+			_, limit := mfs.Value("upgradeguard_aws_quota_limit", standard)
+			_, usage := mfs.Value("upgradeguard_aws_quota_usage", standard)
+			return len(subnets) == 3 && len(capacity) == len(names) && cniOK == 1 && quotaOK == 1 && limit && usage,
+				fmt.Errorf("%d subnets, %d nodes with capacity, cni success %v, awsquota success %v, standard vCPU limit %v usage %v",
+					len(subnets), len(capacity), cniOK, quotaOK, limit, usage)
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -12,7 +12,11 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -22,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
+	"github.com/upgradeguard/upgradeguard/collectors/awsquota"
 	"github.com/upgradeguard/upgradeguard/collectors/cni"
 	"github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/collectors/pdb"
@@ -47,6 +52,11 @@ type Config struct {
 		PrefixDelegation, CustomNetworking bool
 		Interval                           time.Duration
 	}
+	AWSQuota struct {
+		QuotaInterval, UsageInterval time.Duration
+		ASGNames                     []string
+		SurgeNodes                   int
+	}
 	enabled map[string]*bool
 }
 
@@ -55,7 +65,8 @@ var collectorDefaults = map[string]bool{
 	"nodes": true,
 	"pdb":   true,
 	// The AWS collectors need AWS credentials and --aws.region.
-	"cni": false,
+	"cni":      false,
+	"awsquota": false,
 }
 
 // AddFlags registers the exporter's flags on cmd.
@@ -83,6 +94,14 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		BoolVar(&c.CNI.CustomNetworking)
 	cmd.Flag("collector.cni.interval", "How often the cni collector asks AWS for subnets and instance types.").
 		Default("5m").DurationVar(&c.CNI.Interval)
+	cmd.Flag("collector.awsquota.quota-interval", "How often the awsquota collector reads quota values from Service Quotas.").
+		Default("1h").DurationVar(&c.AWSQuota.QuotaInterval)
+	cmd.Flag("collector.awsquota.usage-interval", "How often the awsquota collector computes usage and surge demand from describe calls.").
+		Default("5m").DurationVar(&c.AWSQuota.UsageInterval)
+	cmd.Flag("collector.awsquota.asg", "An Auto Scaling group of the cluster (repeatable), besides those tagged kubernetes.io/cluster/<aws.cluster-name>.").
+		StringsVar(&c.AWSQuota.ASGNames)
+	cmd.Flag("collector.awsquota.surge-nodes", "Nodes a group replaces at a time during an upgrade, for the surge demand.").
+		Default("1").IntVar(&c.AWSQuota.SurgeNodes)
 	names := make([]string, 0, len(collectorDefaults))
 	for n := range collectorDefaults {
 		names = append(names, n)
@@ -200,7 +219,7 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets())
 	}
 	var refreshers []*awsapi.Refresher
-	if *cfg.enabled["cni"] {
+	if *cfg.enabled["cni"] || *cfg.enabled["awsquota"] {
 		requests, err := awsapi.NewRequests(reg)
 		if err != nil {
 			return nil, nil, err
@@ -209,19 +228,44 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 		if err != nil {
 			return nil, nil, err
 		}
-		var multi collectors.Multi
+		var cniMulti, quotaMulti collectors.Multi
 		for _, t := range targets {
-			c := cni.New(cni.Options{
-				EC2: ec2.NewFromConfig(t.Config), Region: t.Region,
-				Nodes: informers.Nodes(), Pods: informers.Pods(),
-				SubnetIDs: cfg.CNI.SubnetIDs, ClusterName: cfg.AWS.clusterName(cfg.Cluster),
-				PrefixDelegation: cfg.CNI.PrefixDelegation, CustomNetworking: cfg.CNI.CustomNetworking,
-				Interval: cfg.CNI.Interval, Logger: logger.With("collector", "cni", "account", t.Account),
-			})
-			multi = append(multi, c)
-			refreshers = append(refreshers, c.Refreshers()...)
+			if *cfg.enabled["cni"] {
+				c := cni.New(cni.Options{
+					EC2: ec2.NewFromConfig(t.Config), Region: t.Region,
+					Nodes: informers.Nodes(), Pods: informers.Pods(),
+					SubnetIDs: cfg.CNI.SubnetIDs, ClusterName: cfg.AWS.clusterName(cfg.Cluster),
+					PrefixDelegation: cfg.CNI.PrefixDelegation, CustomNetworking: cfg.CNI.CustomNetworking,
+					Interval: cfg.CNI.Interval, Logger: logger.With("collector", "cni", "account", t.Account),
+				})
+				cniMulti = append(cniMulti, c)
+				refreshers = append(refreshers, c.Refreshers()...)
+			}
+			if *cfg.enabled["awsquota"] {
+				c := awsquota.New(awsquota.Options{
+					Account: t.Account,
+					Regions: []awsquota.Region{{Name: t.Region, Clients: awsquota.Clients{
+						EC2:           ec2.NewFromConfig(t.Config),
+						AutoScaling:   autoscaling.NewFromConfig(t.Config),
+						ELBv2:         elasticloadbalancingv2.NewFromConfig(t.Config),
+						ELB:           elasticloadbalancing.NewFromConfig(t.Config),
+						ServiceQuotas: servicequotas.NewFromConfig(t.Config),
+					}}},
+					QuotaInterval: cfg.AWSQuota.QuotaInterval, UsageInterval: cfg.AWSQuota.UsageInterval,
+					ClusterName: cfg.AWS.clusterName(cfg.Cluster), ASGNames: cfg.AWSQuota.ASGNames,
+					SurgeNodes: cfg.AWSQuota.SurgeNodes,
+					Logger:     logger.With("collector", "awsquota", "account", t.Account),
+				})
+				quotaMulti = append(quotaMulti, c)
+				refreshers = append(refreshers, c.Refreshers()...)
+			}
 		}
-		enabled["cni"] = multi
+		if len(cniMulti) > 0 {
+			enabled["cni"] = cniMulti
+		}
+		if len(quotaMulti) > 0 {
+			enabled["awsquota"] = quotaMulti
+		}
 	}
 	if len(enabled) == 0 {
 		return nil, nil, UsageError{errors.New("every collector is disabled; enable at least one --collector.<name>")}
