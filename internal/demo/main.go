@@ -75,7 +75,7 @@ func run(ctx context.Context) error {
 	for i, zone := range zones {
 		cidr := fmt.Sprintf("10.1.%d.0/24", i)
 		if i == 2 {
-			cidr = "10.1.2.0/27" // 27 usable addresses: too few for a surge
+			cidr = "10.1.2.0/28" // 11 usable addresses: too few for a new node
 		}
 		if _, err := aws.Account().AddSubnet(awsfake.SubnetSpec{CIDR: cidr, AZ: zone,
 			Tags: map[string]string{"kubernetes.io/cluster/demo": "owned"}}); err != nil {
