@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -61,28 +63,14 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("building upgradeguard (run the demo from the repository root): %w", err)
 	}
 
-	if err := createCluster(startCtx, tb); err != nil {
-		return err
-	}
-
-	// A fake AWS account behind the cluster: a tagged subnet per zone, one
-	// of them nearly full.
 	aws, err := awsfake.Start()
 	if err != nil {
 		return err
 	}
 	defer aws.Close()
-	for i, zone := range zones {
-		cidr := fmt.Sprintf("10.1.%d.0/24", i)
-		if i == 2 {
-			cidr = "10.1.2.0/28" // 11 usable addresses: too few for a new node
-		}
-		if _, err := aws.Account().AddSubnet(awsfake.SubnetSpec{CIDR: cidr, AZ: zone,
-			Tags: map[string]string{"kubernetes.io/cluster/demo": "owned"}}); err != nil {
-			return err
-		}
+	if err := createCluster(startCtx, tb, aws.Account()); err != nil {
+		return err
 	}
-	logf("fake AWS at %s with a subnet per zone", aws.URL())
 
 	addr, err := freeAddr()
 	if err != nil {
@@ -90,7 +78,7 @@ func run(ctx context.Context) error {
 	}
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
 		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr,
-		"--collector.cni", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "demo",
+		"--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "demo",
 	}, []string{
 		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true",
@@ -127,7 +115,13 @@ func run(ctx context.Context) error {
 			}
 		}
 		zonesSeen := len(mfs.Samples("upgradeguard_zone_available_ips", nil))
-		return ready == 12 && healthy == 3 && zonesSeen == 3, fmt.Errorf("%d nodes ready, %d of 3 PDBs with all their pods healthy, %d zones' IPs known", ready, healthy, zonesSeen)
+		// Surge demand and the quota it counts against, from two refreshes.
+		surge := 0
+		if _, ok := mfs.Value("upgradeguard_aws_quota_limit", map[string]string{"quota_code": "L-1216C47A"}); ok {
+			surge = len(mfs.Samples("upgradeguard_aws_quota_surge_demand", nil))
+		}
+		return ready == 12 && healthy == 3 && zonesSeen == 3 && surge > 0,
+			fmt.Errorf("%d nodes ready, %d of 3 PDBs with all their pods healthy, %d zones' IPs known, %d surge demands", ready, healthy, zonesSeen, surge)
 	})
 	if err != nil {
 		return err
@@ -149,40 +143,80 @@ func run(ctx context.Context) error {
 	return nil
 }
 
-var (
-	one, zero, half = intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
-	workloads       = []testbed.Workload{
+// workloads are the demo's Deployments, set by createCluster.
+var workloads []testbed.Workload
+
+var zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+
+// createCluster makes the fake AWS account of the cluster (a tagged subnet
+// per zone, one nearly full, and an Auto Scaling group per node group) and
+// a kwok node for every instance the groups launch, then the workloads.
+func createCluster(ctx context.Context, tb *testbed.Testbed, acct *awsfake.Account) error {
+	tags := map[string]string{"kubernetes.io/cluster/demo": "owned"}
+	var subnets []string
+	for i, zone := range zones {
+		cidr := fmt.Sprintf("10.1.%d.0/24", i)
+		if i == 2 {
+			cidr = "10.1.2.0/28" // 11 usable addresses: too few for a new node
+		}
+		sub, err := acct.AddSubnet(awsfake.SubnetSpec{CIDR: cidr, AZ: zone, Tags: tags})
+		if err != nil {
+			return err
+		}
+		subnets = append(subnets, sub.ID)
+	}
+	var (
+		mu       sync.Mutex
+		nodeErrs []error
+		names    []string
+	)
+	acct.OnLaunch(func(inst awsfake.Instance) {
+		name := "ip-" + strings.ReplaceAll(inst.PrivateIP, ".", "-") + ".eu-west-1.compute.internal"
+		err := tb.CreateNode(ctx, testbed.Node{
+			Name: name, Zone: inst.AZ, InstanceType: inst.Type, NodeGroup: inst.ASG,
+			ProviderID: fmt.Sprintf("aws:///%s/%s", inst.AZ, inst.ID),
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		nodeErrs = append(nodeErrs, err)
+		names = append(names, name)
+	})
+	for group, instanceType := range map[string]string{"nodes-blue": "m5.large", "nodes-green": "m6i.large"} {
+		lt, err := acct.AddLaunchTemplate(group, awsfake.LaunchTemplateData{InstanceType: instanceType,
+			BlockDevices: []awsfake.BlockDevice{{DeviceName: "/dev/xvda", VolumeType: "gp3", SizeGiB: 100}}}, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := acct.AddASG(awsfake.ASGSpec{Name: group, LaunchTemplate: lt.ID, Min: 6, Max: 12, Desired: 6,
+			Subnets: subnets, Tags: tags}); err != nil {
+			return err
+		}
+	}
+	mu.Lock()
+	err := errors.Join(nodeErrs...)
+	sort.Strings(names)
+	pinned := names[0]
+	mu.Unlock()
+	if err != nil {
+		return err
+	}
+	logf("fake AWS: a subnet per zone, 2 Auto Scaling groups; their 12 instances are kwok nodes in 3 zones")
+
+	one, zero, half := intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
+	workloads = []testbed.Workload{
 		{Namespace: "shop", Name: "web", Replicas: 6, MaxUnavailable: &one},
 		{Namespace: "shop", Name: "api", Replicas: 4, MinAvailable: &half},
 		// The blocking one: maxUnavailable 0 can never allow an eviction.
 		{Namespace: "payments", Name: "ledger", Replicas: 2, MaxUnavailable: &zero,
-			NodeSelector: map[string]string{corev1.LabelHostname: "node-04"}},
+			NodeSelector: map[string]string{corev1.LabelHostname: pinned}},
 		{Namespace: "batch", Name: "scratch", Replicas: 2, EmptyDir: true},
 	}
-)
-
-var zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
-
-func createCluster(ctx context.Context, tb *testbed.Testbed) error {
-	groups := []string{"nodes-blue", "nodes-green"}
-	for i := range 12 {
-		n := testbed.Node{
-			Name:         fmt.Sprintf("node-%02d", i),
-			Zone:         zones[i%3],
-			InstanceType: []string{"m5.large", "m6i.large"}[i/6],
-			NodeGroup:    groups[i/6],
-		}
-		if err := tb.CreateNode(ctx, n); err != nil {
-			return err
-		}
-	}
-	logf("created 12 kwok nodes in 3 zones and 2 node groups")
 	for _, w := range workloads {
 		if err := tb.CreateWorkload(ctx, w); err != nil {
 			return err
 		}
 	}
-	logf("created workloads shop/web, shop/api, payments/ledger (PDB maxUnavailable 0, pinned to node-04), batch/scratch (emptyDir)")
+	logf("created workloads shop/web, shop/api, payments/ledger (PDB maxUnavailable 0, pinned to %s), batch/scratch (emptyDir)", pinned)
 	return nil
 }
 
@@ -235,6 +269,15 @@ func summarize(mfs scrape.Families) {
 			}
 		}
 		fmt.Println(line)
+	}
+	for _, l := range mfs.Samples("upgradeguard_aws_quota_surge_demand", nil) {
+		key := map[string]string{"service": l.Labels["service"], "quota_code": l.Labels["quota_code"]}
+		limit, okL := mfs.Value("upgradeguard_aws_quota_limit", key)
+		usage, okU := mfs.Value("upgradeguard_aws_quota_usage", key)
+		if okL && okU {
+			fmt.Printf("  AWS quota %s (%s): %.4g used of %.4g, a node replacement needs %.4g more\n",
+				l.Labels["quota_name"], l.Labels["quota_code"], usage, limit, l.Value)
+		}
 	}
 	var local []string
 	for _, s := range mfs.Samples("upgradeguard_node_local_storage_pods", nil) {

@@ -35,6 +35,9 @@ type Node struct {
 	NodeGroupLabel string // default DefaultNodeGroupLabel
 	Labels         map[string]string
 	KubeletVersion string // status.nodeInfo.kubeletVersion, default KubernetesVersion
+	// ProviderID, when set, ties the node to an instance of the fake AWS;
+	// by default "aws:///<zone>/<InstanceID(Name)>".
+	ProviderID string
 }
 
 // InstanceID is the fake EC2 instance id of a node: "i-" and 17 hex digits
@@ -55,6 +58,9 @@ func (tb *Testbed) CreateNode(ctx context.Context, n Node) error {
 	}
 	if n.KubeletVersion == "" {
 		n.KubeletVersion = KubernetesVersion
+	}
+	if n.ProviderID == "" {
+		n.ProviderID = fmt.Sprintf("aws:///%s/%s", n.Zone, InstanceID(n.Name))
 	}
 	labels := map[string]string{
 		"kubernetes.io/hostname": n.Name,
@@ -86,7 +92,7 @@ func (tb *Testbed) CreateNode(ctx context.Context, n Node) error {
 			Annotations: map[string]string{KwokAnnotation: KwokAnnotationValue},
 		},
 		Spec: corev1.NodeSpec{
-			ProviderID: fmt.Sprintf("aws:///%s/%s", n.Zone, InstanceID(n.Name)),
+			ProviderID: n.ProviderID,
 			Taints: []corev1.Taint{{
 				Key: KwokAnnotation, Value: KwokAnnotationValue, Effect: corev1.TaintEffectNoSchedule,
 			}},
