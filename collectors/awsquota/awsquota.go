@@ -96,7 +96,11 @@ type Options struct {
 	ASGNames    []string
 	// SurgeNodes is how many nodes a group replaces at a time (default 1).
 	SurgeNodes int
-	Logger     *slog.Logger
+	// ENIsPerNode is how many network interfaces the VPC CNI attaches to a
+	// new node at start: the primary one plus WARM_ENI_TARGET (default 1),
+	// so 2 by default; set it from the aws-node DaemonSet's warm settings.
+	ENIsPerNode int
+	Logger      *slog.Logger
 }
 
 // Collector is the awsquota collector.
@@ -113,6 +117,9 @@ func New(opts Options) *Collector {
 	}
 	if opts.UsageInterval <= 0 {
 		opts.UsageInterval = 5 * time.Minute
+	}
+	if opts.ENIsPerNode <= 0 {
+		opts.ENIsPerNode = 2
 	}
 	if opts.SurgeNodes <= 0 {
 		opts.SurgeNodes = 1

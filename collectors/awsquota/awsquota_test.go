@@ -436,7 +436,9 @@ func TestSurgeDemand(t *testing.T) {
 		must[awsfake.ASG](t)(a.AddASG(g))
 	}
 	e.srv.SetPageSize(1, 1)
-	c := e.collector(t, func(o *Options) { o.ClusterName, o.ASGNames, o.SurgeNodes = "demo", []string{"named-spot"}, 2 })
+	c := e.collector(t, func(o *Options) {
+		o.ClusterName, o.ASGNames, o.SurgeNodes, o.ENIsPerNode = "demo", []string{"named-spot"}, 2, 3
+	})
 	if err := refresh(t, c); err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +450,7 @@ func TestSurgeDemand(t *testing.T) {
 		surge + "L-1216C47A": 2 * 8,            // general: 2 x m5.2xlarge
 		surge + "L-DB2E81BA": 2 * 4,            // gpu: 2 x g4dn.xlarge
 		surge + "L-34B43A08": 2 * 4,            // named-spot: 2 x c5.xlarge spot
-		surge + "L-DF5E4CA3": 2,                // one ENI per node, the largest group's surge
+		surge + "L-DF5E4CA3": 6,                // 2 nodes x 3 ENIs each at start
 		surge + "L-7A658B76": 2 * 200.0 / 1024, // gpu's gp3 beats general's
 		surge + "L-D18FCD1D": 2 * 50.0 / 1024,
 		surge + "L-82ACEF56": 2 * 512.0 / 1024,

@@ -70,7 +70,7 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 	surge := map[qkey]float64{}
 	bump := func(k qkey, v float64) { surge[k] = max(surge[k], v) }
 	for name, s := range shapes {
-		bump(qkey{svcVPC, codeENIs}, n)
+		bump(qkey{svcVPC, codeENIs}, n*float64(r.opts.ENIsPerNode))
 		for typ, gib := range s.volumesGiB {
 			if code, ok := volumeTypeCodes[typ]; ok {
 				bump(qkey{svcEBS, code}, n*float64(gib)/1024)

@@ -55,7 +55,7 @@ type Config struct {
 	AWSQuota struct {
 		QuotaInterval, UsageInterval time.Duration
 		ASGNames                     []string
-		SurgeNodes                   int
+		SurgeNodes, ENIsPerNode      int
 	}
 	enabled map[string]*bool
 }
@@ -102,6 +102,8 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		StringsVar(&c.AWSQuota.ASGNames)
 	cmd.Flag("collector.awsquota.surge-nodes", "Nodes a group replaces at a time during an upgrade, for the surge demand.").
 		Default("1").IntVar(&c.AWSQuota.SurgeNodes)
+	cmd.Flag("collector.awsquota.enis-per-node", "Network interfaces the VPC CNI attaches to a new node at start: 1 plus its WARM_ENI_TARGET.").
+		Default("2").IntVar(&c.AWSQuota.ENIsPerNode)
 	names := make([]string, 0, len(collectorDefaults))
 	for n := range collectorDefaults {
 		names = append(names, n)
@@ -253,8 +255,8 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 					}}},
 					QuotaInterval: cfg.AWSQuota.QuotaInterval, UsageInterval: cfg.AWSQuota.UsageInterval,
 					ClusterName: cfg.AWS.clusterName(cfg.Cluster), ASGNames: cfg.AWSQuota.ASGNames,
-					SurgeNodes: cfg.AWSQuota.SurgeNodes,
-					Logger:     logger.With("collector", "awsquota", "account", t.Account),
+					SurgeNodes: cfg.AWSQuota.SurgeNodes, ENIsPerNode: cfg.AWSQuota.ENIsPerNode,
+					Logger: logger.With("collector", "awsquota", "account", t.Account),
 				})
 				quotaMulti = append(quotaMulti, c)
 				refreshers = append(refreshers, c.Refreshers()...)
