@@ -128,3 +128,11 @@ func (m Multi) Update(ch chan<- prometheus.Metric) error {
 	}
 	return errors.Join(errs...)
 }
+
+// BoolFloat is a metric value for a condition: 1 when true, else 0.
+func BoolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

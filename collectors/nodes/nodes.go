@@ -143,7 +143,7 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 			ready = 1
 		}
 		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, ready, name)
-		ch <- prometheus.MustNewConstMetric(unschedulableDesc, prometheus.GaugeValue, boolFloat(n.Spec.Unschedulable), name)
+		ch <- prometheus.MustNewConstMetric(unschedulableDesc, prometheus.GaugeValue, collectors.BoolFloat(n.Spec.Unschedulable), name)
 		ch <- prometheus.MustNewConstMetric(createdDesc, prometheus.GaugeValue,
 			float64(n.CreationTimestamp.Unix()), name)
 		ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, name,
@@ -209,13 +209,6 @@ func InstanceID(providerID string) string {
 		return ""
 	}
 	return id
-}
-
-func boolFloat(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 var _ collectors.Collector = (*Collector)(nil)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
@@ -303,7 +304,7 @@ func sendBudget(ch chan<- prometheus.Metric, pdb *policyv1.PodDisruptionBudget) 
 	ch <- prometheus.MustNewConstMetric(expectedPodsDesc, prometheus.GaugeValue, float64(pdb.Status.ExpectedPods), ns, name)
 	ch <- prometheus.MustNewConstMetric(currentHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.CurrentHealthy), ns, name)
 	ch <- prometheus.MustNewConstMetric(desiredHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.DesiredHealthy), ns, name)
-	ch <- prometheus.MustNewConstMetric(unsatisfiableDesc, prometheus.GaugeValue, boolFloat(unsatisfiable(pdb)), ns, name)
+	ch <- prometheus.MustNewConstMetric(unsatisfiableDesc, prometheus.GaugeValue, collectors.BoolFloat(unsatisfiable(pdb)), ns, name)
 }
 
 // nodeScratch holds the buffers reused from one node to the next.
@@ -365,7 +366,7 @@ func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any,
 	ch <- prometheus.MustNewConstMetric(evictablePodsDesc, prometheus.GaugeValue, float64(evictable), node)
 	ch <- prometheus.MustNewConstMetric(unmanagedPodsDesc, prometheus.GaugeValue, float64(unmanaged), node)
 	ch <- prometheus.MustNewConstMetric(localStoragePodsDesc, prometheus.GaugeValue, float64(localStorage), node)
-	ch <- prometheus.MustNewConstMetric(drainableDesc, prometheus.GaugeValue, boolFloat(drainable), node)
+	ch <- prometheus.MustNewConstMetric(drainableDesc, prometheus.GaugeValue, collectors.BoolFloat(drainable), node)
 }
 
 func (s *nodeScratch) touch(b *budget) {
@@ -383,11 +384,4 @@ func drainEvicts(pod *kube.Pod) bool {
 		return false
 	}
 	return !pod.HasController || pod.ControllerKind != "DaemonSet"
-}
-
-func boolFloat(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

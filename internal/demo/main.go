@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -72,7 +71,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	addr, err := freeAddr()
+	addr, err := testbed.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -289,13 +288,4 @@ func summarize(mfs scrape.Families) {
 	if len(local) > 0 {
 		fmt.Printf("  nodes with emptyDir pods (their data is lost on drain): %s\n", strings.Join(local, ", "))
 	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

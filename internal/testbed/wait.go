@@ -169,3 +169,14 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// FreeAddr returns a 127.0.0.1 address with a port free right now, for a
+// program the caller is about to start.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
