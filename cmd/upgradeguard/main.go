@@ -1,12 +1,14 @@
 // Command upgradeguard makes Kubernetes node upgrades on AWS safe: it exports
-// what an upgrade depends on, and (in later subcommands) gates and rolls the
-// node replacement on it.
+// what an upgrade depends on, generates the alerts and dashboards that watch
+// it, gates each node replacement on the monitoring, and rolls node groups
+// behind that gate.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +26,34 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// A subcommand adds its clause (and its flags) to the application and
+// returns what runs it. Each subcommand lives in its own file and appends its
+// constructor to subcommands from an init function.
+type subcommand struct {
+	clause *kingpin.CmdClause
+	run    func(ctx context.Context, logger *slog.Logger) error
+}
+
+var subcommands []func(app *kingpin.Application) []subcommand
+
+// ExitCoder is an error that asks for a specific exit status (the gate's
+// verdicts, for instance). Usage errors exit with 2, any other error with 1.
+type ExitCoder interface {
+	error
+	ExitCode() int
+}
+
+func init() {
+	subcommands = append(subcommands, func(app *kingpin.Application) []subcommand {
+		cmd := app.Command("exporter", "Serve Prometheus metrics of node readiness, PDB drain headroom and AWS limits.")
+		cfg := exporter.AddFlags(cmd)
+		return []subcommand{{cmd, func(ctx context.Context, logger *slog.Logger) error {
+			logger.Info("starting upgradeguard exporter", "version", version.Info(), "build_context", version.BuildContext())
+			return exporter.Run(ctx, cfg, logger)
+		}}}
+	})
+}
+
 func run(args []string) int {
 	app := kingpin.New("upgradeguard", "Keeps Kubernetes node upgrades on AWS free of downtime.")
 	app.Version(version.Print("upgradeguard"))
@@ -31,8 +61,12 @@ func run(args []string) int {
 	var logCfg promslog.Config
 	promslogflag.AddFlags(app, &logCfg)
 
-	exporterCmd := app.Command("exporter", "Serve Prometheus metrics of node readiness, PDB drain headroom and AWS limits.")
-	exporterCfg := exporter.AddFlags(exporterCmd)
+	runners := map[string]func(context.Context, *slog.Logger) error{}
+	for _, add := range subcommands {
+		for _, sc := range add(app) {
+			runners[sc.clause.FullCommand()] = sc.run
+		}
+	}
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -46,13 +80,21 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	switch cmd {
-	case exporterCmd.FullCommand():
-		logger.Info("starting upgradeguard exporter", "version", version.Info(), "build_context", version.BuildContext())
-		err = exporter.Run(ctx, exporterCfg, logger)
+	runner, ok := runners[cmd]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "upgradeguard: error: %q needs a subcommand; try --help\n", cmd)
+		return 2
 	}
+	err = runner(ctx, logger)
 	if err == nil {
 		return 0
+	}
+	var coder ExitCoder
+	if errors.As(err, &coder) {
+		if coder.ExitCode() != 0 {
+			logger.Error("exiting", "err", err)
+		}
+		return coder.ExitCode()
 	}
 	logger.Error("exiting", "err", err)
 	if errors.As(err, new(exporter.UsageError)) {
