@@ -107,7 +107,26 @@ func asDescribeAutoScalingGroups(c *call) (any, *apiError) {
 		g := page[k]
 		w.leaf("AutoScalingGroupName", g.Name)
 		w.leaf("AutoScalingGroupARN", g.ARN)
-		if g.LaunchTemplateID != "" {
+		if m := g.MixedInstances; m != nil {
+			w.elem("MixedInstancesPolicy", func() {
+				w.elem("LaunchTemplate", func() {
+					w.elem("LaunchTemplateSpecification", func() {
+						w.leaf("LaunchTemplateId", g.LaunchTemplateID)
+						w.leaf("LaunchTemplateName", g.LaunchTemplateName)
+						w.leaf("Version", g.LaunchTemplateVersion)
+					})
+					w.list("Overrides", "member", len(m.InstanceTypes), func(k int) { w.leaf("InstanceType", m.InstanceTypes[k]) })
+				})
+				w.elem("InstancesDistribution", func() {
+					w.int("OnDemandBaseCapacity", int64(m.OnDemandBaseCapacity))
+					pct := int64(100)
+					if m.OnDemandPercentageAboveBaseCapacity != nil {
+						pct = int64(*m.OnDemandPercentageAboveBaseCapacity)
+					}
+					w.int("OnDemandPercentageAboveBaseCapacity", pct)
+				})
+			})
+		} else if g.LaunchTemplateID != "" {
 			w.elem("LaunchTemplate", func() {
 				w.leaf("LaunchTemplateId", g.LaunchTemplateID)
 				w.leaf("LaunchTemplateName", g.LaunchTemplateName)

@@ -16,9 +16,12 @@ type ASG struct {
 	LaunchTemplateName    string
 	LaunchTemplateVersion string // as configured: $Default, $Latest or a number
 	LaunchConfiguration   string
-	Min, Max, Desired     int32
-	SubnetIDs             []string
-	AZs                   []string
+	// MixedInstances is the group's mixed instances policy, if any; its
+	// launch template is LaunchTemplateID/Name/Version.
+	MixedInstances    *MixedInstances
+	Min, Max, Desired int32
+	SubnetIDs         []string
+	AZs               []string
 	// Tags are propagated to the instances the group launches.
 	Tags            map[string]string
 	TargetGroupARNs []string
@@ -40,10 +43,55 @@ type ASGSpec struct {
 	LaunchTemplate        string
 	LaunchTemplateVersion string // default $Default
 	LaunchConfiguration   string
-	Min, Max, Desired     int32
-	Subnets               []string
-	Tags                  map[string]string
-	TargetGroupARNs       []string
+	// MixedInstances makes the group's launch template a mixed instances
+	// policy's (it needs LaunchTemplate).
+	MixedInstances    *MixedInstances
+	Min, Max, Desired int32
+	Subnets           []string
+	Tags              map[string]string
+	TargetGroupARNs   []string
+}
+
+// MixedInstances is a mixed instances policy: the launch template's
+// instance type overridden by a list of types, and the split between
+// on-demand and spot capacity.
+type MixedInstances struct {
+	// InstanceTypes are the overrides, in priority order; launches take them
+	// in turn.
+	InstanceTypes []string
+	// OnDemandBaseCapacity is how many instances are on-demand first;
+	// OnDemandPercentageAboveBaseCapacity the on-demand share above it
+	// (AWS's default when nil: 100).
+	OnDemandBaseCapacity                int32
+	OnDemandPercentageAboveBaseCapacity *int32
+}
+
+func (m *MixedInstances) clone() *MixedInstances {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.InstanceTypes = slices.Clone(m.InstanceTypes)
+	if m.OnDemandPercentageAboveBaseCapacity != nil {
+		p := *m.OnDemandPercentageAboveBaseCapacity
+		c.OnDemandPercentageAboveBaseCapacity = &p
+	}
+	return &c
+}
+
+// onDemand says whether the next launch of a group with live instances,
+// onDemand of them on-demand, is on-demand.
+func (m *MixedInstances) onDemand(live, onDemand int) bool {
+	if int32(live) < m.OnDemandBaseCapacity {
+		return true
+	}
+	pct := int32(100)
+	if m.OnDemandPercentageAboveBaseCapacity != nil {
+		pct = *m.OnDemandPercentageAboveBaseCapacity
+	}
+	above := live + 1 - int(m.OnDemandBaseCapacity)
+	want := int(m.OnDemandBaseCapacity) + (above*int(pct)+99)/100
+	return onDemand < want
 }
 
 // AddASG creates an Auto Scaling group and launches its Desired instances,
@@ -53,6 +101,9 @@ func (a *Account) AddASG(spec ASGSpec) (ASG, error) {
 	defer a.unlock()
 	if a.asgs[spec.Name] != nil {
 		return ASG{}, errf(400, "AlreadyExists", "AutoScalingGroup by this name already exists - A group with the name %s already exists", spec.Name)
+	}
+	if spec.MixedInstances != nil && (spec.LaunchTemplate == "" || len(spec.MixedInstances.InstanceTypes) == 0) {
+		return ASG{}, errf(400, "ValidationError", "A mixed instances policy needs a launch template and at least one instance type override.")
 	}
 	if (spec.LaunchTemplate == "") == (spec.LaunchConfiguration == "") {
 		return ASG{}, errf(400, "ValidationError", "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.")
@@ -68,6 +119,7 @@ func (a *Account) AddASG(spec ASGSpec) (ASG, error) {
 		Name: spec.Name, LaunchTemplateVersion: spec.LaunchTemplateVersion, LaunchConfiguration: spec.LaunchConfiguration,
 		Min: spec.Min, Max: spec.Max, Desired: spec.Desired, Tags: maps.Clone(spec.Tags),
 		TargetGroupARNs: slices.Clone(spec.TargetGroupARNs), CreatedTime: a.now(),
+		MixedInstances: spec.MixedInstances.clone(),
 	}}
 	g.ARN = a.arn("autoscaling", fmt.Sprintf("autoScalingGroup:%s:autoScalingGroupName/%s", uuidish(a.newID("asg")), spec.Name))
 	if spec.LaunchTemplate != "" {
@@ -120,6 +172,7 @@ func (a *Account) asgSnapshot(g *asg, members map[string][]*Instance) ASG {
 	out := g.ASG
 	out.SubnetIDs, out.AZs = slices.Clone(g.SubnetIDs), slices.Clone(g.AZs)
 	out.Tags, out.TargetGroupARNs = maps.Clone(g.Tags), slices.Clone(g.TargetGroupARNs)
+	out.MixedInstances = g.MixedInstances.clone()
 	out.Instances = nil
 	for _, i := range members[g.Name] {
 		out.Instances = append(out.Instances, i.ID)
@@ -280,8 +333,17 @@ func (a *Account) launchInto(g *asg, steady bool) (*Instance, *apiError) {
 		data = LaunchTemplateData{InstanceType: lc.InstanceType, ImageID: lc.ImageID, Spot: lc.SpotPrice != "", BlockDevices: lc.BlockDevices}
 	}
 	perAZ := map[string]int{}
-	for _, i := range a.live(g) {
+	live := a.live(g)
+	onDemand := 0
+	for _, i := range live {
 		perAZ[i.AZ]++
+		if i.Lifecycle != "spot" {
+			onDemand++
+		}
+	}
+	if m := g.MixedInstances; m != nil {
+		data.InstanceType = m.InstanceTypes[len(live)%len(m.InstanceTypes)]
+		data.Spot = !m.onDemand(len(live), onDemand)
 	}
 	var pick *subnet
 	for _, id := range g.SubnetIDs {

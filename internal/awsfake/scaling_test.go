@@ -330,3 +330,47 @@ func TestDeleteASGAndResources(t *testing.T) {
 		t.Errorf("after deletes: %d templates, %d subnets", len(lts.LaunchTemplates), len(subs.Subnets))
 	}
 }
+
+func TestMixedInstancesGroup(t *testing.T) {
+	srv, c := start(t)
+	a := srv.Account()
+	cl := buildCluster(t, a)
+	pct := int32(50)
+	must[ASG](t)(a.AddASG(ASGSpec{
+		Name: "mixed", LaunchTemplate: "demo-nodes", Max: 6, Desired: 4,
+		Subnets: []string{cl.subnets[0].ID},
+		MixedInstances: &MixedInstances{
+			InstanceTypes:        []string{"m5.large", "m5.2xlarge"},
+			OnDemandBaseCapacity: 1, OnDemandPercentageAboveBaseCapacity: &pct,
+		},
+	}))
+	g := group(t, c.asg, "mixed")
+	if g.LaunchTemplate != nil || g.MixedInstancesPolicy == nil {
+		t.Fatalf("a mixed group describes its launch template only inside the policy: %+v", g)
+	}
+	lt := g.MixedInstancesPolicy.LaunchTemplate
+	if aws.ToString(lt.LaunchTemplateSpecification.LaunchTemplateId) != cl.lt.ID || len(lt.Overrides) != 2 ||
+		aws.ToString(lt.Overrides[1].InstanceType) != "m5.2xlarge" {
+		t.Errorf("policy launch template: %+v", lt)
+	}
+	d := g.MixedInstancesPolicy.InstancesDistribution
+	if aws.ToInt32(d.OnDemandBaseCapacity) != 1 || aws.ToInt32(d.OnDemandPercentageAboveBaseCapacity) != 50 {
+		t.Errorf("distribution: %+v", d)
+	}
+	types, spot := map[string]int{}, 0
+	for _, m := range g.Instances {
+		inst, _ := a.Instance(aws.ToString(m.InstanceId))
+		types[inst.Type]++
+		if inst.Lifecycle == "spot" {
+			spot++
+		}
+	}
+	// Overrides in turn; one on-demand base, then half of the other three
+	// on-demand, rounded up (2): 1 spot of 4.
+	if types["m5.large"] != 2 || types["m5.2xlarge"] != 2 || spot != 1 {
+		t.Errorf("launched types %v, %d spot", types, spot)
+	}
+	if _, err := a.AddASG(ASGSpec{Name: "bad", LaunchConfiguration: "x", MixedInstances: &MixedInstances{InstanceTypes: []string{"m5.large"}}}); err == nil {
+		t.Error("a mixed instances policy without a launch template was accepted")
+	}
+}
