@@ -25,8 +25,16 @@
 //     series has the same labels as every other quota.
 //   - Surge demand assumes the groups are replaced one at a time: for each
 //     quota it is the largest demand of one group, SurgeNodes new nodes of
-//     the group's instance type, each with at least one ENI and the launch
-//     template's (or configuration's) EBS volumes.
+//     the group's instance type, with the ENIs the VPC CNI attaches at start
+//     (CNISettings) and the launch template's (or configuration's) EBS
+//     volumes. A mixed instances policy counts its worst override type, on
+//     the on-demand and the spot quota when its distribution allows both.
+//     The subnet addresses the surge nodes take at start are exported per
+//     group (upgradeguard_aws_asg_surge_ips), to compare with the free
+//     addresses of the cni collector. Groups whose types cannot be resolved
+//     (attribute-based selection, unknown types) are counted in
+//     upgradeguard_aws_surge_unresolved_groups: the demand is then a lower
+//     bound, and the gate and alerts treat it as unknown.
 package awsquota
 
 import (
@@ -65,6 +73,12 @@ var (
 	surgeDesc = prometheus.NewDesc("upgradeguard_aws_quota_surge_demand",
 		"Extra usage of an AWS service quota while the cluster's Auto Scaling groups replace their nodes, one group at a time with the configured surge.",
 		quotaLabels, nil)
+	groupIPsDesc = prometheus.NewDesc("upgradeguard_aws_asg_surge_ips",
+		"Subnet IP addresses the surge nodes of an Auto Scaling group take at start (ENI primary and warm pod addresses the VPC CNI allocates), for its largest instance type.",
+		[]string{"account", "region", "asg"}, nil)
+	unresolvedDesc = prometheus.NewDesc("upgradeguard_aws_surge_unresolved_groups",
+		"Auto Scaling groups of the cluster whose surge demand is not counted because their instance types or network shape are unknown (attribute-based selection, unknown types); the surge demand is then a lower bound.",
+		[]string{"account", "region"}, nil)
 )
 
 // Clients are the SDK clients of one region, built by the caller with
@@ -96,11 +110,11 @@ type Options struct {
 	ASGNames    []string
 	// SurgeNodes is how many nodes a group replaces at a time (default 1).
 	SurgeNodes int
-	// ENIsPerNode is how many network interfaces the VPC CNI attaches to a
-	// new node at start: the primary one plus WARM_ENI_TARGET (default 1),
-	// so 2 by default; set it from the aws-node DaemonSet's warm settings.
-	ENIsPerNode int
-	Logger      *slog.Logger
+	// CNI are the VPC CNI's warm pool settings, set from the aws-node
+	// DaemonSet's environment: they decide the ENIs and addresses a new
+	// node takes at start.
+	CNI    CNISettings
+	Logger *slog.Logger
 }
 
 // Collector is the awsquota collector.
@@ -118,8 +132,11 @@ func New(opts Options) *Collector {
 	if opts.UsageInterval <= 0 {
 		opts.UsageInterval = 5 * time.Minute
 	}
-	if opts.ENIsPerNode <= 0 {
-		opts.ENIsPerNode = 2
+	if opts.CNI.ENIs <= 0 {
+		opts.CNI.ENIs = 2
+	}
+	if opts.CNI.WarmPrefixTarget <= 0 {
+		opts.CNI.WarmPrefixTarget = 1
 	}
 	if opts.SurgeNodes <= 0 {
 		opts.SurgeNodes = 1
@@ -179,6 +196,12 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 type result struct {
 	usage, limit, surge, ratio map[qkey]float64
 	names                      map[qkey]string // from Service Quotas
+	// groupIPs are the subnet addresses each group's surge nodes take at
+	// start; unresolvedGroups counts the groups whose demand is unknown.
+	// groupsKnown says the surge source produced them.
+	groupIPs         map[string]float64
+	unresolvedGroups float64
+	groupsKnown      bool
 }
 
 // source holds the last good result of one describe call (or group of
@@ -191,6 +214,9 @@ type source struct {
 
 type typeInfo struct {
 	vcpus int32
+	// enis and ipv4PerENI are the VPC CNI's view of the type (see
+	// cni.NetworkShape); zero when EC2 gave no network information.
+	enis, ipv4PerENI int32
 }
 
 type region struct {
@@ -243,6 +269,7 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 	defer r.mu.Unlock()
 	limit, usage, surge, ratio := map[qkey]float64{}, map[qkey]float64{}, map[qkey]float64{}, map[qkey]float64{}
 	sqNames := map[qkey]string{}
+	var groups result
 	// Service Quotas first, so that the fresher limits of other sources
 	// (Auto Scaling's DescribeAccountLimits) win.
 	keys := sortedKeys(r.sources)
@@ -263,6 +290,9 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 		maps.Copy(surge, s.res.surge)
 		maps.Copy(ratio, s.res.ratio)
 		maps.Copy(sqNames, s.res.names)
+		if s.res.groupsKnown {
+			groups = s.res
+		}
 	}
 	emit := func(d *prometheus.Desc, m map[qkey]float64) {
 		for k, v := range m {
@@ -273,6 +303,12 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 	emit(usageDesc, usage)
 	emit(surgeDesc, surge)
 	emit(ratioDesc, ratio)
+	if groups.groupsKnown {
+		for name, v := range groups.groupIPs {
+			ch <- prometheus.MustNewConstMetric(groupIPsDesc, prometheus.GaugeValue, v, account, r.name, name)
+		}
+		ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.GaugeValue, groups.unresolvedGroups, account, r.name)
+	}
 	return sent, errors.Join(errs...)
 }
 

@@ -111,11 +111,11 @@ func scrape(t *testing.T, c *Collector) (map[string]float64, error) {
 		for _, m := range mf.GetMetric() {
 			code := ""
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "quota_code" {
+				if l.GetName() == "quota_code" || l.GetName() == "asg" {
 					code = l.GetValue()
 				}
 			}
-			if code == "" {
+			if code == "" && mf.GetName() != "upgradeguard_aws_surge_unresolved_groups" {
 				continue
 			}
 			k := mf.GetName() + "/" + code
@@ -157,6 +157,8 @@ const (
 	usage = "upgradeguard_aws_quota_usage/"
 	limit = "upgradeguard_aws_quota_limit/"
 	surge = "upgradeguard_aws_quota_surge_demand/"
+
+	groupIPs = "upgradeguard_aws_asg_surge_ips/"
 )
 
 func TestFamilyAndClass(t *testing.T) {
@@ -437,7 +439,7 @@ func TestSurgeDemand(t *testing.T) {
 	}
 	e.srv.SetPageSize(1, 1)
 	c := e.collector(t, func(o *Options) {
-		o.ClusterName, o.ASGNames, o.SurgeNodes, o.ENIsPerNode = "demo", []string{"named-spot"}, 2, 3
+		o.ClusterName, o.ASGNames, o.SurgeNodes, o.CNI.ENIs = "demo", []string{"named-spot"}, 2, 3
 	})
 	if err := refresh(t, c); err != nil {
 		t.Fatal(err)
@@ -465,3 +467,88 @@ func TestSurgeDemand(t *testing.T) {
 }
 
 func (e *env) collectorLogger() *slog.Logger { return slog.New(slog.NewTextHandler(e.logs, nil)) }
+
+func TestSurgeMixedInstancesAndAddresses(t *testing.T) {
+	e := newEnv(t)
+	a := e.acct
+	sub := must[awsfake.Subnet](t)(a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.4.0.0/20", AZ: "us-east-1a"}))
+	must[awsfake.LaunchTemplate](t)(a.AddLaunchTemplate("mixed", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil))
+	must[awsfake.LaunchTemplate](t)(a.AddLaunchTemplate("plain", awsfake.LaunchTemplateData{InstanceType: "r5.large"}, nil))
+	a.AddInstanceType(awsfake.InstanceType{Name: "mac2.metal", VCPUs: 12, MaxENIs: 8, IPv4PerENI: 30})
+	must[awsfake.LaunchTemplate](t)(a.AddLaunchTemplate("unknown", awsfake.LaunchTemplateData{InstanceType: "mac2.metal"}, nil))
+	tag := map[string]string{"kubernetes.io/cluster/demo": "owned"}
+	half := int32(50)
+	for _, g := range []awsfake.ASGSpec{
+		// Overrides: the surge may launch c5.xlarge (4 vCPUs) as on-demand
+		// or spot, since half the capacity above the base is spot.
+		{Name: "mixed", LaunchTemplate: "mixed", Desired: 2, Max: 10, Tags: tag, MixedInstances: &awsfake.MixedInstances{
+			InstanceTypes: []string{"m5.large", "c5.xlarge"}, OnDemandPercentageAboveBaseCapacity: &half,
+		}},
+		{Name: "plain", LaunchTemplate: "plain", Desired: 1, Max: 10, Tags: tag},
+		// A type in no vCPU class: its demand is unknown and counted as such.
+		{Name: "unknown", LaunchTemplate: "unknown", Desired: 0, Max: 10, Tags: tag},
+	} {
+		g.Subnets = []string{sub.ID}
+		must[awsfake.ASG](t)(a.AddASG(g))
+	}
+	for _, tc := range []struct {
+		name string
+		cni  CNISettings
+		want map[string]float64
+	}{
+		{"warm ENI", CNISettings{ENIs: 2}, map[string]float64{
+			surge + "L-1216C47A": 4, surge + "L-34B43A08": 4, // c5.xlarge, on-demand or spot
+			surge + "L-DF5E4CA3": 2,
+			// m5.large 2 ENIs x 10, c5.xlarge 2 x 15, r5.large 2 x 10.
+			groupIPs + "mixed": 30, groupIPs + "plain": 20, groupIPs + "unknown": -1,
+			"upgradeguard_aws_surge_unresolved_groups/": 1,
+		}},
+		{"warm IP target", CNISettings{ENIs: 2, WarmIPTarget: 5, MinimumIPTarget: 20}, map[string]float64{
+			// 20 secondaries: c5.xlarge needs 2 ENIs (14 each), m5.large and
+			// r5.large 3 (9 each).
+			surge + "L-DF5E4CA3": 3,
+			groupIPs + "mixed": 3 + 20, groupIPs + "plain": 3 + 20,
+		}},
+		{"prefix delegation", CNISettings{ENIs: 2, PrefixDelegation: true, WarmPrefixTarget: 1}, map[string]float64{
+			surge + "L-DF5E4CA3": 1,
+			groupIPs + "mixed": 1 + 16, groupIPs + "plain": 1 + 16,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.reg = prometheus.NewRegistry()
+			c := e.collector(t, func(o *Options) { o.ClusterName, o.CNI = "demo", tc.cni })
+			if err := refresh(t, c); err != nil {
+				t.Fatal(err)
+			}
+			got, err := scrape(t, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expect(t, got, tc.want)
+		})
+	}
+}
+
+func TestCNIAtStart(t *testing.T) {
+	m5 := typeInfo{vcpus: 2, enis: 3, ipv4PerENI: 10}
+	for _, tc := range []struct {
+		name        string
+		c           CNISettings
+		ti          typeInfo
+		enis, addrs int64
+	}{
+		{"default warm ENI", CNISettings{ENIs: 2}, m5, 2, 20},
+		{"warm ENI beyond the type's ENIs", CNISettings{ENIs: 5}, m5, 3, 30},
+		{"warm IP target", CNISettings{ENIs: 2, WarmIPTarget: 3}, m5, 1, 4},
+		{"minimum beats warm", CNISettings{WarmIPTarget: 3, MinimumIPTarget: 10}, m5, 2, 12},
+		{"target beyond the type", CNISettings{MinimumIPTarget: 100}, m5, 3, 3 + 27},
+		{"prefix delegation", CNISettings{PrefixDelegation: true, WarmPrefixTarget: 1}, m5, 1, 17},
+		{"prefix delegation with IP target", CNISettings{PrefixDelegation: true, WarmPrefixTarget: 1, MinimumIPTarget: 40}, m5, 1, 1 + 3*16},
+		{"unknown network shape", CNISettings{ENIs: 2}, typeInfo{vcpus: 2}, 0, 0},
+	} {
+		enis, addrs := tc.c.atStart(tc.ti)
+		if enis != tc.enis || addrs != tc.addrs {
+			t.Errorf("%s: %d ENIs, %d addresses; want %d, %d", tc.name, enis, addrs, tc.enis, tc.addrs)
+		}
+	}
+}

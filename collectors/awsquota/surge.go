@@ -3,6 +3,7 @@ package awsquota
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,11 +12,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
-// nodeShape is what one new node of a group needs.
+// nodeShape is what one new node of a group may need. A group with a mixed
+// instances policy may launch any of its override types, on-demand or spot
+// as its distribution allows: the demand counts the worst of them.
 type nodeShape struct {
-	instanceType string
-	spot         bool
-	volumesGiB   map[string]int64 // by volume type
+	instanceTypes []string
+	onDemand      bool             // may launch on-demand
+	spot          bool             // may launch spot
+	volumesGiB    map[string]int64 // by volume type
+	// unresolved says why the group's instance types are unknown
+	// (attribute-based instance type selection, no type at all).
+	unresolved string
 }
 
 // defaultVolumeType is what EC2 creates when a block device mapping names
@@ -24,7 +31,8 @@ const defaultVolumeType = "gp2"
 
 // surgeDemand computes, for the cluster's groups, the extra usage of
 // replacing SurgeNodes nodes of one group at a time: per quota, the largest
-// demand of any one group.
+// demand of any one group; and per group, the subnet addresses its surge
+// nodes take at start.
 func (r *region) surgeDemand(ctx context.Context) (result, error) {
 	if r.opts.ClusterName == "" && len(r.opts.ASGNames) == 0 {
 		return result{}, nil
@@ -55,50 +63,134 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 		if err != nil {
 			return result{}, fmt.Errorf("reading the launch template or configuration of group %s: %w", name, err)
 		}
-		if s.instanceType == "" {
-			r.logger.Warn("Auto Scaling group without a single instance type; left out of the surge demand", "asg", name)
-			continue
-		}
 		shapes[name] = s
-		types = append(types, s.instanceType)
+		types = append(types, s.instanceTypes...)
 	}
-	vcpus, err := r.vcpus(ctx, types)
+	infos, err := r.typeInfos(ctx, types)
 	if err != nil {
 		return result{}, err
 	}
 	n := float64(r.opts.SurgeNodes)
-	surge := map[qkey]float64{}
-	bump := func(k qkey, v float64) { surge[k] = max(surge[k], v) }
-	for name, s := range shapes {
-		bump(qkey{svcVPC, codeENIs}, n*float64(r.opts.ENIsPerNode))
+	res := result{surge: map[qkey]float64{}, groupIPs: map[string]float64{}, groupsKnown: true}
+	bump := func(k qkey, v float64) { res.surge[k] = max(res.surge[k], v) }
+	for _, name := range slices.Sorted(maps.Keys(shapes)) {
+		s := shapes[name]
+		if s.unresolved != "" {
+			r.logger.Warn("instance types of Auto Scaling group unknown; its surge demand is not counted", "asg", name, "reason", s.unresolved)
+			res.unresolvedGroups++
+			continue
+		}
 		for typ, gib := range s.volumesGiB {
 			if code, ok := volumeTypeCodes[typ]; ok {
 				bump(qkey{svcEBS, code}, n*float64(gib)/1024)
 			}
 		}
-		c, v := classOf(s.instanceType), vcpus[s.instanceType]
-		if c == nil || v == 0 {
-			r.logger.Warn("instance type of group in no vCPU quota class; its vCPUs are left out of the surge demand", "asg", name, "instance_type", s.instanceType)
+		ips, complete := 0.0, true
+		for _, typ := range s.instanceTypes {
+			ti, ok := infos[typ]
+			c := classOf(typ)
+			if c == nil || !ok || ti.vcpus == 0 {
+				r.logger.Warn("instance type of group in no vCPU quota class; its vCPUs are left out of the surge demand", "asg", name, "instance_type", typ)
+				complete = false
+				continue
+			}
+			if s.onDemand {
+				bump(qkey{svcEC2, c.onDemand}, n*float64(ti.vcpus))
+			}
+			if s.spot && c.spot != "" {
+				bump(qkey{svcEC2, c.spot}, n*float64(ti.vcpus))
+			}
+			enis, addrs := r.opts.CNI.atStart(ti)
+			if addrs == 0 {
+				r.logger.Warn("instance type of group without network information; its addresses are left out of the surge demand", "asg", name, "instance_type", typ)
+				complete = false
+				enis = int64(max(r.opts.CNI.ENIs, 1))
+			}
+			bump(qkey{svcVPC, codeENIs}, n*float64(enis))
+			ips = max(ips, n*float64(addrs))
+		}
+		if !complete {
+			res.unresolvedGroups++
 			continue
 		}
-		code := c.onDemand
-		if s.spot {
-			code = c.spot
-		}
-		if code != "" {
-			bump(qkey{svcEC2, code}, n*float64(v))
-		}
+		res.groupIPs[name] = ips
 	}
-	return result{surge: surge}, nil
+	return res, nil
 }
 
-// shapeOf reads a group's instance type, market and volumes from its launch
-// template version or launch configuration. Mixed instances policies take
-// the policy's launch template; their overrides are not read.
+// CNISettings are the VPC CNI's warm pool settings (the aws-node
+// DaemonSet's environment), which decide how many subnet addresses a new
+// node takes before it runs a single pod.
+type CNISettings struct {
+	// ENIs is 1 + WARM_ENI_TARGET: ENIs attached at start when no IP
+	// target is set (default 2).
+	ENIs int
+	// WarmIPTarget and MinimumIPTarget are WARM_IP_TARGET and
+	// MINIMUM_IP_TARGET (0: unset). When either is set it replaces the
+	// warm ENI behaviour.
+	WarmIPTarget, MinimumIPTarget int
+	// PrefixDelegation is ENABLE_PREFIX_DELEGATION; WarmPrefixTarget is
+	// WARM_PREFIX_TARGET (default 1).
+	PrefixDelegation bool
+	WarmPrefixTarget int
+}
+
+// atStart is how many ENIs ipamd attaches to a new node of an instance type
+// before any pod runs, and how many subnet addresses they take: each
+// attached ENI's primary address, plus
+//   - with prefix delegation, 16 per /28 prefix: WARM_PREFIX_TARGET prefixes,
+//     or enough for the IP targets when set;
+//   - with WARM_IP_TARGET or MINIMUM_IP_TARGET, the larger of the two as
+//     secondary addresses;
+//   - otherwise every secondary address of each of the 1 + WARM_ENI_TARGET
+//     ENIs.
+//
+// 0 addresses means the type's network shape is unknown.
+func (c CNISettings) atStart(ti typeInfo) (enis, addrs int64) {
+	maxENIs, perENI := int64(ti.enis), int64(ti.ipv4PerENI)
+	if maxENIs <= 0 || perENI <= 1 {
+		return 0, 0
+	}
+	slots := perENI - 1 // secondary addresses (or prefixes) per ENI
+	target := int64(max(c.WarmIPTarget, c.MinimumIPTarget))
+	need := func(secondaries int64) int64 { // ENIs to hold them
+		return min(maxENIs, max(1, (secondaries+slots-1)/slots))
+	}
+	switch {
+	case c.PrefixDelegation:
+		prefixes := int64(max(c.WarmPrefixTarget, 1))
+		if target > 0 {
+			prefixes = (target + 15) / 16
+		}
+		e := need(prefixes)
+		return e, e + 16*min(prefixes, e*slots)
+	case target > 0:
+		e := need(target)
+		return e, e + min(target, e*slots)
+	default:
+		e := min(maxENIs, int64(max(c.ENIs, 1)))
+		return e, e * perENI
+	}
+}
+
+// shapeOf reads a group's instance types, market and volumes from its
+// launch template version (with a mixed instances policy's overrides and
+// distribution) or launch configuration.
 func (r *region) shapeOf(ctx context.Context, g astypes.AutoScalingGroup) (nodeShape, error) {
 	lt := g.LaunchTemplate
-	if lt == nil && g.MixedInstancesPolicy != nil && g.MixedInstancesPolicy.LaunchTemplate != nil {
-		lt = g.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification
+	var overrides []string
+	mixed := g.MixedInstancesPolicy
+	unresolved := ""
+	if lt == nil && mixed != nil && mixed.LaunchTemplate != nil {
+		lt = mixed.LaunchTemplate.LaunchTemplateSpecification
+		for _, o := range mixed.LaunchTemplate.Overrides {
+			switch {
+			case o.InstanceType != nil:
+				overrides = append(overrides, aws.ToString(o.InstanceType))
+			case o.InstanceRequirements != nil:
+				unresolved = "attribute-based instance type selection (InstanceRequirements) is not resolved"
+			}
+		}
 	}
 	if lt != nil {
 		in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{aws.ToString(lt.Version)}}
@@ -118,8 +210,28 @@ func (r *region) shapeOf(ctx context.Context, g astypes.AutoScalingGroup) (nodeS
 			return nodeShape{}, fmt.Errorf("launch template %s version %s not found", aws.ToString(lt.LaunchTemplateId), in.Versions[0])
 		}
 		d := out.LaunchTemplateVersions[0].LaunchTemplateData
-		s := nodeShape{instanceType: string(d.InstanceType), volumesGiB: map[string]int64{}}
+		s := nodeShape{instanceTypes: overrides, volumesGiB: map[string]int64{}, unresolved: unresolved}
+		if len(s.instanceTypes) == 0 && d.InstanceType != "" {
+			s.instanceTypes = []string{string(d.InstanceType)}
+		}
 		s.spot = d.InstanceMarketOptions != nil && d.InstanceMarketOptions.MarketType == "spot"
+		s.onDemand = !s.spot
+		if mixed != nil {
+			// AWS's defaults: all on-demand above a base of 0.
+			dist := mixed.InstancesDistribution
+			base, pct := int32(0), int32(100)
+			if dist != nil {
+				base = aws.ToInt32(dist.OnDemandBaseCapacity)
+				if dist.OnDemandPercentageAboveBaseCapacity != nil {
+					pct = *dist.OnDemandPercentageAboveBaseCapacity
+				}
+			}
+			s.onDemand = base > 0 || pct > 0
+			s.spot = pct < 100
+		}
+		if len(s.instanceTypes) == 0 && s.unresolved == "" {
+			s.unresolved = "no instance type in the launch template or the overrides"
+		}
 		for _, bd := range d.BlockDeviceMappings {
 			if bd.Ebs == nil || bd.Ebs.VolumeSize == nil {
 				continue
@@ -134,7 +246,7 @@ func (r *region) shapeOf(ctx context.Context, g astypes.AutoScalingGroup) (nodeS
 	}
 	name := aws.ToString(g.LaunchConfigurationName)
 	if name == "" {
-		return nodeShape{}, nil
+		return nodeShape{unresolved: "neither a launch template nor a launch configuration"}, nil
 	}
 	out, err := r.cl.AutoScaling.DescribeLaunchConfigurations(ctx, &autoscaling.DescribeLaunchConfigurationsInput{LaunchConfigurationNames: []string{name}})
 	if err != nil {
@@ -144,7 +256,8 @@ func (r *region) shapeOf(ctx context.Context, g astypes.AutoScalingGroup) (nodeS
 		return nodeShape{}, fmt.Errorf("launch configuration %s not found", name)
 	}
 	lc := out.LaunchConfigurations[0]
-	s := nodeShape{instanceType: aws.ToString(lc.InstanceType), spot: aws.ToString(lc.SpotPrice) != "", volumesGiB: map[string]int64{}}
+	s := nodeShape{instanceTypes: []string{aws.ToString(lc.InstanceType)}, spot: aws.ToString(lc.SpotPrice) != "", volumesGiB: map[string]int64{}}
+	s.onDemand = !s.spot
 	for _, bd := range lc.BlockDeviceMappings {
 		if bd.Ebs == nil || bd.Ebs.VolumeSize == nil {
 			continue

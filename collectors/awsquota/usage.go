@@ -11,6 +11,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+
+	"github.com/upgradeguard/upgradeguard/collectors/cni"
 )
 
 // Every listing asks for AWS's largest page, so that a refresh costs as few
@@ -123,9 +125,10 @@ func (r *region) usageSources() []sourceDef {
 	}
 }
 
-// vcpus returns the vCPUs of instance types, asking DescribeInstanceTypes
-// only about types not seen before (types do not change).
-func (r *region) vcpus(ctx context.Context, types []string) (map[string]int32, error) {
+// typeInfos returns the vCPUs and network shape of instance types, asking
+// DescribeInstanceTypes only about types not seen before (types do not
+// change). Types AWS does not know are left out.
+func (r *region) typeInfos(ctx context.Context, types []string) (map[string]typeInfo, error) {
 	r.typesMu.Lock()
 	defer r.typesMu.Unlock()
 	var unknown []string
@@ -148,15 +151,17 @@ func (r *region) vcpus(ctx context.Context, types []string) (map[string]int32, e
 			}
 			for _, it := range page.InstanceTypes {
 				if it.VCpuInfo != nil && it.VCpuInfo.DefaultVCpus != nil {
-					r.types[string(it.InstanceType)] = typeInfo{vcpus: *it.VCpuInfo.DefaultVCpus}
+					ti := typeInfo{vcpus: *it.VCpuInfo.DefaultVCpus}
+					ti.enis, ti.ipv4PerENI, _ = cni.NetworkShape(it)
+					r.types[string(it.InstanceType)] = ti
 				}
 			}
 		}
 	}
-	out := map[string]int32{}
+	out := map[string]typeInfo{}
 	for _, t := range types {
 		if ti, ok := r.types[t]; ok {
-			out[t] = ti.vcpus
+			out[t] = ti
 		}
 	}
 	return out, nil
@@ -192,7 +197,7 @@ func (r *region) vcpuUsage(ctx context.Context) (result, error) {
 			}
 		}
 	}
-	vcpus, err := r.vcpus(ctx, types)
+	infos, err := r.typeInfos(ctx, types)
 	if err != nil {
 		return result{}, err
 	}
@@ -208,7 +213,8 @@ func (r *region) vcpuUsage(ctx context.Context) (result, error) {
 			continue // dedicated hosts have their own quotas
 		}
 		c := classOf(i.typ)
-		n, ok := vcpus[i.typ]
+		ti, ok := infos[i.typ]
+		n := ti.vcpus
 		if c == nil || !ok {
 			r.logger.Debug("instance type in no vCPU quota class", "instance_type", i.typ)
 			continue

@@ -306,11 +306,19 @@ func (c *Collector) refreshTypes(ctx context.Context, nodeList []*corev1.Node) e
 // typeOf reads the default network card's ENIs: the VPC CNI attaches ENIs
 // to it only.
 func typeOf(t types.InstanceTypeInfo) (typeInfo, bool) {
+	enis, perENI, ok := NetworkShape(t)
+	return typeInfo{enis: enis, ipv4PerENI: perENI}, ok
+}
+
+// NetworkShape is what the VPC CNI can use of an instance type: the ENIs of
+// the default network card (the only one it attaches ENIs to) and the IPv4
+// addresses per ENI, the ENI's primary address included.
+func NetworkShape(t types.InstanceTypeInfo) (enis, ipv4PerENI int32, ok bool) {
 	ni := t.NetworkInfo
 	if ni == nil || ni.Ipv4AddressesPerInterface == nil {
-		return typeInfo{}, false
+		return 0, 0, false
 	}
-	enis := aws.ToInt32(ni.MaximumNetworkInterfaces)
+	enis = aws.ToInt32(ni.MaximumNetworkInterfaces)
 	def := aws.ToInt32(ni.DefaultNetworkCardIndex)
 	for _, card := range ni.NetworkCards {
 		if aws.ToInt32(card.NetworkCardIndex) == def {
@@ -318,7 +326,7 @@ func typeOf(t types.InstanceTypeInfo) (typeInfo, bool) {
 			break
 		}
 	}
-	return typeInfo{enis: enis, ipv4PerENI: aws.ToInt32(ni.Ipv4AddressesPerInterface)}, true
+	return enis, aws.ToInt32(ni.Ipv4AddressesPerInterface), true
 }
 
 // capacity is the pod addresses of a type: every ENI keeps its primary

@@ -53,9 +53,11 @@ type Config struct {
 		Interval                           time.Duration
 	}
 	AWSQuota struct {
-		QuotaInterval, UsageInterval time.Duration
-		ASGNames                     []string
-		SurgeNodes, ENIsPerNode      int
+		QuotaInterval, UsageInterval  time.Duration
+		ASGNames                      []string
+		SurgeNodes, ENIsPerNode       int
+		WarmIPTarget, MinimumIPTarget int
+		WarmPrefixTarget              int
 	}
 	enabled map[string]*bool
 }
@@ -104,6 +106,12 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		Default("1").IntVar(&c.AWSQuota.SurgeNodes)
 	cmd.Flag("collector.awsquota.enis-per-node", "Network interfaces the VPC CNI attaches to a new node at start: 1 plus its WARM_ENI_TARGET.").
 		Default("2").IntVar(&c.AWSQuota.ENIsPerNode)
+	cmd.Flag("collector.awsquota.warm-ip-target", "The VPC CNI's WARM_IP_TARGET (0: unset), for the addresses a new node takes at start; when set (or minimum-ip-target), it replaces the warm ENI behaviour.").
+		Default("0").IntVar(&c.AWSQuota.WarmIPTarget)
+	cmd.Flag("collector.awsquota.minimum-ip-target", "The VPC CNI's MINIMUM_IP_TARGET (0: unset), for the addresses a new node takes at start.").
+		Default("0").IntVar(&c.AWSQuota.MinimumIPTarget)
+	cmd.Flag("collector.awsquota.warm-prefix-target", "The VPC CNI's WARM_PREFIX_TARGET, used with --collector.cni.prefix-delegation.").
+		Default("1").IntVar(&c.AWSQuota.WarmPrefixTarget)
 	names := make([]string, 0, len(collectorDefaults))
 	for n := range collectorDefaults {
 		names = append(names, n)
@@ -255,7 +263,11 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 					}}},
 					QuotaInterval: cfg.AWSQuota.QuotaInterval, UsageInterval: cfg.AWSQuota.UsageInterval,
 					ClusterName: cfg.AWS.clusterName(cfg.Cluster), ASGNames: cfg.AWSQuota.ASGNames,
-					SurgeNodes: cfg.AWSQuota.SurgeNodes, ENIsPerNode: cfg.AWSQuota.ENIsPerNode,
+					SurgeNodes: cfg.AWSQuota.SurgeNodes,
+					CNI: awsquota.CNISettings{
+						ENIs: cfg.AWSQuota.ENIsPerNode, WarmIPTarget: cfg.AWSQuota.WarmIPTarget, MinimumIPTarget: cfg.AWSQuota.MinimumIPTarget,
+						PrefixDelegation: cfg.CNI.PrefixDelegation, WarmPrefixTarget: cfg.AWSQuota.WarmPrefixTarget,
+					},
 					Logger: logger.With("collector", "awsquota", "account", t.Account),
 				})
 				quotaMulti = append(quotaMulti, c)
