@@ -1,0 +1,82 @@
+package dashboards
+
+import (
+	"fmt"
+
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+)
+
+// awsCNI is the "AWS CNI" dashboard: the aws-node pods' ipamd metrics
+// (port 61678) beside the exporter's subnet and node IP metrics.
+//
+// The awscni_* names and labels are those ipamd registers in
+// amazon-vpc-cni-k8s (utils/prometheusmetrics): the gauges have no labels
+// of their own, so a node is the scrape target's instance; ipamd has no
+// warm pool metric, so warm IPs are total minus assigned; and
+// awscni_aws_api_latency_ms is a summary without quantiles, so latency is
+// its mean.
+func awsCNI(o Options) *dashboard.DashboardBuilder {
+	rate := func(metric string, matchers ...string) string {
+		return fmt.Sprintf("rate(%s[$__rate_interval])", o.awsNode(metric, matchers...))
+	}
+	byInstance := func(metric string) string { return "sum by (instance) (" + o.awsNode(metric) + ")" }
+
+	return newDashboard(o, uidCNI, "AWS CNI",
+		"VPC CNI IP space during node replacement: the aws-node pods' ipamd (job "+o.AWSNodeJob+
+			") and upgradeguard's subnet and node IP metrics (job "+o.ExporterJob+").").
+		WithPanel(timeSeries("IPs assigned vs total per node",
+			"ipamd's pod IPs assigned and IPs held (awscni_assigned_ip_addresses, awscni_total_ip_addresses) per aws-node "+
+				"instance, and the exporter's pods holding a VPC CNI address and IP capacity per node (upgradeguard_node_pod_ips, upgradeguard_node_ip_capacity).",
+			unitCount, 8,
+			q(byInstance("awscni_assigned_ip_addresses"), "{{instance}} assigned"),
+			q(byInstance("awscni_total_ip_addresses"), "{{instance}} total"),
+			q("sum by (node) ("+o.exporter("upgradeguard_node_pod_ips")+")", "{{node}} pod IPs"),
+			q("sum by (node) ("+o.exporter("upgradeguard_node_ip_capacity")+")", "{{node}} capacity"))).
+		WithPanel(withThresholdLines(timeSeries("Warm IPs per node",
+			"IPs ipamd holds but has not assigned (total minus assigned): what the next pods on the node start with. "+
+				"At 0 a new pod waits for ipamd to attach more addresses, or fails when the node or subnet has none.",
+			unitCount, 8,
+			q(byInstance("awscni_total_ip_addresses")+" - "+byInstance("awscni_assigned_ip_addresses"), "{{instance}}")),
+			thresholds("red", step{1, "yellow"}, step{5, "green"}))).
+		WithPanel(timeSeries("ENIs allocated vs max per node",
+			"ENIs attached by ipamd (awscni_eni_allocated) and the most the instance can take, less unmanaged ENIs (awscni_eni_max). "+
+				"A node at its maximum cannot grow its IP pool.",
+			unitCount, 8,
+			q(byInstance("awscni_eni_allocated"), "{{instance}} allocated"),
+			q(byInstance("awscni_eni_max"), "{{instance}} max"))).
+		WithPanel(timeSeries("Free IPs per subnet and zone",
+			"Free addresses of each cluster subnet and of each zone (upgradeguard_subnet_available_ips, upgradeguard_zone_available_ips), "+
+				"against the addresses the largest Auto Scaling group's surge nodes take at start (upgradeguard_aws_asg_surge_ips) "+
+				"and the most one node can hold (upgradeguard_node_ip_capacity).",
+			unitCount, 8,
+			q("sum by (zone, subnet_id) ("+o.exporter("upgradeguard_subnet_available_ips")+")", "{{zone}} {{subnet_id}}"),
+			q("sum by (zone) ("+o.exporter("upgradeguard_zone_available_ips")+")", "{{zone}} (zone)"),
+			q("max("+o.exporter("upgradeguard_aws_asg_surge_ips")+")", "IPs a surge takes at start"),
+			q("max("+o.exporter("upgradeguard_node_ip_capacity")+")", "largest node IP capacity"))).
+		WithPanel(timeSeries("IP assign and release rates",
+			"Pod IP requests to ipamd (awscni_add_ip_req_count) and releases by reason (awscni_del_ip_req_count), cluster wide. "+
+				"Node replacement shows as releases on the drained node and assigns on the new one.",
+			unitReqRate, 8,
+			q("sum("+rate("awscni_add_ip_req_count")+")", "assign"),
+			q("sum by (reason) ("+rate("awscni_del_ip_req_count")+")", "release {{reason}}"))).
+		WithPanel(timeSeries("ipamd errors",
+			"Errors inside ipamd by function (awscni_ipamd_error_count).",
+			unitCountPS, 8,
+			q("sum by (fn) ("+rate("awscni_ipamd_error_count")+")", "{{fn}}"))).
+		WithPanel(timeSeries("AWS API errors by code",
+			"Errors of ipamd's AWS calls by API and error code (awscni_aws_api_error_count); RequestLimitExceeded is EC2 throttling, "+
+				"which slows every node's IP allocation while many nodes start at once.",
+			unitCountPS, 8,
+			q("sum by (api, error) ("+rate("awscni_aws_api_error_count")+")", "{{api}} {{error}}"))).
+		WithPanel(timeSeries("AWS API latency",
+			"Mean latency of ipamd's AWS calls per API (awscni_aws_api_latency_ms, a summary without quantiles).",
+			unitMillis, 8,
+			q("sum by (api) ("+rate("awscni_aws_api_latency_ms_sum")+") / sum by (api) ("+rate("awscni_aws_api_latency_ms_count")+")", "{{api}}"))).
+		WithPanel(withThresholdLines(timeSeries("No-available-IP events",
+			"Pod IP assignments that failed because ipamd had no free address (awscni_no_available_ip_addresses), per node: "+
+				"pods stuck in ContainerCreating.",
+			unitCountPS, 8,
+			q("sum by (instance) ("+rate("awscni_no_available_ip_addresses")+") > 0", "{{instance}}")).
+			NoValue("none"),
+			thresholds("green", step{0.001, "red"})))
+}
