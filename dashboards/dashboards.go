@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 The v1 dashboard schema is what Grafana provisions from files and the dashboard sidecar; the SDK marks it deprecated in favour of dashboardv2, which needs Grafana 12's v2 API.
+
 // Package dashboards builds upgradeguard's Grafana dashboards with the
 // grafana-foundation-sdk: the AWS VPC CNI, the configured alerts, the
 // cluster-wide upgrade overview and the AWS quotas. Every dashboard has a
