@@ -61,14 +61,14 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 			q(cordoned, "cordoned"),
 			q("sum("+drainable+")", "drainable"),
 			q("count("+drainable+" == 0) or vector(0)", "drain blocked"))).
-		WithPanel(timeSeries("PDBs at 0 disruptions", "PodDisruptionBudgets allowing no eviction, and those whose spec can never allow one.", unitCount, 12,
+		WithPanel(timeSeries("PDBs at 0 disruptions over time", "PodDisruptionBudgets allowing no eviction, and those whose spec can never allow one.", unitCount, 12,
 			q(pdbsAtZero+" or vector(0)", "at 0 disruptions"),
 			q("sum("+o.exporter("upgradeguard_pdb_unsatisfiable")+")", "unsatisfiable"))).
 		WithPanel(instantTable("Drains blocked by PDB", "Pods per node that the Eviction API would refuse now, and the PodDisruptionBudget refusing them.", unitCount, 12, 8,
 			[]string{"node", "namespace", "pdb"},
 			map[string]string{"Value #A": "Blocked pods", "node": "Node", "namespace": "Namespace", "pdb": "PDB"},
 			o.exporter("upgradeguard_node_drain_blocked_pods"))).
-		WithPanel(instantTable("PDBs at 0 disruptions", "PodDisruptionBudgets allowing no eviction now, with their pod counts.", unitCount, 12, 8,
+		WithPanel(instantTable("PDBs at 0 disruptions now", "PodDisruptionBudgets allowing no eviction now, with their pod counts.", unitCount, 12, 8,
 			[]string{"namespace", "pdb"},
 			map[string]string{
 				"Value #A": "Disruptions allowed", "Value #B": "Current healthy", "Value #C": "Desired healthy", "Value #D": "Expected pods",
@@ -95,7 +95,7 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 			"Kubelet Lease age as a share of its lease duration; at 100% the node controller marks the node NotReady.", unitPercent, 12,
 			q("topk(5, "+o.exporter("upgradeguard_node_heartbeat_age_seconds")+" / "+o.exporter("upgradeguard_node_lease_duration_seconds")+")", "{{node}}")),
 			thresholds("green", step{0.5, "yellow"}, step{1, "red"}))).
-		WithPanel(stacked(timeSeries("Firing alerts", "Configured alerts firing, by name and severity.", unitCount, 12,
+		WithPanel(stacked(timeSeries("Firing alerts over time", "Configured alerts firing, by name and severity.", unitCount, 12,
 			q("count by (alertname, severity) ("+firing+")", "{{alertname}} ({{severity}})"))).
 			NoValue("0"))
 }

@@ -180,6 +180,7 @@ func TestPanels(t *testing.T) {
 	for name, o := range optionSets() {
 		for _, g := range build(t, o) {
 			ids := map[uint32]string{}
+			titles := map[string]bool{}
 			ps := panels(g.Dashboard)
 			if g.UID != uidAlerts && len(ps) == 0 {
 				t.Errorf("%s: %s has no panels", name, g.UID)
@@ -189,6 +190,10 @@ func TestPanels(t *testing.T) {
 				if p.Title == nil || *p.Title == "" || p.Description == nil || *p.Description == "" {
 					t.Errorf("%s: needs a title and a description", where)
 				}
+				if titles[title(p)] {
+					t.Errorf("%s: another panel has the same title", where)
+				}
+				titles[title(p)] = true
 				if p.Id == nil {
 					t.Errorf("%s: no id", where)
 				} else if other, dup := ids[*p.Id]; dup {
