@@ -13,7 +13,8 @@ import (
 //
 // The awscni_* names and labels are those ipamd registers in
 // amazon-vpc-cni-k8s (utils/prometheusmetrics): the gauges have no labels
-// of their own, so a node is the scrape target's instance; ipamd has no
+// of their own, so a node is the scrape target (instance, and node where
+// the scrape config relabels the pod's node name); ipamd has no
 // warm pool metric, so warm IPs are total minus assigned; and
 // awscni_aws_api_latency_ms is a summary without quantiles, so latency is
 // its mean.
@@ -21,7 +22,9 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 	rate := func(metric string, matchers ...string) string {
 		return fmt.Sprintf("rate(%s[$__rate_interval])", o.awsNode(metric, matchers...))
 	}
-	byInstance := func(metric string) string { return "sum by (instance) (" + o.awsNode(metric) + ")" }
+	// node comes from a relabeling of the pod's node name (deploy/'s
+	// PodMonitor does it); instance, the node's IP, is there in any case.
+	byNode := func(metric string) string { return "sum by (node, instance) (" + o.awsNode(metric) + ")" }
 
 	return newDashboard(o, uidCNI, "AWS CNI",
 		"VPC CNI IP space during node replacement: the aws-node pods' ipamd (job "+o.AWSNodeJob+
@@ -30,22 +33,22 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 			"ipamd's pod IPs assigned and IPs held (awscni_assigned_ip_addresses, awscni_total_ip_addresses) per aws-node "+
 				"instance, and the exporter's pods holding a VPC CNI address and IP capacity per node (upgradeguard_node_pod_ips, upgradeguard_node_ip_capacity).",
 			unitCount, 8,
-			q(byInstance("awscni_assigned_ip_addresses"), "{{instance}} assigned"),
-			q(byInstance("awscni_total_ip_addresses"), "{{instance}} total"),
+			q(byNode("awscni_assigned_ip_addresses"), "{{node}} {{instance}} assigned"),
+			q(byNode("awscni_total_ip_addresses"), "{{node}} {{instance}} total"),
 			q("sum by (node) ("+o.exporter("upgradeguard_node_pod_ips")+")", "{{node}} pod IPs"),
 			q("sum by (node) ("+o.exporter("upgradeguard_node_ip_capacity")+")", "{{node}} capacity"))).
 		WithPanel(withThresholdLines(timeSeries("Warm IPs per node",
 			"IPs ipamd holds but has not assigned (total minus assigned): what the next pods on the node start with. "+
 				"At 0 a new pod waits for ipamd to attach more addresses, or fails when the node or subnet has none.",
 			unitCount, 8,
-			q(byInstance("awscni_total_ip_addresses")+" - "+byInstance("awscni_assigned_ip_addresses"), "{{instance}}")),
+			q(byNode("awscni_total_ip_addresses")+" - "+byNode("awscni_assigned_ip_addresses"), "{{node}} {{instance}}")),
 			thresholds("red", step{1, "yellow"}, step{5, "green"}))).
 		WithPanel(timeSeries("ENIs allocated vs max per node",
 			"ENIs attached by ipamd (awscni_eni_allocated) and the most the instance can take, less unmanaged ENIs (awscni_eni_max). "+
 				"A node at its maximum cannot grow its IP pool.",
 			unitCount, 8,
-			q(byInstance("awscni_eni_allocated"), "{{instance}} allocated"),
-			q(byInstance("awscni_eni_max"), "{{instance}} max"))).
+			q(byNode("awscni_eni_allocated"), "{{node}} {{instance}} allocated"),
+			q(byNode("awscni_eni_max"), "{{node}} {{instance}} max"))).
 		WithPanel(timeSeries("Free IPs per subnet and zone",
 			"Free addresses of each cluster subnet and of each zone (upgradeguard_subnet_available_ips, upgradeguard_zone_available_ips), "+
 				"against the addresses the largest Auto Scaling group's surge nodes take at start (upgradeguard_aws_asg_surge_ips) "+
@@ -78,7 +81,7 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 			"Pod IP assignments that failed because ipamd had no free address (awscni_no_available_ip_addresses), per node: "+
 				"pods stuck in ContainerCreating.",
 			unitCountPS, 8,
-			q("sum by (instance) ("+rate("awscni_no_available_ip_addresses")+") > 0", "{{instance}}")).
+			q("sum by (node, instance) ("+rate("awscni_no_available_ip_addresses")+") > 0", "{{node}} {{instance}}")).
 			NoValue("none"),
 			thresholds("green", step{0.001, "red"})))
 }

@@ -227,7 +227,7 @@ func TestClusterQueriesEvaluate(t *testing.T) {
 func TestCNIQueriesEvaluate(t *testing.T) {
 	gs := build(t, DefaultOptions())
 	cni := func(metric, labels, values string) series {
-		return series{metric + `{job="aws-node", cluster="c1", instance="10.0.1.1:61678"` + labels + `}`, values}
+		return series{metric + `{job="aws-node", cluster="c1", instance="10.0.1.1:61678", node="n1"` + labels + `}`, values}
 	}
 	input := []series{
 		cni("awscni_total_ip_addresses", "", "10x20"),
@@ -238,7 +238,7 @@ func TestCNIQueriesEvaluate(t *testing.T) {
 		{`awscni_no_available_ip_addresses{job="aws-node", cluster="c1", instance="10.0.1.2:61678"}`, "3x20"},
 		{`awscni_total_ip_addresses{job="aws-node", cluster="c2", instance="10.0.1.1:61678"}`, "99x20"},
 	}
-	inst := `{instance="10.0.1.1:61678"}`
+	inst := `{instance="10.0.1.1:61678", node="n1"}`
 	runPromtool(t, input, []exprTest{
 		{Expr: panelExprs(t, gs, uidCNI, "Warm IPs per node")[0], Samples: []sample{{inst, 6}}},
 		{Expr: panelExprs(t, gs, uidCNI, "AWS API latency")[0], Samples: []sample{{`{api="AssignPrivateIpAddresses"}`, 60}}},
