@@ -1,0 +1,431 @@
+package gate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// Policy is the gate's policy file: which checks run and their thresholds.
+// The zero value, after defaults, is the safe default policy (every check
+// on); see docs/gate.md for the reference.
+type Policy struct {
+	// Consecutive passing evaluations needed for GO (default 2).
+	Consecutive int `yaml:"consecutive"`
+	// Interval between evaluations (default 30s).
+	Interval Duration `yaml:"interval"`
+	// Matchers are label matchers added to every query, e.g.
+	// `cluster="prod"` when one Thanos serves several clusters.
+	Matchers string `yaml:"matchers"`
+	// Job is a regular expression for the job label of the exporter's
+	// series and its up (default "upgradeguard.*").
+	Job string `yaml:"job"`
+
+	Alerts     AlertsPolicy     `yaml:"alerts"`
+	Monitoring MonitoringPolicy `yaml:"monitoring"`
+	Nodes      NodesPolicy      `yaml:"nodes"`
+	Drain      DrainPolicy      `yaml:"drain"`
+	Capacity   CapacityPolicy   `yaml:"capacity"`
+	Custom     []CustomCheck    `yaml:"custom"`
+
+	matchers []matcher // parsed Matchers
+}
+
+// AlertsPolicy: no firing alert may match Selector, except those named in
+// Ignore (and those of the baseline).
+type AlertsPolicy struct {
+	Enabled *bool `yaml:"enabled"`
+	// Selector is label matchers on ALERTS (default
+	// `severity=~"warning|critical"`).
+	Selector string `yaml:"selector"`
+	// Ignore lists alert names that never block (default Watchdog,
+	// InfoInhibitor; `ignore: []` ignores none).
+	Ignore []string `yaml:"ignore"`
+	// Pending alerts block too.
+	Pending bool `yaml:"pending"`
+
+	selector []matcher
+}
+
+// MonitoringPolicy: the monitoring itself must be alive for any GO.
+type MonitoringPolicy struct {
+	// Collectors whose upgradeguard_collector_success must be present (and
+	// 1); every collector the exporter reports must succeed anyway. Default:
+	// nodes and pdb.
+	Collectors []string `yaml:"collectors"`
+	// AWSMaxAge is the oldest acceptable AWS refresh
+	// (upgradeguard_aws_refresh_last_success_timestamp_seconds) of the AWS
+	// collectors the exporter runs (default 15m; 0 turns the check off).
+	AWSMaxAge *Duration `yaml:"aws_max_age"`
+	// Watchdog names an always-firing alert that must be present, proving
+	// that rules are evaluated (default: none).
+	Watchdog string `yaml:"watchdog"`
+}
+
+// NodesPolicy: every node Ready, heartbeats within the lease duration, no
+// readiness flapping.
+type NodesPolicy struct {
+	Enabled *bool `yaml:"enabled"`
+	// TransitionsWindow: no Ready transitions in this window (default 10m;
+	// 0 turns that part off).
+	TransitionsWindow *Duration `yaml:"transitions_window"`
+}
+
+// DrainPolicy applies with a node: it must be drainable now.
+type DrainPolicy struct {
+	Enabled               *bool `yaml:"enabled"`
+	AllowUnmanagedPods    bool  `yaml:"allow_unmanaged_pods"`
+	AllowLocalStoragePods bool  `yaml:"allow_local_storage_pods"`
+}
+
+// CapacityPolicy: subnet addresses and AWS quotas cover the replacement.
+type CapacityPolicy struct {
+	// IPs checks the free addresses of the node's zone (every zone without
+	// a node) against the addresses a replacement takes at start.
+	IPs *bool `yaml:"ips"`
+	// IPsNeeded, when > 0, is the need instead of the largest
+	// upgradeguard_aws_asg_surge_ips.
+	IPsNeeded int `yaml:"ips_needed"`
+	// ExtraIPs is a margin added to the need.
+	ExtraIPs int `yaml:"extra_ips"`
+	// Quotas checks usage + surge demand against every AWS quota's limit.
+	Quotas *bool `yaml:"quotas"`
+	// MaxQuotaUtilization is the share of a limit usage + surge may reach
+	// (default 1).
+	MaxQuotaUtilization float64 `yaml:"max_quota_utilization"`
+	// AllowUnresolvedGroups accepts a surge demand that is a lower bound
+	// (groups with unknown instance types); otherwise that is UNKNOWN.
+	AllowUnresolvedGroups bool `yaml:"allow_unresolved_groups"`
+}
+
+// CustomCheck is a PromQL expression with a condition: every sample at most
+// Max and at least Min, or (Empty) the result empty or not. "$node" in the
+// query is replaced by the node's name; without a node such a check is
+// skipped.
+type CustomCheck struct {
+	Name  string   `yaml:"name"`
+	Query string   `yaml:"query"`
+	Max   *float64 `yaml:"max"`
+	Min   *float64 `yaml:"min"`
+	Empty *bool    `yaml:"empty"`
+}
+
+// Duration is a duration in a policy file: Prometheus' form ("1d", "5m")
+// or Go's ("1m30s", "1.5s").
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if md, err := model.ParseDuration(s); err == nil {
+		*d = Duration(md)
+		return nil
+	}
+	td, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q (want e.g. 30s, 5m, 1h)", n.Line, s)
+	}
+	if td < 0 {
+		return fmt.Errorf("line %d: negative duration %q", n.Line, s)
+	}
+	*d = Duration(td)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Enabled reports whether a check section is on (the default).
+func enabled(b *bool) bool { return b == nil || *b }
+
+// DefaultPolicy is the policy without a file: every check on, safe
+// defaults.
+func DefaultPolicy() Policy {
+	var p Policy
+	if err := p.defaults(); err != nil {
+		panic(err) // the defaults are constants
+	}
+	return p
+}
+
+// LoadPolicy reads a policy file. Unknown fields, wrong types and bad values
+// are errors that name the file, the line and the field.
+func LoadPolicy(path string) (Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy file: %w", err)
+	}
+	p, err := ParsePolicy(b)
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParsePolicy decodes a policy strictly and fills in the defaults.
+func ParsePolicy(b []byte) (Policy, error) {
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+		return Policy{}, explainYAMLError(err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Policy{}, errors.New("more than one YAML document; a policy is one")
+	}
+	if err := p.defaults(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// sections maps the policy's Go types to their place in the file, for
+// error messages.
+var sections = map[string]reflect.Type{
+	"the top level": reflect.TypeFor[Policy](),
+	"alerts":        reflect.TypeFor[AlertsPolicy](),
+	"monitoring":    reflect.TypeFor[MonitoringPolicy](),
+	"nodes":         reflect.TypeFor[NodesPolicy](),
+	"drain":         reflect.TypeFor[DrainPolicy](),
+	"capacity":      reflect.TypeFor[CapacityPolicy](),
+	"custom[]":      reflect.TypeFor[CustomCheck](),
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type gate\.(\w+)`)
+	cannotRE       = regexp.MustCompile(`line (\d+): cannot unmarshal !!(\w+) ` + "`" + `([^` + "`" + `]*)` + "`" + ` into (\S+)`)
+)
+
+// explainYAMLError rewrites yaml.v3's messages in the policy's terms.
+func explainYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var msgs []string
+	for _, m := range te.Errors {
+		if s := unknownFieldRE.FindStringSubmatch(m); s != nil {
+			where, fields := "", ""
+			for name, t := range sections {
+				if t.Name() == s[3] {
+					where, fields = name, strings.Join(yamlFields(t), ", ")
+				}
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: unknown field %q in %s (known fields: %s)", s[1], s[2], where, fields))
+			continue
+		}
+		if s := cannotRE.FindStringSubmatch(m); s != nil {
+			msgs = append(msgs, fmt.Sprintf("line %s: %q is a %s, but the field wants %s", s[1], s[3], s[2], goTypeWord(s[4])))
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func goTypeWord(t string) string {
+	switch {
+	case t == "bool" || t == "*bool":
+		return "true or false"
+	case strings.Contains(t, "int"):
+		return "an integer"
+	case strings.Contains(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case t == "string":
+		return "a string"
+	}
+	return t
+}
+
+func yamlFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("yaml"); tag != "" {
+			out = append(out, strings.Split(tag, ",")[0])
+		}
+	}
+	return out
+}
+
+func (p *Policy) defaults() error {
+	if p.Consecutive == 0 {
+		p.Consecutive = 2
+	}
+	if p.Interval == 0 {
+		p.Interval = Duration(30 * time.Second)
+	}
+	if p.Job == "" {
+		p.Job = "upgradeguard.*"
+	}
+	if p.Alerts.Selector == "" {
+		p.Alerts.Selector = `severity=~"warning|critical"`
+	}
+	if p.Alerts.Ignore == nil {
+		p.Alerts.Ignore = []string{"Watchdog", "InfoInhibitor"}
+	}
+	if p.Monitoring.Collectors == nil {
+		p.Monitoring.Collectors = []string{"nodes", "pdb"}
+	}
+	if p.Monitoring.AWSMaxAge == nil {
+		d := Duration(15 * time.Minute)
+		p.Monitoring.AWSMaxAge = &d
+	}
+	if p.Nodes.TransitionsWindow == nil {
+		d := Duration(10 * time.Minute)
+		p.Nodes.TransitionsWindow = &d
+	}
+	if p.Capacity.MaxQuotaUtilization == 0 {
+		p.Capacity.MaxQuotaUtilization = 1
+	}
+	return p.validate()
+}
+
+// validate checks the values and parses the matchers; errors name the field.
+func (p *Policy) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if p.Consecutive < 1 {
+		bad("consecutive", "%d; want at least 1", p.Consecutive)
+	}
+	if p.Interval <= 0 {
+		bad("interval", "%s; want a positive duration", p.Interval)
+	}
+	var err error
+	if p.matchers, err = parseMatchers(p.Matchers); err != nil {
+		bad("matchers", "%v", err)
+	}
+	for _, m := range p.matchers {
+		if m.name == "__name__" || m.name == "job" {
+			bad("matchers", "%s is set by the gate itself (use the job field for the exporter's job)", m.name)
+		}
+	}
+	if _, err := regexp.Compile("^(?:" + p.Job + ")$"); err != nil {
+		bad("job", "bad regular expression %q: %v", p.Job, err)
+	}
+	if p.Alerts.selector, err = parseMatchers(p.Alerts.Selector); err != nil {
+		bad("alerts.selector", "%v", err)
+	}
+	for i, name := range p.Alerts.Ignore {
+		if !model.LabelValue(name).IsValid() || name == "" {
+			bad(fmt.Sprintf("alerts.ignore[%d]", i), "empty or invalid alert name %q", name)
+		}
+	}
+	for i, c := range p.Monitoring.Collectors {
+		if c == "" {
+			bad(fmt.Sprintf("monitoring.collectors[%d]", i), "empty collector name")
+		}
+	}
+	if p.Capacity.IPsNeeded < 0 {
+		bad("capacity.ips_needed", "%d; want 0 (from the exporter) or more", p.Capacity.IPsNeeded)
+	}
+	if p.Capacity.ExtraIPs < 0 {
+		bad("capacity.extra_ips", "%d; want 0 or more", p.Capacity.ExtraIPs)
+	}
+	if u := p.Capacity.MaxQuotaUtilization; u <= 0 || u > 1 || math.IsNaN(u) {
+		bad("capacity.max_quota_utilization", "%v; want a share in (0, 1]", u)
+	}
+	names := map[string]bool{}
+	for i, c := range p.Custom {
+		field := fmt.Sprintf("custom[%d]", i)
+		if c.Name == "" {
+			bad(field+".name", "missing")
+		} else if names[c.Name] {
+			bad(field+".name", "%q used twice", c.Name)
+		}
+		names[c.Name] = true
+		if strings.TrimSpace(c.Query) == "" {
+			bad(field+".query", "missing")
+		}
+		if c.Max == nil && c.Min == nil && c.Empty == nil {
+			bad(field, "%q needs max, min or empty", c.Name)
+		}
+		if c.Empty != nil && *c.Empty && (c.Max != nil || c.Min != nil) {
+			bad(field, "%q: empty: true cannot be combined with max or min", c.Name)
+		}
+		for k, v := range map[string]*float64{"max": c.Max, "min": c.Min} {
+			if v != nil && math.IsNaN(*v) {
+				bad(field+"."+k, "NaN is not a threshold")
+			}
+		}
+		if c.Max != nil && c.Min != nil && *c.Min > *c.Max {
+			bad(field, "%q: min %v above max %v", c.Name, *c.Min, *c.Max)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// matcher is one PromQL label matcher.
+type matcher struct {
+	name, op, value string
+	re              *regexp.Regexp
+}
+
+func (m matcher) String() string { return m.name + m.op + strconv.Quote(m.value) }
+
+// matches applies the matcher as Prometheus does: a missing label is "".
+func (m matcher) matches(labels map[string]string) bool {
+	v := labels[m.name]
+	switch m.op {
+	case "=":
+		return v == m.value
+	case "!=":
+		return v != m.value
+	case "=~":
+		return m.re.MatchString(v)
+	default: // "!~"
+		return !m.re.MatchString(v)
+	}
+}
+
+var matcherRE = regexp.MustCompile(`^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|` + "`[^`]*`" + `)\s*(,|$)`)
+
+// parseMatchers parses `a="x", b=~"y|z"` (braces optional).
+func parseMatchers(s string) ([]matcher, error) {
+	orig := s
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+		s = s[1 : len(s)-1]
+	}
+	var out []matcher
+	for strings.TrimSpace(s) != "" {
+		sub := matcherRE.FindStringSubmatchIndex(s)
+		if sub == nil {
+			return nil, fmt.Errorf("bad label matcher at %q in %q (want name=\"value\", name!=\"value\", name=~\"regex\" or name!~\"regex\", separated by commas)", strings.TrimSpace(s), orig)
+		}
+		name, op, quoted := s[sub[2]:sub[3]], s[sub[4]:sub[5]], s[sub[6]:sub[7]]
+		value, err := strconv.Unquote(quoted)
+		if err != nil {
+			return nil, fmt.Errorf("bad string %s in %q: %v", quoted, orig, err)
+		}
+		m := matcher{name: name, op: op, value: value}
+		if op == "=~" || op == "!~" {
+			if m.re, err = regexp.Compile("^(?:" + value + ")$"); err != nil {
+				return nil, fmt.Errorf("bad regular expression %q in %q: %v", value, orig, err)
+			}
+		}
+		out = append(out, m)
+		s = s[sub[1]:]
+	}
+	return out, nil
+}
