@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/config"
@@ -70,18 +71,20 @@ type Evaluation struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Passed reports whether every check passed (or was skipped) in this
-// evaluation.
+// Passed reports whether every check passed or was skipped in this
+// evaluation, with at least one passing.
 func (e Evaluation) Passed() bool {
-	if len(e.Checks) == 0 {
-		return false
-	}
+	passed := false
 	for _, c := range e.Checks {
-		if c.Status != Pass && c.Status != Skip {
+		switch c.Status {
+		case Pass:
+			passed = true
+		case Skip:
+		default:
 			return false
 		}
 	}
-	return true
+	return passed
 }
 
 // Reasons returns one line per failing or unknown check.
@@ -151,6 +154,7 @@ type Gate struct {
 	policy Policy
 	logger *slog.Logger
 	client *http.Client
+	mu     sync.Mutex
 	kind   string // resolved kind; "" until auto is resolved
 }
 
