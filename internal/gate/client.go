@@ -198,7 +198,7 @@ func (s *evalState) queryRaw(ctx context.Context, q string) (result, error) {
 	switch data.ResultType {
 	case "vector":
 		var vec []struct {
-			Metric map[string]string `json:"metric"`
+			Metric map[string]string  `json:"metric"`
 			Value  [2]json.RawMessage `json:"value"`
 		}
 		if err := json.Unmarshal(data.Result, &vec); err != nil {

@@ -1,0 +1,268 @@
+package gate
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// series is one series of the fake Prometheus.
+type series struct {
+	labels map[string]string
+	value  string // as the API sends it: "1", "NaN", "+Inf"
+}
+
+func ser(value string, kv ...string) series {
+	l := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return series{labels: l, value: value}
+}
+
+// fakeProm speaks enough of the Prometheus HTTP API for the gate: it
+// answers selectors (optionally inside increase(...[w])) from its series,
+// exact queries from custom, and /api/v1/stores from stores.
+type fakeProm struct {
+	t *testing.T
+
+	mu       sync.Mutex
+	series   []series
+	custom   map[string]string // query -> whole JSON body
+	warnings []string
+	stores   string // JSON of data; "" answers 404 as Prometheus does
+	status   int    // forced HTTP status with an error body
+	body     string // forced raw body
+	delay    time.Duration
+	requests []*http.Request
+	forms    []map[string][]string
+	srv      *httptest.Server
+}
+
+func newFake(t *testing.T) *fakeProm {
+	f := &fakeProm{t: t, custom: map[string]string{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeProm) set(ss ...series) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.series = ss
+}
+
+var (
+	increaseRE = regexp.MustCompile(`^increase\((.*)\[\w+\]\)$`)
+	selectorRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)?(\{.*\})?$`)
+)
+
+func (f *fakeProm) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	delay, status, body := f.delay, f.status, f.body
+	f.requests = append(f.requests, r.Clone(r.Context()))
+	f.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if status != 0 {
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"status":"error","errorType":"internal","error":"forced %d"}`, status)
+		return
+	}
+	if body != "" {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body)
+		return
+	}
+	switch r.URL.Path {
+	case "/api/v1/stores":
+		f.mu.Lock()
+		stores := f.stores
+		f.mu.Unlock()
+		if stores == "" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"status":"success","data":%s}`, stores)
+	case "/api/v1/query":
+		if err := r.ParseForm(); err != nil {
+			f.t.Errorf("fake: bad form: %v", err)
+		}
+		f.mu.Lock()
+		f.forms = append(f.forms, r.Form)
+		f.mu.Unlock()
+		f.answer(w, r.Form.Get("query"))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeProm) answer(w http.ResponseWriter, q string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b, ok := f.custom[q]; ok {
+		fmt.Fprint(w, b)
+		return
+	}
+	prefix := ""
+	sel := q
+	if m := increaseRE.FindStringSubmatch(q); m != nil {
+		prefix, sel = "increase:", m[1]
+	}
+	m := selectorRE.FindStringSubmatch(sel)
+	if m == nil {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":"fake cannot parse %q"}`, q)
+		return
+	}
+	var ms []matcher
+	if m[2] != "" {
+		var err error
+		if ms, err = parseMatchers(m[2]); err != nil {
+			f.t.Errorf("fake: query %q: %v", q, err)
+		}
+	}
+	if m[1] != "" {
+		ms = append(ms, matcher{name: "__name__", op: "=", value: m[1]})
+	}
+	type vs struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}
+	res := []vs{}
+	for _, s := range f.series {
+		name := s.labels["__name__"]
+		if prefix != "" {
+			if !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			name = strings.TrimPrefix(name, prefix)
+		} else if strings.Contains(name, ":") {
+			continue
+		}
+		l := map[string]string{}
+		for k, v := range s.labels {
+			l[k] = v
+		}
+		l["__name__"] = name
+		ok := true
+		for _, mm := range ms {
+			if !mm.matches(l) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		if prefix != "" {
+			delete(l, "__name__")
+		}
+		res = append(res, vs{Metric: l, Value: [2]any{1700000000.0, s.value}})
+	}
+	out := map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": res}}
+	if len(f.warnings) > 0 {
+		out["warnings"] = f.warnings
+	}
+	b, _ := json.Marshal(out)
+	w.Write(b)
+}
+
+// healthy is a healthy cluster of three nodes in two zones, node-b under a
+// PDB that does not block it.
+func healthy() []series {
+	j := func(value string, kv ...string) series {
+		return ser(value, append(kv, "job", "upgradeguard", "instance", "10.0.0.9:9741", "cluster", "prod")...)
+	}
+	var ss []series
+	ss = append(ss,
+		ser("1", "__name__", "up", "job", "upgradeguard", "instance", "10.0.0.9:9741", "cluster", "prod"),
+		j("1", "__name__", "upgradeguard_collector_success", "collector", "nodes"),
+		j("1", "__name__", "upgradeguard_collector_success", "collector", "pdb"),
+		j("1", "__name__", "upgradeguard_collector_success", "collector", "cni"),
+		j("1", "__name__", "upgradeguard_collector_success", "collector", "awsquota"),
+		j(strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10), "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds", "collector", "cni", "region", "eu-west-1"),
+		j(strconv.FormatInt(time.Now().Add(-2*time.Minute).Unix(), 10), "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds", "collector", "awsquota", "region", "eu-west-1"),
+		j("120", "__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1a"),
+		j("80", "__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1b"),
+		j("18", "__name__", "upgradeguard_aws_asg_surge_ips", "account", "1", "region", "eu-west-1", "asg", "nodes-a"),
+		j("10", "__name__", "upgradeguard_aws_asg_surge_ips", "account", "1", "region", "eu-west-1", "asg", "nodes-b"),
+		j("0", "__name__", "upgradeguard_aws_surge_unresolved_groups", "account", "1", "region", "eu-west-1"),
+	)
+	q := []string{"account", "1", "region", "eu-west-1", "service", "ec2", "quota_code", "L-1216C47A", "quota_name", "Running On-Demand Standard instances"}
+	ss = append(ss,
+		j("64", append([]string{"__name__", "upgradeguard_aws_quota_limit"}, q...)...),
+		j("40", append([]string{"__name__", "upgradeguard_aws_quota_usage"}, q...)...),
+		j("8", append([]string{"__name__", "upgradeguard_aws_quota_surge_demand"}, q...)...),
+	)
+	for i, n := range []string{"node-a", "node-b", "node-c"} {
+		zone := "eu-west-1a"
+		if i == 1 {
+			zone = "eu-west-1b"
+		}
+		ss = append(ss,
+			j("1", "__name__", "upgradeguard_node_ready", "node", n),
+			j("12", "__name__", "upgradeguard_node_heartbeat_age_seconds", "node", n),
+			j("40", "__name__", "upgradeguard_node_lease_duration_seconds", "node", n),
+			j("0", "__name__", "increase:upgradeguard_node_ready_transitions_total", "node", n),
+			j("1", "__name__", "upgradeguard_node_info", "node", n, "zone", zone, "nodegroup", "nodes-a"),
+			j("1", "__name__", "upgradeguard_node_drainable", "node", n),
+			j("3", "__name__", "upgradeguard_node_evictable_pods", "node", n),
+			j("0", "__name__", "upgradeguard_node_unmanaged_pods", "node", n),
+			j("0", "__name__", "upgradeguard_node_local_storage_pods", "node", n),
+		)
+	}
+	// Alerts that must not block: the Watchdog and an info alert.
+	ss = append(ss,
+		ser("1", "__name__", "ALERTS", "alertname", "Watchdog", "alertstate", "firing", "severity", "none", "cluster", "prod"),
+		ser("1", "__name__", "ALERTS", "alertname", "SomethingInfo", "alertstate", "firing", "severity", "info", "cluster", "prod"),
+	)
+	return ss
+}
+
+// replace sets the value of the series with these labels (a subset).
+func replace(ss []series, value string, kv ...string) []series {
+	want := ser("", kv...).labels
+	out := make([]series, 0, len(ss))
+	for _, s := range ss {
+		ok := true
+		for k, v := range want {
+			if s.labels[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			if value == "" {
+				continue // "" deletes
+			}
+			s.value = value
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+const thanosStores = `{"sidecar":[
+ {"name":"127.0.0.1:10901","lastCheck":"2026-01-01T00:00:00Z","lastError":%s,"labelSets":[{"cluster":"prod","replica":"r0"}],"minTime":0,"maxTime":1},
+ {"name":"127.0.0.1:10902","lastCheck":"2026-01-01T00:00:00Z","lastError":%s,"labelSets":[{"cluster":"prod","replica":"r1"}],"minTime":0,"maxTime":1}]}`
+
+func storesJSON(r0Err, r1Err string) string {
+	q := func(s string) string {
+		if s == "" {
+			return "null"
+		}
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf(thanosStores, q(r0Err), q(r1Err))
+}
