@@ -309,7 +309,7 @@ func (s *evalState) storeView(ctx context.Context) (*storeView, error) {
 				v.stores = append(v.stores, st)
 			}
 		}
-		v.problem, v.note = v.judge(nil, g.cfg.ReplicaLabels)
+		v.note, v.problem = v.judge(nil, g.cfg.ReplicaLabels)
 		s.stores = v
 	})
 	if s.storesErr != nil {
@@ -383,7 +383,7 @@ func (s *evalState) judgeWarnings(view *storeView, warnings []string) (string, e
 		}
 		missing = append(missing, sets...)
 	}
-	problem, note := view.judge(missing, s.g.cfg.ReplicaLabels)
+	note, problem := view.judge(missing, s.g.cfg.ReplicaLabels)
 	if problem != nil {
 		return "", problem
 	}
@@ -394,7 +394,7 @@ func (s *evalState) judgeWarnings(view *storeView, warnings []string) (string, e
 // healthy peer: a store whose label set equals its own but for the replica
 // labels, with a different replica, and that is itself neither unhealthy nor
 // warned about.
-func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (error, string) {
+func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (string, error) {
 	isReplica := map[string]bool{}
 	for _, r := range replicaLabels {
 		isReplica[r] = true
@@ -434,7 +434,7 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (e
 		return false
 	}
 	if len(v.stores) == 0 {
-		return &queryError{msg: "Thanos Query lists no store: it can answer nothing"}, ""
+		return "", &queryError{msg: "Thanos Query lists no store: it can answer nothing"}
 	}
 	down := map[string]map[string]string{} // full label set -> labels
 	for _, ls := range warned {
@@ -445,14 +445,14 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (e
 			continue
 		}
 		if len(st.LabelSets) == 0 {
-			return &queryError{msg: fmt.Sprintf("Thanos store %s (%s) is down (%s) and has no external labels, so no replica can stand in for it", st.Name, st.kind, *st.LastError)}, ""
+			return "", &queryError{msg: fmt.Sprintf("Thanos store %s (%s) is down (%s) and has no external labels, so no replica can stand in for it", st.Name, st.kind, *st.LastError)}
 		}
 		for _, ls := range st.LabelSets {
 			down[full(ls)] = ls
 		}
 	}
 	if len(down) == 0 {
-		return nil, ""
+		return "", nil
 	}
 	var notes []string
 	names := make([]string, 0, len(down))
@@ -463,7 +463,7 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (e
 	for _, name := range names {
 		ls := down[name]
 		if !hasReplica(ls) {
-			return &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it", name, strings.Join(replicaLabels, ", "))}, ""
+			return "", &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it", name, strings.Join(replicaLabels, ", "))}
 		}
 		var peer string
 		for _, st := range v.stores {
@@ -480,9 +480,9 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (e
 			}
 		}
 		if peer == "" {
-			return &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered", name)}, ""
+			return "", &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered", name)}
 		}
 		notes = append(notes, fmt.Sprintf("store %s missing, covered by its replica %s", name, peer))
 	}
-	return nil, strings.Join(notes, "; ")
+	return strings.Join(notes, "; "), nil
 }
