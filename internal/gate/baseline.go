@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -85,4 +86,47 @@ func (b *Baseline) severities(replicaLabels []string) map[string]string {
 		out[alertKey(a.Labels, replicaLabels)] = a.Labels["severity"]
 	}
 	return out
+}
+
+// Snapshot returns the alerts firing now (except those the policy ignores),
+// for a baseline taken when the upgrade begins. Any doubt about the answer
+// (an error, a partial response) is an error: a baseline must be complete.
+func (g *Gate) Snapshot(ctx context.Context) (*Baseline, error) {
+	at := g.cfg.Now()
+	s := &evalState{g: g, at: at, sem: make(chan struct{}, 1)}
+	parts := []string{`alertstate="firing"`}
+	for _, m := range g.policy.matchers {
+		parts = append(parts, m.String())
+	}
+	q := "ALERTS{" + strings.Join(parts, ", ") + "}"
+	res, err := s.query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("taking the alert baseline (%s): %w", q, err)
+	}
+	ignore := map[string]bool{}
+	for _, n := range g.policy.Alerts.Ignore {
+		ignore[n] = true
+	}
+	b := &Baseline{Time: at.UTC(), Alerts: []BaselineAlert{}}
+	seen := map[string]bool{}
+	for _, smp := range res.samples {
+		if ignore[smp.labels["alertname"]] {
+			continue
+		}
+		l := map[string]string{}
+		for k, v := range smp.labels {
+			if k != "__name__" && k != "alertstate" {
+				l[k] = v
+			}
+		}
+		k := alertKey(l, g.cfg.ReplicaLabels) + l["severity"]
+		if !seen[k] {
+			seen[k] = true
+			b.Alerts = append(b.Alerts, BaselineAlert{Labels: l})
+		}
+	}
+	sort.Slice(b.Alerts, func(i, j int) bool {
+		return alertKey(b.Alerts[i].Labels, nil) < alertKey(b.Alerts[j].Labels, nil)
+	})
+	return b, nil
 }
