@@ -813,11 +813,12 @@ func (g *Gate) checkQuotas(ctx context.Context, s *evalState) []CheckResult {
 		return w
 	}
 	var over, unknown []string
-	withDemand, maxShare := 0, 0.0
+	withDemand, maxShare, surgeSeries := 0, 0.0, 0
 	for _, qt := range quotas {
 		if len(qt.surge) == 0 {
 			continue
 		}
+		surgeSeries++
 		surge := worst(qt.surge, true)
 		if !isNaN(surge) && surge <= 0 {
 			continue
@@ -846,6 +847,8 @@ func (g *Gate) checkQuotas(ctx context.Context, s *evalState) []CheckResult {
 	switch {
 	case len(quotas) == 0:
 		r.Status, r.Value, r.Why = Unknown, "no series", "no upgradeguard_aws_quota_* series (is the awsquota collector on?); turn capacity.quotas off if AWS is not watched"
+	case surgeSeries == 0:
+		r.Status, r.Why = Unknown, "no upgradeguard_aws_quota_surge_demand series: the surge of the cluster's Auto Scaling groups is unknown (none found?)"
 	case len(over) > 0:
 		r.Status, r.Why = Fail, "AWS quota would be exceeded by the surge: "+list(over)
 	case len(unknown) > 0:

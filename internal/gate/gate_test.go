@@ -207,6 +207,7 @@ func TestEmptyResultsAreNeverGO(t *testing.T) {
 		{[]string{"__name__", "upgradeguard_aws_asg_surge_ips"}, "capacity/ips", "no upgradeguard_aws_asg_surge_ips"},
 		{[]string{"__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1a"}, "capacity/ips", `no upgradeguard_zone_available_ips for zone "eu-west-1a"`},
 		{[]string{"__name__", "upgradeguard_aws_quota_limit"}, "capacity/quotas", "no limit"},
+		{[]string{"__name__", "upgradeguard_aws_quota_surge_demand"}, "capacity/quotas", "no upgradeguard_aws_quota_surge_demand series"},
 	} {
 		f.set(replace(healthy(), "", c.drop...)...)
 		wantRow(t, eval(t, g, "node-a"), c.row, Unknown, c.why)
