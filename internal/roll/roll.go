@@ -1,0 +1,799 @@
+// Package roll replaces the nodes of a node group one after another (or a
+// few at a time) behind the gate: for each node it waits for the gate's GO,
+// cordons the node, drains it through the Eviction API, has the provider
+// replace its instance, and waits until the replacement is Ready and the
+// evicted workloads run again. A WAIT pauses the roll before the next node;
+// a STOP, a drain that does not finish or a replacement that does not come
+// ends it, never with a node terminated before its drain finished. The
+// progress lives in annotations on the nodes, so an interrupted roll
+// resumes where it was when it is run again.
+package roll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/internal/gate"
+)
+
+const fieldManager = "upgradeguard-roll"
+
+// Config configures a roll.
+type Config struct {
+	Client   kubernetes.Interface
+	Provider Provider
+	// Gate is asked before each node (with the node, so its drain check
+	// applies) and once more after the last one (without a node).
+	Gate gate.Evaluator
+	// GateWait are the options of each gate wait: consecutive passing
+	// evaluations, their interval, and the timeout after which the roll
+	// stops (0: wait as long as it takes). OnEvaluation is the roll's.
+	GateWait  gate.WaitOptions
+	Selection Selection
+	Drain     DrainOptions
+	// MaxUnavailable is how many nodes may be cordoned, drained or
+	// replaced at once (default 1).
+	MaxUnavailable int
+	// Surge raises the group's desired capacity by one and waits for the
+	// new node before draining each node, then terminates the old instance
+	// decrementing the capacity; without it the instance is terminated
+	// after the drain and the group launches its replacement.
+	Surge bool
+	// NodeTimeout bounds the wait for a replacement (or surge) node to be
+	// Ready and for the evicted workloads to be Running again (default 20m).
+	NodeTimeout time.Duration
+	// Poll is how often nodes and pods are listed while waiting (default 2s).
+	Poll time.Duration
+	// DryRun prints the plan and what the drain would do, and changes
+	// nothing.
+	DryRun bool
+	// Out receives the progress lines; TTY adds a progress bar.
+	Out io.Writer
+	TTY bool
+	// Registerer, when set, gets the roll's progress metrics.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+func (c *Config) defaults() error {
+	if c.Client == nil {
+		return errors.New("roll: no Kubernetes client")
+	}
+	if c.Provider == nil {
+		return errors.New("roll: no provider")
+	}
+	if c.Gate == nil && !c.DryRun {
+		return errors.New("roll: no gate")
+	}
+	if err := c.Selection.validate(); err != nil {
+		return err
+	}
+	if c.MaxUnavailable <= 0 {
+		c.MaxUnavailable = 1
+	}
+	if c.NodeTimeout <= 0 {
+		c.NodeTimeout = 20 * time.Minute
+	}
+	if c.Poll <= 0 {
+		c.Poll = 2 * time.Second
+	}
+	c.Drain.defaults()
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// NodeResult is how the replacement of one node went.
+type NodeResult struct {
+	Node, Replacement string
+	Evicted           int
+	// GateEvaluations made before the node, and the time they took
+	// (waiting included): the gate's overhead for this node.
+	GateEvaluations int
+	Gate            time.Duration
+	// The other steps' durations; Total is from the gate's GO to the
+	// workloads being back.
+	Cordon, Surge, Drain, Terminate, Replace, Total time.Duration
+}
+
+// Result is what a roll did.
+type Result struct {
+	Plan  *Plan
+	Nodes []NodeResult
+	// FinalGate is the gate's last evaluation, after the last node.
+	FinalGate gate.Evaluation
+}
+
+// StoppedError ends a roll whose gate did not say GO within the timeout.
+type StoppedError struct {
+	Node string // "" for the check after the last node
+	Last gate.Evaluation
+	Err  error
+}
+
+func (e *StoppedError) Error() string {
+	where := "before node " + e.Node
+	if e.Node == "" {
+		where = "after the last node"
+	}
+	return fmt.Sprintf("roll stopped %s: %v", where, e.Err)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// ExitCode makes a stopped roll exit with 3.
+func (e *StoppedError) ExitCode() int { return 3 }
+
+// InterruptedError ends a roll that was interrupted (its context ended).
+type InterruptedError struct {
+	Node, Step string
+	// Detail says what was left in which state.
+	Detail string
+}
+
+func (e *InterruptedError) Error() string {
+	if e.Node == "" {
+		return "roll interrupted " + e.Detail + "; run it again to resume"
+	}
+	return fmt.Sprintf("roll interrupted at node %s (%s): %s; run it again to resume", e.Node, e.Step, e.Detail)
+}
+
+// ExitCode is 130, as for a shell's SIGINT.
+func (e *InterruptedError) ExitCode() int { return 130 }
+
+type roller struct {
+	cfg   Config
+	plan  *Plan
+	state stateStore
+	rep   *reporter
+	m     *metrics
+
+	mu      sync.Mutex
+	claimed map[string]bool // replacement nodes taken by a node of this run
+}
+
+// Run plans the roll and, unless DryRun, carries it out. The Result is
+// filled as far as the roll got, also when it returns an error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("roll metrics: %w", err)
+	}
+	r := &roller{
+		cfg: cfg, m: m, claimed: map[string]bool{},
+		state: stateStore{client: cfg.Client, now: cfg.Now},
+		rep:   &reporter{out: cfg.Out, tty: cfg.TTY, client: cfg.Client, logger: cfg.Logger, now: cfg.Now, start: cfg.Now()},
+	}
+	if cfg.DryRun {
+		r.rep.client = nil
+	}
+	defer r.rep.finish()
+	plan, err := makePlan(ctx, cfg.Client, cfg.Provider, cfg.Selection, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	r.plan = plan
+	res := &Result{Plan: plan}
+	if err := plan.Write(cfg.Out, cfg.Now()); err != nil {
+		return res, err
+	}
+	if err := r.checkPlan(); err != nil {
+		return res, err
+	}
+	if cfg.DryRun {
+		return res, r.dryRun(ctx)
+	}
+	if len(plan.Nodes) == 0 {
+		r.rep.linef("", "nothing to replace")
+		return res, nil
+	}
+	if !plan.Resumed {
+		for i, p := range plan.Nodes {
+			if err := r.state.join(ctx, p.Name(), plan.Roll, i); err != nil {
+				return res, fmt.Errorf("recording the plan on the nodes: %w", err)
+			}
+			r.rep.event(ctx, p.Node, false, ReasonPlanned, "node %d of %d to replace in roll %s", i+1, len(plan.Nodes), plan.Roll)
+		}
+	}
+	m.planned.Set(float64(len(plan.Nodes)))
+	r.rep.setTotal(len(plan.Nodes))
+	err = r.run(ctx, res)
+	r.summary(res, err)
+	return res, err
+}
+
+// checkPlan refuses a plan with a node the provider cannot replace.
+func (r *roller) checkPlan() error {
+	var bad []string
+	for _, p := range r.plan.Nodes {
+		if p.HasInstance && p.Instance.InService || p.State.Step.rank() >= StepTerminating.rank() {
+			continue
+		}
+		id := instanceID(p.Node.Spec.ProviderID)
+		switch {
+		case id == "":
+			bad = append(bad, fmt.Sprintf("%s: %v (%q)", p.Name(), errNoInstance, p.Node.Spec.ProviderID))
+		case !p.HasInstance:
+			bad = append(bad, fmt.Sprintf("%s: instance %s is in no Auto Scaling group the provider may change", p.Name(), id))
+		default:
+			bad = append(bad, fmt.Sprintf("%s: instance %s is not in service", p.Name(), id))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("cannot replace %d node(s): %s", len(bad), strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// dryRun prints what the drain of each node would do.
+func (r *roller) dryRun(ctx context.Context) error {
+	mode := "terminate its instance without decrementing the group's capacity, wait for the group's replacement node"
+	if r.cfg.Surge {
+		mode = "raise the group's desired capacity by one and wait for the new node, then terminate the instance decrementing the capacity"
+	}
+	fmt.Fprintf(r.cfg.Out, "dry run: for each node, %d at a time: wait for the gate's GO, cordon, drain, %s, wait until the evicted workloads are Running again\n",
+		r.cfg.MaxUnavailable, mode)
+	var refusals []string
+	for i, p := range r.plan.Nodes {
+		pods, err := podsOn(ctx, r.cfg.Client, p.Name())
+		if err != nil {
+			return err
+		}
+		dp := planDrain(pods, r.cfg.Drain)
+		fmt.Fprintf(r.cfg.Out, "  %d. %s: evict %d pod(s), skip %d", i+1, p.Name(), len(dp.Evict), len(dp.Skipped))
+		if len(dp.Refused) > 0 {
+			fmt.Fprintf(r.cfg.Out, ", REFUSE %d: %s", len(dp.Refused), strings.Join(dp.Refused, "; "))
+			refusals = append(refusals, p.Name())
+		}
+		fmt.Fprintln(r.cfg.Out)
+	}
+	if len(refusals) > 0 {
+		fmt.Fprintf(r.cfg.Out, "dry run: the drain would stop at %s unless the --force options named above are given\n", strings.Join(refusals, ", "))
+	}
+	return nil
+}
+
+// run replaces the plan's nodes, at most MaxUnavailable at once, each after
+// the gate's GO, then asks the gate once more.
+func (r *roller) run(ctx context.Context, res *Result) error {
+	slots := make(chan struct{}, r.cfg.MaxUnavailable)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		stopped bool
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, err)
+		stopped = true
+	}
+	isStopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return stopped
+	}
+	var interrupted error
+dispatch:
+	for _, p := range r.plan.Nodes {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break dispatch
+		}
+		if isStopped() {
+			break
+		}
+		nr := NodeResult{Node: p.Name()}
+		if p.State.Step.rank() < StepTerminating.rank() {
+			began := r.cfg.Now()
+			ev, n, err := r.gateWait(ctx, p.Node)
+			nr.Gate, nr.GateEvaluations = r.cfg.Now().Sub(began), n
+			r.m.steps.WithLabelValues("gate").Observe(nr.Gate.Seconds())
+			if err != nil {
+				<-slots
+				if ctx.Err() != nil {
+					interrupted = &InterruptedError{Node: p.Name(), Step: "gate", Detail: "while waiting for the gate's GO; the node was not touched"}
+				} else {
+					r.rep.event(ctx, p.Node, true, ReasonStopped, "roll stopped: %v", err)
+					fail(&StoppedError{Node: p.Name(), Last: ev, Err: err})
+				}
+				break
+			}
+		}
+		r.m.inFlight.Inc()
+		wg.Go(func() {
+			defer func() { <-slots; r.m.inFlight.Dec() }()
+			nr, err := r.replace(ctx, p, nr)
+			mu.Lock()
+			res.Nodes = append(res.Nodes, nr)
+			mu.Unlock()
+			if err != nil {
+				fail(err)
+				return
+			}
+			r.m.replaced.Inc()
+			r.rep.nodeDone()
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if interrupted != nil {
+		return interrupted
+	}
+	if ctx.Err() != nil {
+		return &InterruptedError{Detail: "between nodes"}
+	}
+	// The gate once more: is the cluster healthy with the last replacement?
+	ev, _, err := r.gateWait(ctx, nil)
+	res.FinalGate = ev
+	if err != nil {
+		if ctx.Err() != nil {
+			return &InterruptedError{Detail: "after the last node, while waiting for the gate (every node was replaced)"}
+		}
+		return &StoppedError{Last: ev, Err: err}
+	}
+	return nil
+}
+
+// gateWait waits for the gate's GO for the node (nil: the cluster as a
+// whole), reporting WAIT reasons as they change. It returns the last
+// evaluation and how many evaluations it took.
+func (r *roller) gateWait(ctx context.Context, n *corev1.Node) (gate.Evaluation, int, error) {
+	name, label := "", ""
+	if n != nil {
+		name, label = n.Name, n.Name
+	}
+	o := r.cfg.GateWait
+	evals := 0
+	lastWhy := ""
+	began := r.cfg.Now()
+	o.OnEvaluation = func(e gate.Evaluation) {
+		evals++
+		r.m.evaluations.WithLabelValues(string(e.Verdict)).Inc()
+		switch {
+		case e.Verdict == gate.GO:
+			r.m.paused.Set(0)
+			if lastWhy != "" {
+				r.rep.linef(label, "gate GO again, resuming")
+			}
+		case e.Verdict == gate.WAIT && !e.Passed():
+			r.m.paused.Set(1)
+			why := strings.Join(e.Reasons(), "; ")
+			if why != lastWhy {
+				r.rep.linef(label, "gate WAIT, roll paused: %s", why)
+				if n != nil {
+					r.rep.event(ctx, n, true, ReasonGate, "gate WAIT, roll paused: %s", why)
+				}
+				lastWhy = why
+			}
+		case e.Verdict == gate.WAIT && lastWhy != "":
+			r.rep.linef(label, "gate passing again (%s)", e.Note)
+			lastWhy = ""
+		case e.Verdict == gate.STOP:
+			r.m.paused.Set(1)
+		}
+	}
+	ev, err := gate.Wait(ctx, r.cfg.Gate, name, o)
+	if err != nil {
+		return ev, evals, err
+	}
+	took := r.cfg.Now().Sub(began)
+	if n != nil {
+		r.rep.linef(label, "gate GO after %s (%d evaluations)", seconds(took), evals)
+		r.rep.event(ctx, n, false, ReasonGate, "gate GO after %s (%d evaluations)", seconds(took), evals)
+	} else {
+		r.rep.linef("", "gate GO after the last node (%s, %d evaluations)", seconds(took), evals)
+	}
+	return ev, evals, nil
+}
+
+// background is for the steps that must finish once begun, whatever
+// happens to the roll's context: recording state, asking AWS.
+func background(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+}
+
+// replace takes one node from where it is to replaced.
+func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (NodeResult, error) {
+	began := r.cfg.Now()
+	name := p.Name()
+	n, err := r.cfg.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) && p.State.Step.rank() >= StepTerminating.rank():
+		n = p.Node // terminated and deleted: only the waits are left
+	case err != nil:
+		if ctx.Err() != nil {
+			return nr, &InterruptedError{Node: name, Step: string(p.State.Step), Detail: "before touching the node"}
+		}
+		return nr, fmt.Errorf("reading node %s: %w", name, err)
+	}
+	st, err := readState(n)
+	if err != nil {
+		return nr, err
+	}
+	step := func(s Step, extra map[string]*string) error {
+		bctx, cancel := background(ctx)
+		defer cancel()
+		updated, err := r.state.setStep(bctx, name, s, extra)
+		if err != nil {
+			return err
+		}
+		n = updated
+		r.m.lastStep.WithLabelValues(name, string(s)).Set(float64(r.cfg.Now().Unix()))
+		return nil
+	}
+	inst := p.Instance
+
+	// Cordon.
+	if st.Step.rank() < StepCordoned.rank() {
+		t := r.cfg.Now()
+		bctx, cancel := background(ctx)
+		updated, err := r.state.cordon(bctx, n)
+		cancel()
+		if err != nil {
+			return nr, err
+		}
+		n = updated
+		nr.Cordon = r.cfg.Now().Sub(t)
+		r.m.steps.WithLabelValues("cordon").Observe(nr.Cordon.Seconds())
+		r.rep.linef(name, "cordoned")
+		r.rep.event(ctx, n, false, ReasonCordoned, "cordoned by roll %s", r.plan.Roll)
+		st.Step = StepCordoned
+	}
+
+	// Surge: a new node before the old one is drained.
+	surgeNode := st.SurgeNode
+	if r.cfg.Surge && st.Step.rank() < StepDraining.rank() && surgeNode == "" {
+		t := r.cfg.Now()
+		var before map[string]bool
+		since := st.StepTime
+		if st.Step != StepSurging {
+			if before, err = r.groupNodes(ctx); err != nil {
+				return nr, err
+			}
+			since = r.cfg.Now()
+			if err := step(StepSurging, nil); err != nil {
+				return nr, err
+			}
+			bctx, cancel := background(ctx)
+			err := r.cfg.Provider.Surge(bctx, inst.Group)
+			cancel()
+			if err != nil {
+				r.rep.event(ctx, n, true, ReasonSurge, "surge failed: %v", err)
+				return nr, r.abortDrain(ctx, n, err)
+			}
+			r.rep.linef(name, "asked group %s for one more instance", inst.Group)
+			r.rep.event(ctx, n, false, ReasonSurge, "raised the desired capacity of %s by one", inst.Group)
+		}
+		surgeNode, err = r.waitReplacement(ctx, name, since, before)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nr, &InterruptedError{Node: name, Step: string(StepSurging), Detail: "waiting for the surge node; the node stays cordoned and the group keeps its extra instance"}
+			}
+			return nr, fmt.Errorf("surge for node %s: %w", name, err)
+		}
+		if err := step(StepSurging, map[string]*string{AnnotationSurge: strp(surgeNode)}); err != nil {
+			return nr, err
+		}
+		nr.Surge = r.cfg.Now().Sub(t)
+		r.m.steps.WithLabelValues("surge").Observe(nr.Surge.Seconds())
+		r.rep.linef(name, "surge node %s Ready after %s", surgeNode, seconds(nr.Surge))
+		r.rep.event(ctx, n, false, ReasonSurge, "surge node %s Ready", surgeNode)
+	}
+
+	loads := st.Workloads
+	var replacement string
+	if st.Step.rank() < StepTerminating.rank() {
+		// Drain.
+		t := r.cfg.Now()
+		pods, err := podsOn(ctx, r.cfg.Client, name)
+		if err != nil {
+			return nr, r.abortDrain(ctx, n, err)
+		}
+		dp := planDrain(pods, r.cfg.Drain)
+		if len(dp.Refused) > 0 {
+			derr := &DrainError{Node: name, Refused: dp.Refused}
+			r.rep.event(ctx, n, true, ReasonDrainFailed, "%v", derr)
+			return nr, r.abortDrain(ctx, n, derr)
+		}
+		extra := map[string]*string{}
+		if !st.HasLoads {
+			if loads, err = snapshotWorkloads(ctx, r.cfg.Client, dp.Evict); err != nil {
+				return nr, r.abortDrain(ctx, n, err)
+			}
+			enc, err := encodeWorkloads(loads)
+			if err != nil {
+				return nr, err
+			}
+			extra[AnnotationWorkloads] = strp(enc)
+		}
+		if err := step(StepDraining, extra); err != nil {
+			return nr, r.abortDrain(ctx, n, err)
+		}
+		r.rep.linef(name, "draining: %d pod(s) to evict, %d skipped (DaemonSet, mirror); workloads: %s", len(dp.Evict), len(dp.Skipped), describeLoads(loads))
+		r.rep.event(ctx, n, false, ReasonDraining, "draining %d pod(s) through the Eviction API", len(dp.Evict))
+		d := &drainer{client: r.cfg.Client, o: r.cfg.Drain,
+			onEvicted: func(string) { r.m.evictions.WithLabelValues("evicted").Inc() },
+			onRefused: func(string, string) { r.m.evictions.WithLabelValues("refused").Inc() },
+		}
+		evicted, err := d.drain(ctx, name)
+		nr.Evicted = evicted
+		if err != nil {
+			if ctx.Err() != nil {
+				if aerr := r.abortDrain(ctx, n, nil); aerr != nil {
+					return nr, aerr
+				}
+				r.rep.event(ctx, n, true, ReasonInterrupted, "roll interrupted during the drain; node uncordoned (if the roll cordoned it), nothing terminated")
+				return nr, &InterruptedError{Node: name, Step: string(StepDraining), Detail: fmt.Sprintf("drain stopped after %d eviction(s); the node was uncordoned and not terminated", evicted)}
+			}
+			r.rep.event(ctx, n, true, ReasonDrainFailed, "%v; node not terminated", err)
+			return nr, r.abortDrain(ctx, n, err)
+		}
+		nr.Drain = r.cfg.Now().Sub(t)
+		r.m.steps.WithLabelValues("drain").Observe(nr.Drain.Seconds())
+		if err := step(StepDrained, nil); err != nil {
+			return nr, err
+		}
+		r.rep.linef(name, "drained: %d pod(s) evicted in %s", evicted, seconds(nr.Drain))
+		r.rep.event(ctx, n, false, ReasonDrained, "drained: %d pod(s) evicted in %s", evicted, seconds(nr.Drain))
+
+		// Terminate. From here on the node is gone for good: the step is
+		// recorded first, so a crash in between re-asks on resume.
+		t = r.cfg.Now()
+		var before map[string]bool
+		if !r.cfg.Surge {
+			if before, err = r.groupNodes(ctx); err != nil {
+				return nr, err
+			}
+		}
+		since := r.cfg.Now()
+		if err := step(StepTerminating, nil); err != nil {
+			return nr, err
+		}
+		if err := r.terminate(ctx, n, inst); err != nil {
+			return nr, err
+		}
+		nr.Terminate = r.cfg.Now().Sub(t)
+		r.m.steps.WithLabelValues("terminate").Observe(nr.Terminate.Seconds())
+		if !r.cfg.Surge {
+			t = r.cfg.Now()
+			if replacement, err = r.waitReplacement(ctx, name, since, before); err != nil {
+				return nr, r.replaceFailed(ctx, n, inst, err)
+			}
+			nr.Replace = r.cfg.Now().Sub(t)
+		}
+	} else {
+		// Resumed after the termination was asked for.
+		if p.HasInstance && p.Instance.InService {
+			if err := r.terminate(ctx, n, inst); err != nil {
+				return nr, err
+			}
+		}
+		if !r.cfg.Surge {
+			t := r.cfg.Now()
+			if replacement, err = r.waitReplacement(ctx, name, st.StepTime, nil); err != nil {
+				return nr, r.replaceFailed(ctx, n, inst, err)
+			}
+			nr.Replace = r.cfg.Now().Sub(t)
+		}
+	}
+	if r.cfg.Surge {
+		replacement = surgeNode
+	}
+	nr.Replacement = replacement
+
+	// Workloads Running again.
+	t := r.cfg.Now()
+	if err := r.waitWorkloads(ctx, name, loads); err != nil {
+		return nr, r.replaceFailed(ctx, n, inst, err)
+	}
+	nr.Replace += r.cfg.Now().Sub(t)
+	r.m.steps.WithLabelValues("replace").Observe(nr.Replace.Seconds())
+	nr.Total = r.cfg.Now().Sub(began)
+	// The node object may be gone already; the state only matters while it
+	// is not.
+	if err := step(StepReplaced, nil); err != nil && !apierrors.IsNotFound(err) {
+		r.cfg.Logger.Warn("could not record the replaced step", "node", name, "err", err)
+	}
+	msg := fmt.Sprintf("replaced by %s, %d workload(s) Running again; took %s: gate %s (%d evaluations), drain %s (%d pods), terminate %s, replacement and workloads %s",
+		dash(replacement), len(loads), seconds(nr.Total+nr.Gate), seconds(nr.Gate), nr.GateEvaluations, seconds(nr.Drain), nr.Evicted, seconds(nr.Terminate), seconds(nr.Replace))
+	if r.cfg.Surge {
+		msg += fmt.Sprintf(", surge %s", seconds(nr.Surge))
+	}
+	r.rep.linef(name, "%s", msg)
+	r.rep.event(ctx, n, false, ReasonReplaced, "%s", msg)
+	return nr, nil
+}
+
+// terminate has the provider end the node's instance (after its drain).
+func (r *roller) terminate(ctx context.Context, n *corev1.Node, inst Instance) error {
+	bctx, cancel := background(ctx)
+	defer cancel()
+	if err := r.cfg.Provider.Terminate(bctx, inst, r.cfg.Surge); err != nil {
+		r.rep.event(ctx, n, true, ReasonTerminating, "terminating instance %s failed: %v", inst.ID, err)
+		return fmt.Errorf("node %s (drained, still cordoned): %w", n.Name, err)
+	}
+	how := "without decrementing the capacity: the group launches a replacement"
+	if r.cfg.Surge {
+		how = "decrementing the capacity (the surge node replaces it)"
+	}
+	r.rep.linef(n.Name, "terminating instance %s in group %s %s", inst.ID, inst.Group, how)
+	r.rep.event(ctx, n, false, ReasonTerminating, "terminating instance %s in group %s %s", inst.ID, inst.Group, how)
+	return nil
+}
+
+// abortDrain uncordons a node whose drain did not finish (when the roll
+// cordoned it) and puts it back to pending; nothing was terminated.
+func (r *roller) abortDrain(ctx context.Context, n *corev1.Node, cause error) error {
+	bctx, cancel := background(ctx)
+	defer cancel()
+	cur, err := r.cfg.Client.CoreV1().Nodes().Get(bctx, n.Name, metav1.GetOptions{})
+	if err == nil {
+		err = r.state.release(bctx, cur)
+	}
+	if err != nil {
+		err = fmt.Errorf("could not uncordon node %s after its drain stopped (uncordon it by hand): %w", n.Name, err)
+		if cause != nil {
+			return errors.Join(cause, err)
+		}
+		return err
+	}
+	if cause != nil {
+		r.rep.linef(n.Name, "drain stopped, node uncordoned and not terminated: %v", cause)
+	}
+	return cause
+}
+
+func (r *roller) replaceFailed(ctx context.Context, n *corev1.Node, inst Instance, err error) error {
+	if ctx.Err() != nil {
+		return &InterruptedError{Node: n.Name, Step: string(StepTerminating),
+			Detail: fmt.Sprintf("instance %s was terminated; waiting for its replacement and workloads", inst.ID)}
+	}
+	r.rep.event(ctx, n, true, ReasonStopped, "roll stopped: %v", err)
+	return fmt.Errorf("node %s (instance %s terminated): %w", n.Name, inst.ID, err)
+}
+
+// groupNodes returns the names of the selection's nodes now.
+func (r *roller) groupNodes(ctx context.Context) (map[string]bool, error) {
+	nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, n := range nodes {
+		out[n.Name] = true
+	}
+	return out, nil
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitReplacement waits for a new Ready node in the group: not part of the
+// roll, not among before (when known), created since the termination or
+// surge was asked for, and not claimed by another node of this run.
+func (r *roller) waitReplacement(parent context.Context, old string, since time.Time, before map[string]bool) (string, error) {
+	ctx, cancel := context.WithTimeout(parent, r.cfg.NodeTimeout)
+	defer cancel()
+	cutoff := since.Truncate(time.Second)
+	var seen []string
+	for {
+		nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
+		if err == nil {
+			seen = seen[:0]
+			for i := range nodes {
+				n := &nodes[i]
+				if n.Name == old || before[n.Name] || n.Annotations[AnnotationRoll] != "" || n.CreationTimestamp.Time.Before(cutoff) {
+					continue
+				}
+				if !nodeReady(n) {
+					seen = append(seen, n.Name+" (not Ready yet)")
+					continue
+				}
+				r.mu.Lock()
+				taken := r.claimed[n.Name]
+				if !taken {
+					r.claimed[n.Name] = true
+				}
+				r.mu.Unlock()
+				if !taken {
+					return n.Name, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if parent.Err() == nil {
+				if len(seen) == 0 {
+					return "", fmt.Errorf("no new node joined the group within %s", r.cfg.NodeTimeout)
+				}
+				return "", fmt.Errorf("no new node of the group became Ready within %s: %s", r.cfg.NodeTimeout, strings.Join(seen, ", "))
+			}
+			return "", parent.Err()
+		case <-time.After(r.cfg.Poll):
+		}
+	}
+}
+
+// waitWorkloads waits until the workloads evicted from the node have as many
+// ready pods as before, none on the node.
+func (r *roller) waitWorkloads(parent context.Context, old string, loads []Workload) error {
+	if len(loads) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(parent, r.cfg.NodeTimeout)
+	defer cancel()
+	var missing []string
+	for {
+		m, err := workloadsBack(ctx, r.cfg.Client, loads, old)
+		if err == nil {
+			if len(m) == 0 {
+				return nil
+			}
+			missing = m
+		}
+		select {
+		case <-ctx.Done():
+			if parent.Err() == nil {
+				return fmt.Errorf("workloads not Running again within %s: %s", r.cfg.NodeTimeout, strings.Join(missing, "; "))
+			}
+			return ctx.Err()
+		case <-time.After(r.cfg.Poll):
+		}
+	}
+}
+
+// summary prints the totals and the gate's overhead per node.
+func (r *roller) summary(res *Result, err error) {
+	var gateTotal, total time.Duration
+	evals := 0
+	for _, n := range res.Nodes {
+		gateTotal += n.Gate
+		total += n.Total + n.Gate
+		evals += n.GateEvaluations
+	}
+	done := len(res.Nodes)
+	status := "done"
+	if err != nil {
+		status = "ended early"
+	}
+	line := fmt.Sprintf("roll %s %s: %d of %d node(s) handled in %s", r.plan.Roll, status, done, len(r.plan.Nodes), seconds(r.cfg.Now().Sub(r.rep.start)))
+	if done > 0 {
+		line += fmt.Sprintf("; gate %s per node on average (%d evaluations in all), %.0f%% of the time per node",
+			seconds(gateTotal/time.Duration(done)), evals, 100*gateTotal.Seconds()/max(total.Seconds(), 1e-9))
+	}
+	r.rep.linef("", "%s", line)
+}
