@@ -56,11 +56,11 @@ func (o *DrainOptions) defaults() {
 type podAction int
 
 const (
-	actEvict          podAction = iota
-	actSkipDaemonSet            // a DaemonSet's pod: it goes with the node
-	actSkipMirror               // a static pod's mirror: the API cannot evict it
-	actRefuseUnmanaged          // no controller recreates it
-	actRefuseLocal              // emptyDir data would be lost
+	actEvict           podAction = iota
+	actSkipDaemonSet             // a DaemonSet's pod: it goes with the node
+	actSkipMirror                // a static pod's mirror: the API cannot evict it
+	actRefuseUnmanaged           // no controller recreates it
+	actRefuseLocal               // emptyDir data would be lost
 )
 
 // mirrorAnnotation marks a static pod's mirror (kubelet's
