@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/roll"
+)
+
+// rollFlags are the flags of the roll command besides the gate's.
+type rollFlags struct {
+	kubeconfig     string
+	nodegroup      string
+	nodegroupLabel string
+	selector       string
+	onlyOutdated   bool
+	kubeletVersion string
+	order          string
+	maxUnavailable int
+	surge          bool
+	drainTimeout   time.Duration
+	nodeTimeout    time.Duration
+	gateTimeout    time.Duration
+	forceUnmanaged bool
+	forceLocal     bool
+	dryRun         bool
+	metricsAddress string
+	provider       string
+	awsRegion      string
+	awsRoleARN     string
+	awsEndpoint    string
+	awsCluster     string
+}
+
+func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
+	cmd.Flag("kubeconfig", "Kubeconfig; in a pod the in-cluster configuration is used when empty.").Envar("KUBECONFIG").StringVar(&f.kubeconfig)
+	cmd.Flag("nodegroup", "Node group to roll: the nodes whose --nodegroup-label (else kops.k8s.io/instancegroup, else eks.amazonaws.com/nodegroup) has this value.").StringVar(&f.nodegroup)
+	cmd.Flag("nodegroup-label", "Node label naming the node group.").StringVar(&f.nodegroupLabel)
+	cmd.Flag("selector", "Label selector of the nodes to roll (with --nodegroup, both must match).").Short('l').StringVar(&f.selector)
+	cmd.Flag("only-outdated", "Replace only nodes launched from another launch template version (or configuration) than their group's current one, or whose kubelet is older than --kubelet-version.").BoolVar(&f.onlyOutdated)
+	cmd.Flag("kubelet-version", "Kubelet version an up-to-date node has (default: the newest among the selected nodes).").StringVar(&f.kubeletVersion)
+	cmd.Flag("order", "Order of the nodes: oldest (creation time), name, or zone (oldest first, zones in turn).").Default(roll.OrderOldest).EnumVar(&f.order, roll.Orders...)
+	cmd.Flag("max-unavailable", "Nodes cordoned, drained or being replaced at once.").Default("1").IntVar(&f.maxUnavailable)
+	cmd.Flag("surge", "Raise the group's desired capacity by one and wait for the new node before draining each node, then terminate the old instance decrementing the capacity (needs max size > desired).").BoolVar(&f.surge)
+	cmd.Flag("drain-timeout", "Give up draining a node after this long (the node is uncordoned, not terminated, and the roll stops).").Default("15m").DurationVar(&f.drainTimeout)
+	cmd.Flag("node-timeout", "Give up waiting for a replacement node to be Ready and the evicted workloads to be Running again after this long.").Default("20m").DurationVar(&f.nodeTimeout)
+	cmd.Flag("gate-timeout", "Stop the roll when the gate has not said GO for this long (0: wait as long as it takes).").Default("1h").DurationVar(&f.gateTimeout)
+	cmd.Flag("force-unmanaged", "Evict pods that no controller recreates (they are gone for good).").BoolVar(&f.forceUnmanaged)
+	cmd.Flag("force-local-storage", "Evict pods with emptyDir volumes (their data is lost).").BoolVar(&f.forceLocal)
+	cmd.Flag("dry-run", "Print the plan and what each drain would do; change nothing.").BoolVar(&f.dryRun)
+	cmd.Flag("metrics-address", "Serve the roll's progress metrics on this address (/metrics).").StringVar(&f.metricsAddress)
+	cmd.Flag("provider", "How nodes are replaced: aws (EC2 Auto Scaling groups).").Default("aws").EnumVar(&f.provider, "aws")
+	cmd.Flag("aws.region", "AWS region of the node groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
+	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
+	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's (a VPC endpoint proxy, or the test fake).").StringVar(&f.awsEndpoint)
+	cmd.Flag("aws.cluster-name", "Only touch Auto Scaling groups tagged kubernetes.io/cluster/<name> (what deploy/roll/iam-policy.json allows).").StringVar(&f.awsCluster)
+}
+
+// rollUsage is a bad combination of flags: exit 2.
+type rollUsage struct{ msg string }
+
+func (e *rollUsage) Error() string { return e.msg }
+func (e *rollUsage) ExitCode() int { return exitUsage }
+
+func (f *rollFlags) awsProvider(ctx context.Context) (*roll.AWS, error) {
+	if f.awsRegion == "" {
+		return nil, &rollUsage{"the aws provider needs --aws.region"}
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if f.awsEndpoint != "" {
+		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
+	}
+	if f.awsRoleARN != "" {
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), f.awsRoleARN,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "upgradeguard-roll" }))
+	}
+	return &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), ClusterName: f.awsCluster}, nil
+}
+
+// serveMetrics serves reg on addr until ctx ends.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &rollUsage{fmt.Sprintf("--metrics-address %s: %v", addr, err)}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "err", err)
+		}
+	}()
+	logger.Info("serving roll metrics", "address", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func init() {
+	subcommands = append(subcommands, func(app *kingpin.Application) []subcommand {
+		cmd := app.Command("roll", "Replace the nodes of a node group one at a time behind the gate: gate, cordon, drain, replace, wait, next.")
+		var rf rollFlags
+		addRollFlags(cmd, &rf)
+		var gf gateFlags
+		addGateFlags(cmd, &gf)
+		// The roll picks its nodes and prints progress, not verdicts.
+		cmd.GetFlag("node").Hidden()
+		cmd.GetFlag("output").Hidden()
+
+		run := func(ctx context.Context, logger *slog.Logger) error {
+			if gf.node != "" {
+				return &rollUsage{"roll picks its nodes itself: use --nodegroup or --selector, not --node"}
+			}
+			if rf.nodegroup == "" && rf.selector == "" {
+				return &rollUsage{"roll needs --nodegroup or --selector"}
+			}
+			if rf.maxUnavailable < 1 {
+				return &rollUsage{fmt.Sprintf("--max-unavailable %d: want at least 1", rf.maxUnavailable)}
+			}
+			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 {
+				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout and --node-timeout more than 0"}
+			}
+			g, policy, err := gf.build(logger)
+			if err != nil {
+				return err
+			}
+			wait := gate.WaitOptions{Timeout: rf.gateTimeout, Consecutive: policy.Consecutive, Interval: time.Duration(policy.Interval)}
+			restCfg, err := kube.RESTConfig(rf.kubeconfig)
+			if err != nil {
+				return err
+			}
+			restCfg.UserAgent = "upgradeguard-roll"
+			client, err := kubernetes.NewForConfig(restCfg)
+			if err != nil {
+				return fmt.Errorf("Kubernetes client: %w", err)
+			}
+			provider, err := rf.awsProvider(ctx)
+			if err != nil {
+				return err
+			}
+			reg := prometheus.NewRegistry()
+			if rf.metricsAddress != "" {
+				stop, err := serveMetrics(ctx, rf.metricsAddress, reg, logger)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			res, err := roll.Run(ctx, roll.Config{
+				Client: client, Provider: provider, Gate: g, GateWait: wait,
+				Selection: roll.Selection{
+					NodeGroup: rf.nodegroup, NodeGroupLabel: rf.nodegroupLabel, Selector: rf.selector,
+					OnlyOutdated: rf.onlyOutdated, KubeletVersion: rf.kubeletVersion, Order: rf.order,
+				},
+				Drain: roll.DrainOptions{
+					ForceUnmanaged: rf.forceUnmanaged, ForceLocalStorage: rf.forceLocal, Timeout: rf.drainTimeout,
+				},
+				MaxUnavailable: rf.maxUnavailable, Surge: rf.surge, NodeTimeout: rf.nodeTimeout,
+				DryRun: rf.dryRun, Out: os.Stdout, TTY: isTerminal(os.Stdout),
+				Registerer: reg, Logger: logger,
+			})
+			if err != nil || !rf.dryRun || len(res.Plan.Nodes) == 0 {
+				return err
+			}
+			// A dry run also shows what the gate says now about the first node.
+			first := res.Plan.Nodes[0].Name()
+			e, err := g.Evaluate(ctx, first)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stdout, "dry run: the gate now, for the first node %s (one evaluation; the roll needs %d in a row):\n", first, policy.Consecutive)
+			return gate.WriteTable(os.Stdout, e, 80)
+		}
+		return []subcommand{{cmd, run}}
+	})
+}
