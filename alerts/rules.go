@@ -1,0 +1,294 @@
+package alerts
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Group names.
+const (
+	GroupAWSQuotas = "upgradeguard-aws-quotas"
+	GroupVPCCNI    = "upgradeguard-vpc-cni"
+	GroupDrain     = "upgradeguard-drain"
+	GroupNodes     = "upgradeguard-nodes"
+	GroupExporter  = "upgradeguard-exporter"
+)
+
+// Recording rules the dashboards and the gate read.
+const (
+	// RecordQuotaUsageRatio is usage over limit of each AWS quota: computed
+	// from describe calls where the exporter can, else Service Quotas'
+	// utilization report. Quotas with a limit of 0 have none.
+	RecordQuotaUsageRatio = "upgradeguard:aws_quota_usage:ratio"
+	// RecordQuotaUsageWithSurgeRatio is (usage + surge demand) over limit:
+	// above 1, replacing the next node fails on that quota.
+	RecordQuotaUsageWithSurgeRatio = "upgradeguard:aws_quota_usage_with_surge:ratio"
+	// RecordQuotaHeadroomAfterSurge is limit - usage - surge demand, in the
+	// quota's unit.
+	RecordQuotaHeadroomAfterSurge = "upgradeguard:aws_quota_headroom:after_surge"
+	// RecordAWSThrottledRatio is the share of the exporter's AWS requests
+	// that were throttled, per service, over 5 minutes.
+	RecordAWSThrottledRatio = "upgradeguard:aws_api_throttled_requests:ratio_rate5m"
+	// RecordSurgeNodeIPs is the most subnet addresses a surge of one Auto
+	// Scaling group takes at start, per cluster; without the awsquota
+	// collector, the largest node IP capacity stands in for it.
+	RecordSurgeNodeIPs = "upgradeguard:surge_node_ips:max"
+	// RecordZoneIPHeadroom is a zone's free addresses minus
+	// RecordSurgeNodeIPs: below 0, a replacement node there gets no pod IPs.
+	RecordZoneIPHeadroom = "upgradeguard:zone_ip_headroom:after_surge"
+	// RecordNodeIPUtilization is pods holding a VPC CNI address over the
+	// node's IP capacity, from the exporter.
+	RecordNodeIPUtilization = "upgradeguard:node_ip_utilization:ratio"
+	// RecordCNIIPUtilization is ipamd's assigned over total addresses per
+	// aws-node target.
+	RecordCNIIPUtilization = "upgradeguard:awscni_ip_utilization:ratio"
+	// RecordNodeDrainBlockedPods is the pods a drain of the node would be
+	// refused, all PDBs together.
+	RecordNodeDrainBlockedPods = "upgradeguard:node_drain_blocked_pods:sum"
+	// RecordPDBsBlocking counts the PDBs that allow no disruption while
+	// they have pods; 0 when the pdb collector runs and none does.
+	RecordPDBsBlocking = "upgradeguard:pdbs_blocking:count"
+	// RecordNodesNotReady counts nodes whose Ready condition is not True.
+	RecordNodesNotReady = "upgradeguard:nodes_not_ready:count"
+	// RecordKubeletVersions counts the distinct kubelet versions.
+	RecordKubeletVersions = "upgradeguard:kubelet_versions:count"
+)
+
+// Thresholds.
+const (
+	quotaWarningRatio  = 0.8
+	quotaCriticalRatio = 0.9
+	// The refreshers of usage (cni, awsquota_usage; default interval 5m)
+	// and of quota values (awsquota_limits, awsquota_report; default 1h)
+	// are stale after several missed intervals.
+	staleUsageSeconds = 30 * 60
+	staleQuotaSeconds = 3 * 60 * 60
+	throttledRatio    = 0.1
+	cniIPPoolRatio    = 0.9
+	flappingChanges   = 2
+)
+
+// throttleCodes are the AWS error codes awsapi.IsThrottle counts as
+// throttling, as upgradeguard_aws_api_requests_total's code label has them.
+const throttleCodes = "Throttling|ThrottlingException|RequestLimitExceeded|TooManyRequestsException|RequestThrottled|RequestThrottledException|SlowDown|EC2ThrottledException|.+Throttled"
+
+func selector(metric, job string, matchers []string) string {
+	all := append([]string{"job=" + strconv.Quote(job)}, matchers...)
+	return metric + "{" + strings.Join(all, ", ") + "}"
+}
+
+func (o Options) exp(metric string, matchers ...string) string {
+	return selector(metric, o.ExporterJob, matchers)
+}
+
+func (o Options) cni(metric string, matchers ...string) string {
+	return selector(metric, o.AWSNodeJob, matchers)
+}
+
+func (o Options) ksm(metric string, matchers ...string) string {
+	return selector(metric, o.KubeStateMetricsJob, matchers)
+}
+
+// by is an aggregation clause that keeps the cluster label and labels.
+func (o Options) by(labels ...string) string {
+	return "by (" + strings.Join(append([]string{o.ClusterLabel}, labels...), ", ") + ")"
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// definitions are the rule groups, unsorted, without overrides applied.
+func definitions(o Options) []group {
+	quotaLabels := `{{ $labels.quota_name }} ({{ $labels.service }} {{ $labels.quota_code }}) in account {{ $labels.account }}, {{ $labels.region }}`
+	return []group{
+		{
+			name: GroupAWSQuotas,
+			records: []Record{
+				{Name: RecordQuotaUsageRatio, Expr: o.exp("upgradeguard_aws_quota_usage") + " / (" + o.exp("upgradeguard_aws_quota_limit") + " > 0)" +
+					" or " + o.exp("upgradeguard_aws_quota_utilization_ratio")},
+				{Name: RecordQuotaUsageWithSurgeRatio, Expr: "(" + o.exp("upgradeguard_aws_quota_usage") + " + " + o.exp("upgradeguard_aws_quota_surge_demand") + ")" +
+					" / (" + o.exp("upgradeguard_aws_quota_limit") + " > 0)"},
+				{Name: RecordQuotaHeadroomAfterSurge, Expr: o.exp("upgradeguard_aws_quota_limit") + " - " + o.exp("upgradeguard_aws_quota_usage") +
+					" - " + o.exp("upgradeguard_aws_quota_surge_demand")},
+				{Name: RecordAWSThrottledRatio, Expr: "sum " + o.by("job", "service") + " (rate(" + o.exp("upgradeguard_aws_api_requests_total", `code=~"`+throttleCodes+`"`) + "[5m])" +
+					" or 0 * rate(" + o.exp("upgradeguard_aws_api_requests_total") + "[5m]))" +
+					" / sum " + o.by("job", "service") + " (rate(" + o.exp("upgradeguard_aws_api_requests_total") + "[5m]))"},
+			},
+			alerts: []Alert{
+				{
+					Name: "UpgradeGuardAWSQuotaUsageHigh", Severity: "warning", For: 15 * time.Minute,
+					Expr:        RecordQuotaUsageRatio + " > " + num(quotaWarningRatio),
+					Summary:     "An AWS service quota is more than 80% used.",
+					Description: "AWS quota " + quotaLabels + " is {{ $value | humanizePercentage }} used; new nodes, ENIs or volumes of an upgrade may hit it.",
+				},
+				{
+					Name: "UpgradeGuardAWSQuotaUsageHigh", Severity: "critical", For: 15 * time.Minute,
+					Expr:        RecordQuotaUsageRatio + " > " + num(quotaCriticalRatio),
+					Summary:     "An AWS service quota is more than 90% used.",
+					Description: "AWS quota " + quotaLabels + " is {{ $value | humanizePercentage }} used; new nodes, ENIs or volumes of an upgrade may hit it.",
+				},
+				{
+					Name: "UpgradeGuardAWSQuotaSurgeExceedsLimit", Severity: "critical", For: 10 * time.Minute,
+					Expr:        RecordQuotaUsageWithSurgeRatio + " > 1 and " + o.exp("upgradeguard_aws_quota_surge_demand") + " > 0",
+					Summary:     "Replacing the next node would exceed an AWS service quota.",
+					Description: "Usage plus the surge demand of the largest Auto Scaling group would be {{ $value | humanizePercentage }} of AWS quota " + quotaLabels + "; the next node replacement would fail to launch.",
+				},
+				{
+					Name: "UpgradeGuardAWSDataStale", Severity: "warning", For: 5 * time.Minute,
+					Expr: "time() - " + o.exp("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector=~"cni|awsquota_usage"`) + " > " + num(staleUsageSeconds) +
+						" or time() - " + o.exp("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector=~"awsquota_limits|awsquota_report"`) + " > " + num(staleQuotaSeconds),
+					Summary:     "upgradeguard's AWS data is stale.",
+					Description: "The last complete {{ $labels.collector }} refresh of upgradeguard {{ $labels.instance }} in {{ $labels.region }} ended {{ $value | humanizeDuration }} ago; quota, surge and IP alerts judge old data.",
+				},
+				{
+					Name: "UpgradeGuardAWSAPIThrottled", Severity: "warning", For: 30 * time.Minute,
+					Expr:        RecordAWSThrottledRatio + " > " + num(throttledRatio),
+					Summary:     "AWS throttles upgradeguard's requests.",
+					Description: "{{ $value | humanizePercentage }} of the exporter's {{ $labels.service }} requests (job {{ $labels.job }}) have been throttled for " + forPlaceholder + "; the account's API rate is exhausted, which slows node launches too.",
+				},
+			},
+		},
+		{
+			name: GroupVPCCNI,
+			records: []Record{
+				{Name: RecordSurgeNodeIPs, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_ips") + ")" +
+					" or max " + o.by() + " (" + o.exp("upgradeguard_node_ip_capacity") + ")"},
+				{Name: RecordZoneIPHeadroom, Expr: o.exp("upgradeguard_zone_available_ips") + " - on (" + o.ClusterLabel + ") group_left () " + RecordSurgeNodeIPs},
+				{Name: RecordNodeIPUtilization, Expr: o.exp("upgradeguard_node_pod_ips") + " / (" + o.exp("upgradeguard_node_ip_capacity") + " > 0)"},
+				{Name: RecordCNIIPUtilization, Expr: o.cni("awscni_assigned_ip_addresses") + " / (" + o.cni("awscni_total_ip_addresses") + " > 0)"},
+			},
+			alerts: []Alert{
+				{
+					Name: "UpgradeGuardZoneIPsBelowSurgeNeed", Severity: "critical", For: 10 * time.Minute,
+					Expr:        o.exp("upgradeguard_zone_available_ips") + " < on (" + o.ClusterLabel + ") group_left () " + RecordSurgeNodeIPs,
+					Summary:     "A zone has fewer free IP addresses than a replacement node takes.",
+					Description: "The cluster subnets in zone {{ $labels.zone }} have {{ $value }} free IP addresses, fewer than a surge node takes at start; a node replaced there gets no pod IPs.",
+				},
+				{
+					Name: "UpgradeGuardCNINodeIPPoolExhausted", Severity: "warning", For: 10 * time.Minute,
+					Expr: RecordCNIIPUtilization + " > " + num(cniIPPoolRatio) +
+						" and " + o.cni("awscni_eni_allocated") + " >= " + o.cni("awscni_eni_max"),
+					Summary:     "A node's VPC CNI IP pool is nearly exhausted and it can attach no more ENIs.",
+					Description: "ipamd on node {{ $labels.node }} ({{ $labels.instance }}) has assigned {{ $value | humanizePercentage }} of its IP addresses with every ENI attached; pods moved there by a drain will not start.",
+				},
+				{
+					Name: "UpgradeGuardCNINoAvailableIPs", Severity: "warning", For: 10 * time.Minute,
+					Expr:        "sum " + o.by("node", "instance") + " (increase(" + o.cni("awscni_no_available_ip_addresses") + "[5m])) > 0",
+					Summary:     "The VPC CNI fails pod IP assignments for lack of addresses.",
+					Description: "ipamd on node {{ $labels.node }} ({{ $labels.instance }}) failed {{ $value | humanize }} pod IP assignments in 5 minutes for lack of a free address.",
+				},
+				{
+					Name: "UpgradeGuardCNIIpamdErrors", Severity: "warning", For: 15 * time.Minute,
+					Expr:        "sum " + o.by("node", "instance", "fn") + " (increase(" + o.cni("awscni_ipamd_error_count") + "[10m])) > 0",
+					Summary:     "The VPC CNI's ipamd keeps reporting errors.",
+					Description: "ipamd on node {{ $labels.node }} ({{ $labels.instance }}) reported {{ $value | humanize }} errors in {{ $labels.fn }} in 10 minutes, continuously for " + forPlaceholder + ".",
+				},
+				{
+					Name: "UpgradeGuardCNIEC2APIThrottled", Severity: "warning", For: 15 * time.Minute,
+					Expr:        "sum " + o.by("api") + " (increase(" + o.cni("awscni_aws_api_error_count", `error="RequestLimitExceeded"`) + "[10m])) > 0",
+					Summary:     "EC2 throttles the VPC CNI.",
+					Description: "EC2 refused {{ $value | humanize }} {{ $labels.api }} calls of aws-node with RequestLimitExceeded in 10 minutes, continuously for " + forPlaceholder + "; new nodes get their ENIs and pod IPs late.",
+				},
+			},
+		},
+		{
+			name: GroupDrain,
+			records: []Record{
+				{Name: RecordNodeDrainBlockedPods, Expr: "sum without (namespace, pdb) (" + o.exp("upgradeguard_node_drain_blocked_pods") + ")"},
+				{Name: RecordPDBsBlocking, Expr: "count " + o.by() + " (" + o.exp("upgradeguard_pdb_disruptions_allowed") + " == 0 and " + o.exp("upgradeguard_pdb_expected_pods") + " > 0)" +
+					" or max " + o.by() + " (0 * " + o.exp("upgradeguard_collector_success", `collector="pdb"`) + ")"},
+			},
+			alerts: []Alert{
+				{
+					Name: "UpgradeGuardPDBDisruptionsNotAllowed", Severity: "warning", For: 15 * time.Minute,
+					Expr:        o.exp("upgradeguard_pdb_disruptions_allowed") + " == 0 and " + o.exp("upgradeguard_pdb_expected_pods") + " > 0",
+					Summary:     "A PodDisruptionBudget allows no disruption, which stalls node drains.",
+					Description: "PodDisruptionBudget {{ $labels.namespace }}/{{ $labels.pdb }} has allowed {{ $value }} disruptions for " + forPlaceholder + "; a drain of any node running its pods waits until it allows one.",
+				},
+				{
+					Name: "UpgradeGuardPDBUnsatisfiable", Severity: "warning", For: 15 * time.Minute,
+					Expr:        o.exp("upgradeguard_pdb_unsatisfiable") + " == 1",
+					Summary:     "A PodDisruptionBudget can never allow an eviction.",
+					Description: "PodDisruptionBudget {{ $labels.namespace }}/{{ $labels.pdb }} can never allow an eviction (unsatisfiable: {{ $value }}): maxUnavailable is 0, or minAvailable is at least its expected pods; a drain of a node running its pods never finishes.",
+				},
+				{
+					Name: "UpgradeGuardCordonedNodeDrainBlocked", Severity: "warning", For: 15 * time.Minute,
+					Expr:        RecordNodeDrainBlockedPods + " > 0 and " + o.exp("upgradeguard_node_unschedulable") + " == 1",
+					Summary:     "A cordoned node cannot be drained because of PodDisruptionBudgets.",
+					Description: "Node {{ $labels.node }} is cordoned and {{ $value }} of its pods have been refused eviction by their PodDisruptionBudgets for " + forPlaceholder + "; its replacement is stuck.",
+				},
+				{
+					Name: "UpgradeGuardPodsUnschedulable", Severity: "warning", For: 15 * time.Minute,
+					Expr:        "sum " + o.by("namespace") + " (" + o.ksm("kube_pod_status_unschedulable") + ") > 0",
+					Summary:     "Pods cannot be scheduled, so their PodDisruptionBudgets stay short.",
+					Description: "{{ $value }} pods in namespace {{ $labels.namespace }} have been unschedulable for " + forPlaceholder + "; pods evicted by a drain that cannot start elsewhere keep their PodDisruptionBudget from allowing the next eviction.",
+				},
+			},
+		},
+		{
+			name: GroupNodes,
+			records: []Record{
+				{Name: RecordNodesNotReady, Expr: "sum " + o.by() + " (max " + o.by("node") + " (1 - " + o.exp("upgradeguard_node_ready") + "))"},
+				{Name: RecordKubeletVersions, Expr: "count " + o.by() + " (count " + o.by("kubelet_version") + " (" + o.exp("upgradeguard_node_info") + "))"},
+			},
+			alerts: []Alert{
+				{
+					Name: "UpgradeGuardNodeNotReady", Severity: "warning", For: 10 * time.Minute,
+					Expr:        o.exp("upgradeguard_node_ready") + " == 0 unless " + o.exp("upgradeguard_node_unschedulable") + " == 1",
+					Summary:     "A schedulable node is not Ready.",
+					Description: "Node {{ $labels.node }} is not cordoned and its Ready condition has not been True (value {{ $value }}) for " + forPlaceholder + ".",
+				},
+				{
+					Name: "UpgradeGuardNodeHeartbeatOverdue", Severity: "warning", For: 5 * time.Minute,
+					Expr:        o.exp("upgradeguard_node_heartbeat_age_seconds") + " > " + o.exp("upgradeguard_node_lease_duration_seconds"),
+					Summary:     "A kubelet has stopped renewing its node Lease.",
+					Description: "The Lease of node {{ $labels.node }} was last renewed {{ $value | humanizeDuration }} ago, longer than its lease duration; its kubelet is wedged or cut off.",
+				},
+				{
+					Name: "UpgradeGuardNodeLeaseMissing", Severity: "warning", For: 15 * time.Minute,
+					Expr:        o.exp("upgradeguard_node_ready") + " unless " + o.exp("upgradeguard_node_heartbeat_age_seconds"),
+					Summary:     "A node has no Lease in kube-node-lease, so its heartbeat is unknown.",
+					Description: "Node {{ $labels.node }} (Ready: {{ $value }}) has had no Lease in kube-node-lease for " + forPlaceholder + "; whether its kubelet is alive is unknown.",
+				},
+				{
+					Name: "UpgradeGuardNodeReadinessFlapping", Severity: "warning", For: 15 * time.Minute,
+					Expr:        "max " + o.by("node") + " (increase(" + o.exp("upgradeguard_node_ready_transitions_total") + "[15m])) > " + num(flappingChanges),
+					Summary:     "A node's readiness keeps changing.",
+					Description: "The Ready condition of node {{ $labels.node }} changed {{ $value | humanize }} times in 15 minutes.",
+				},
+				{
+					Name: "UpgradeGuardNodeCordonedTooLong", Severity: "warning", For: time.Hour,
+					Expr:        "time() - " + o.exp("upgradeguard_node_created_timestamp_seconds") + " and " + o.exp("upgradeguard_node_unschedulable") + " == 1",
+					Summary:     "A node has been cordoned for a long time; an upgrade may be stuck.",
+					Description: "Node {{ $labels.node }}, created {{ $value | humanizeDuration }} ago, has been cordoned for over " + forPlaceholder + " without being replaced.",
+				},
+				{
+					Name: "UpgradeGuardKubeletVersionsMixed", Severity: "warning", For: 4 * time.Hour,
+					Expr:        RecordKubeletVersions + " > 1",
+					Summary:     "Nodes have run different kubelet versions for a long time; an upgrade is unfinished.",
+					Description: "The nodes have run {{ $value }} different kubelet versions for " + forPlaceholder + ".",
+				},
+			},
+		},
+		{
+			name: GroupExporter,
+			alerts: []Alert{
+				{
+					Name: "UpgradeGuardExporterDown", Severity: "critical", For: 10 * time.Minute,
+					// Every target down, or none at all: either way {job}, and
+					// the value is the number of targets up.
+					Expr: "sum " + o.by("job") + " (" + selector("up", o.ExporterJob, nil) + ") == 0" +
+						" or 0 * absent(" + selector("up", o.ExporterJob, nil) + ")",
+					Summary:     "The upgradeguard exporter is down or not scraped.",
+					Description: "{{ $value }} targets of job {{ $labels.job }} have been up for " + forPlaceholder + "; node, PDB, IP and quota alerts are blind and the gate refuses every node.",
+				},
+				{
+					Name: "UpgradeGuardCollectorFailing", Severity: "warning", For: 10 * time.Minute,
+					Expr:        o.exp("upgradeguard_collector_success") + " == 0",
+					Summary:     "An upgradeguard collector is failing.",
+					Description: "Collector {{ $labels.collector }} of upgradeguard {{ $labels.instance }} has reported success {{ $value }} for " + forPlaceholder + "; its metrics are the last known state.",
+				},
+			},
+		},
+	}
+}
