@@ -260,14 +260,23 @@ func (g *Gate) checkMonitoring(ctx context.Context, s *evalState) []CheckResult 
 	}
 	out = append(out, col)
 
-	// AWS freshness
+	// AWS freshness: each refresher (collector label cni, awsquota_usage,
+	// awsquota_limits, awsquota_report) per region.
 	maxAge := time.Duration(*g.policy.Monitoring.AWSMaxAge)
+	quotaMaxAge := time.Duration(*g.policy.Monitoring.AWSQuotaMaxAge)
+	limitFor := func(refresher string) time.Duration {
+		if refresher == "awsquota_limits" || refresher == "awsquota_report" {
+			return quotaMaxAge
+		}
+		return maxAge
+	}
 	var running []string
 	for c := range success {
 		if awsCollectors[c] {
 			running = append(running, c)
 		}
 	}
+	sort.Strings(running)
 	switch {
 	case maxAge == 0:
 		out = append(out, skipRow("monitoring/aws-fresh", "monitoring.aws_max_age is 0"))
@@ -276,37 +285,41 @@ func (g *Gate) checkMonitoring(ctx context.Context, s *evalState) []CheckResult 
 	case len(running) == 0:
 		out = append(out, skipRow("monitoring/aws-fresh", "the exporter runs no AWS collector (cni, awsquota)"))
 	default:
-		aws := CheckResult{Name: "monitoring/aws-fresh", Query: q, Threshold: "last AWS refresh at most " + maxAge.String() + " ago"}
-		oldest := map[string]float64{}
+		aws := CheckResult{Name: "monitoring/aws-fresh", Query: q,
+			Threshold: fmt.Sprintf("last AWS refresh at most %s ago (quota limits and report %s)", maxAge, quotaMaxAge)}
+		type refresh struct {
+			refresher string
+			age       float64
+		}
+		oldest := map[string]refresh{} // refresher/region -> oldest
 		for _, smp := range m["upgradeguard_aws_refresh_last_success_timestamp_seconds"] {
 			k := smp.labels["collector"] + "/" + smp.labels["region"]
 			age := float64(s.at.UnixMilli())/1000 - smp.value
-			if old, ok := oldest[k]; !ok || isNaN(age) || age > old {
-				oldest[k] = age
+			if old, ok := oldest[k]; !ok || isNaN(age) || age > old.age {
+				oldest[k] = refresh{smp.labels["collector"], age}
 			}
 		}
-		var stale, unknown []string
+		var stale, unknown, ages []string
 		for _, c := range running {
 			seen := false
-			for k, age := range oldest {
-				if !strings.HasPrefix(k, c+"/") {
+			for k, r := range oldest {
+				if r.refresher != c && !strings.HasPrefix(r.refresher, c+"_") {
 					continue
 				}
 				seen = true
 				switch {
-				case isNaN(age):
+				case isNaN(r.age):
 					unknown = append(unknown, k+" NaN")
-				case age > maxAge.Seconds():
-					stale = append(stale, fmt.Sprintf("%s %s ago", k, time.Duration(age*float64(time.Second)).Round(time.Second)))
+				case r.age > limitFor(r.refresher).Seconds():
+					stale = append(stale, fmt.Sprintf("%s %s ago", k, time.Duration(r.age*float64(time.Second)).Round(time.Second)))
 				}
 			}
 			if !seen {
 				unknown = append(unknown, c+" has no successful refresh yet")
 			}
 		}
-		ages := make([]string, 0, len(oldest))
-		for k, a := range oldest {
-			ages = append(ages, fmt.Sprintf("%s %ss", k, fmtNum(float64(int(a)))))
+		for k, r := range oldest {
+			ages = append(ages, fmt.Sprintf("%s %ss", k, fmtNum(float64(int(r.age)))))
 		}
 		aws.Value = list(ages)
 		switch {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -203,7 +204,7 @@ func TestEmptyResultsAreNeverGO(t *testing.T) {
 		{[]string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-a"}, "nodes/transitions", "node-a (no transitions counter"},
 		{[]string{"__name__", "upgradeguard_node_unmanaged_pods", "node", "node-a"}, "drain/unmanaged", "no upgradeguard_node_unmanaged_pods"},
 		{[]string{"__name__", "upgradeguard_collector_success", "collector", "pdb"}, "monitoring/collectors", "required collectors not reporting: pdb"},
-		{[]string{"collector", "awsquota", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "awsquota has no successful refresh yet"},
+		{[]string{"collector", "cni", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "cni has no successful refresh yet"},
 		{[]string{"__name__", "upgradeguard_aws_asg_surge_ips"}, "capacity/ips", "no upgradeguard_aws_asg_surge_ips"},
 		{[]string{"__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1a"}, "capacity/ips", `no upgradeguard_zone_available_ips for zone "eu-west-1a"`},
 		{[]string{"__name__", "upgradeguard_aws_quota_limit"}, "capacity/quotas", "no limit"},
@@ -289,6 +290,7 @@ func TestFailingChecks(t *testing.T) {
 		{"0", []string{"__name__", "up"}, "monitoring/up", "exporter target down: 10.0.0.9:9741"},
 		{"0", []string{"collector", "pdb", "__name__", "upgradeguard_collector_success"}, "monitoring/collectors", "failing (serving stale data): pdb"},
 		{"1000", []string{"collector", "cni", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "AWS data stale: cni/eu-west-1"},
+		{strconv.FormatInt(time.Now().Add(-4*time.Hour).Unix(), 10), []string{"collector", "awsquota_limits", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "AWS data stale: awsquota_limits/eu-west-1 4h0m"},
 		{"0", []string{"__name__", "upgradeguard_node_ready", "node", "node-c"}, "nodes/ready", "not ready: node-c"},
 		{"55", []string{"__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-c"}, "nodes/heartbeat", "node-c 55s old (lease 40s)"},
 		{"1.2", []string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-c"}, "nodes/transitions", "node-c (1.2)"},

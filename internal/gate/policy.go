@@ -68,6 +68,9 @@ type MonitoringPolicy struct {
 	// (upgradeguard_aws_refresh_last_success_timestamp_seconds) of the AWS
 	// collectors the exporter runs (default 15m; 0 turns the check off).
 	AWSMaxAge *Duration `yaml:"aws_max_age"`
+	// AWSQuotaMaxAge is the same for the quota limits and the utilization
+	// report, which the exporter refreshes hourly by default (default 3h).
+	AWSQuotaMaxAge *Duration `yaml:"aws_quota_max_age"`
 	// Watchdog names an always-firing alert that must be present, proving
 	// that rules are evaluated (default: none).
 	Watchdog string `yaml:"watchdog"`
@@ -288,6 +291,10 @@ func (p *Policy) defaults() error {
 	if p.Monitoring.AWSMaxAge == nil {
 		d := Duration(15 * time.Minute)
 		p.Monitoring.AWSMaxAge = &d
+	}
+	if p.Monitoring.AWSQuotaMaxAge == nil {
+		d := Duration(3 * time.Hour)
+		p.Monitoring.AWSQuotaMaxAge = &d
 	}
 	if p.Nodes.TransitionsWindow == nil {
 		d := Duration(10 * time.Minute)
