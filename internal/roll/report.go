@@ -117,7 +117,8 @@ func (r *reporter) event(ctx context.Context, n *corev1.Node, warning bool, reas
 	}
 	now := metav1.NewTime(r.now())
 	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: n.Name + ".roll.", Namespace: metav1.NamespaceDefault},
+		// Named as client-go's recorder names Events: object name and time.
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", n.Name, now.UnixNano()), Namespace: metav1.NamespaceDefault},
 		InvolvedObject: corev1.ObjectReference{
 			Kind: "Node", APIVersion: "v1", Name: n.Name, UID: n.UID,
 		},
