@@ -43,6 +43,7 @@ type rollFlags struct {
 	forceUnmanaged bool
 	forceLocal     bool
 	dryRun         bool
+	reset          bool
 	metricsAddress string
 	provider       string
 	awsRegion      string
@@ -67,6 +68,7 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("force-unmanaged", "Evict pods that no controller recreates (they are gone for good).").BoolVar(&f.forceUnmanaged)
 	cmd.Flag("force-local-storage", "Evict pods with emptyDir volumes (their data is lost).").BoolVar(&f.forceLocal)
 	cmd.Flag("dry-run", "Print the plan and what each drain would do; change nothing.").BoolVar(&f.dryRun)
+	cmd.Flag("reset", "Forget a roll in progress on the selected nodes (remove its annotations, uncordon the nodes it cordoned and did not terminate) and exit.").BoolVar(&f.reset)
 	cmd.Flag("metrics-address", "Serve the roll's progress metrics on this address (/metrics).").StringVar(&f.metricsAddress)
 	cmd.Flag("provider", "How nodes are replaced: aws (EC2 Auto Scaling groups).").Default("aws").EnumVar(&f.provider, "aws")
 	cmd.Flag("aws.region", "AWS region of the node groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
@@ -162,7 +164,7 @@ func init() {
 			restCfg.UserAgent = "upgradeguard-roll"
 			client, err := kubernetes.NewForConfig(restCfg)
 			if err != nil {
-				return fmt.Errorf("Kubernetes client: %w", err)
+				return fmt.Errorf("creating the Kubernetes client: %w", err)
 			}
 			provider, err := rf.awsProvider(ctx)
 			if err != nil {
@@ -186,10 +188,10 @@ func init() {
 					ForceUnmanaged: rf.forceUnmanaged, ForceLocalStorage: rf.forceLocal, Timeout: rf.drainTimeout,
 				},
 				MaxUnavailable: rf.maxUnavailable, Surge: rf.surge, NodeTimeout: rf.nodeTimeout,
-				DryRun: rf.dryRun, Out: os.Stdout, TTY: isTerminal(os.Stdout),
+				DryRun: rf.dryRun, Reset: rf.reset, Out: os.Stdout, TTY: isTerminal(os.Stdout),
 				Registerer: reg, Logger: logger,
 			})
-			if err != nil || !rf.dryRun || len(res.Plan.Nodes) == 0 {
+			if err != nil || !rf.dryRun || res == nil || len(res.Plan.Nodes) == 0 {
 				return err
 			}
 			// A dry run also shows what the gate says now about the first node.

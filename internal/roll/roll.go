@@ -59,6 +59,10 @@ type Config struct {
 	// DryRun prints the plan and what the drain would do, and changes
 	// nothing.
 	DryRun bool
+	// Reset forgets a roll in progress on the selected nodes: it removes the
+	// roll's annotations and uncordons the nodes the roll cordoned and did
+	// not terminate, then returns.
+	Reset bool
 	// Out receives the progress lines; TTY adds a progress bar.
 	Out io.Writer
 	TTY bool
@@ -191,6 +195,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.rep.client = nil
 	}
 	defer r.rep.finish()
+	if cfg.Reset {
+		return nil, r.reset(ctx)
+	}
 	plan, err := makePlan(ctx, cfg.Client, cfg.Provider, cfg.Selection, cfg.Now())
 	if err != nil {
 		return nil, err
@@ -223,6 +230,33 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	err = r.run(ctx, res)
 	r.summary(res, err)
 	return res, err
+}
+
+// reset removes the roll state from the selected nodes.
+func (r *roller) reset(ctx context.Context) error {
+	nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
+	if err != nil {
+		return err
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		st, err := readState(n)
+		if st.Roll == "" && err == nil {
+			continue
+		}
+		if st.Cordoned && st.Step.rank() < StepTerminating.rank() {
+			if err := r.state.release(ctx, n); err != nil {
+				return err
+			}
+			r.rep.linef("", "%s: uncordoned", n.Name)
+		}
+		if err := r.state.leave(ctx, n); err != nil {
+			return err
+		}
+		r.rep.linef("", "%s: roll %s forgotten (was at step %s)", n.Name, st.Roll, st.Step)
+		r.rep.event(ctx, n, false, ReasonStopped, "roll %s reset at step %s", st.Roll, st.Step)
+	}
+	return nil
 }
 
 // checkPlan refuses a plan with a node the provider cannot replace.

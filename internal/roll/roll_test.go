@@ -570,3 +570,32 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Error("dry run terminated")
 	}
 }
+
+func TestReset(t *testing.T) {
+	c := rollCluster(t, 2)
+	names := c.groupNodes("nodes")
+	s := stateStore{client: c.client, now: time.Now}
+	ctx := context.Background()
+	for i, n := range names {
+		if err := s.join(ctx, n, "r0", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.cordon(ctx, c.node(names[0])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(ctx, Config{Client: c.client, Provider: c.aws, Gate: &script{}, Reset: true, Selection: Selection{NodeGroup: "nodes"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		nd := c.node(n)
+		for k := range nd.Annotations {
+			if strings.HasPrefix(k, "upgradeguard.io/") {
+				t.Errorf("%s keeps %s", n, k)
+			}
+		}
+		if nd.Spec.Unschedulable {
+			t.Errorf("%s still cordoned", n)
+		}
+	}
+}
