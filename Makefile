@@ -4,7 +4,7 @@ STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TESTBED_CACHE ?= $(HOME)/.cache/upgradeguard-testbed
 export UPGRADEGUARD_TESTBED_CACHE := $(TESTBED_CACHE)
 
-.PHONY: all build test test-short lint testbed-deps demo bench bench-scale clean
+.PHONY: all build test test-short lint generate generate-check testbed-deps demo bench bench-scale clean
 
 all: lint build test
 
@@ -24,6 +24,14 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) ./...
+
+# The PrometheusRule, rule file, dashboards and their ConfigMaps under
+# deploy/generated (committed; the test suite fails when they are stale).
+generate:
+	$(GO) run ./cmd/upgradeguard generate --out deploy/generated
+
+generate-check:
+	$(GO) run ./cmd/upgradeguard generate --out deploy/generated --check
 
 testbed-deps:
 	bash internal/testbed/deps.sh

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/upgradeguard/upgradeguard/internal/exporter"
+	"github.com/upgradeguard/upgradeguard/internal/generate"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
@@ -434,8 +435,35 @@ func TestScrapeConfiguration(t *testing.T) {
 			if len(pmEps) != 1 || pmEps[0].(map[string]any)["port"] != "metrics" {
 				t.Errorf("PodMonitor endpoints %v, want aws-node's port metrics (61678)", pmEps)
 			}
+
+			// The scraped series carry the jobs the generated alerts,
+			// dashboards and the gate select.
+			gen := generate.DefaultOptions()
+			if got := relabelledJob(eps); got != gen.ExporterJob {
+				t.Errorf("ServiceMonitor sets job %q, the generated rules select job %q", got, gen.ExporterJob)
+			}
+			if got := relabelledJob(pmEps); got != gen.AWSNodeJob {
+				t.Errorf("PodMonitor sets job %q, the generated rules select job %q", got, gen.AWSNodeJob)
+			}
 		})
 	}
+}
+
+// relabelledJob is the job a monitor's single endpoint sets through its
+// relabelings (a replace with no source labels), or "".
+func relabelledJob(eps []any) string {
+	if len(eps) != 1 {
+		return ""
+	}
+	rls, _, _ := unstructured.NestedSlice(eps[0].(map[string]any), "relabelings")
+	job := ""
+	for _, r := range rls {
+		m := r.(map[string]any)
+		if m["targetLabel"] == "job" && m["sourceLabels"] == nil && (m["action"] == nil || m["action"] == "replace") {
+			job, _ = m["replacement"].(string)
+		}
+	}
+	return job
 }
 
 func subset(sel, labels map[string]string) bool {
