@@ -161,7 +161,7 @@ func (o Options) validate() error {
 			errs = append(errs, fmt.Errorf("%s is empty", name))
 		}
 	}
-	if !model.LabelName(o.ClusterLabel).IsValidLegacy() {
+	if !model.LegacyValidation.IsValidLabelName(o.ClusterLabel) {
 		errs = append(errs, fmt.Errorf("ClusterLabel %q is not a valid label name", o.ClusterLabel))
 	}
 	if o.RunbookBaseURL == "" {
@@ -174,11 +174,11 @@ func (o Options) validate() error {
 	for _, name := range sortedKeys(o.For) {
 		switch d := o.For[name]; {
 		case !names[name]:
-			errs = append(errs, fmt.Errorf("For: %q is not an alert", name))
+			errs = append(errs, fmt.Errorf("option For: %q is not an alert", name))
 		case d < 0:
-			errs = append(errs, fmt.Errorf("For: %s: negative duration %s", name, d))
-		case time.Duration(model.Duration(d)) != d:
-			errs = append(errs, fmt.Errorf("For: %s: %s is not a whole number of milliseconds", name, d))
+			errs = append(errs, fmt.Errorf("option For: %s: negative duration %s", name, d))
+		case d%time.Millisecond != 0:
+			errs = append(errs, fmt.Errorf("option For: %s: %s is not a whole number of milliseconds", name, d))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -137,7 +137,7 @@ func definitions(o Options) []group {
 					Name: "UpgradeGuardAWSDataStale", Severity: "warning", For: 5 * time.Minute,
 					Expr: "time() - " + o.exp("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector=~"cni|awsquota_usage"`) + " > " + num(staleUsageSeconds) +
 						" or time() - " + o.exp("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector=~"awsquota_limits|awsquota_report"`) + " > " + num(staleQuotaSeconds),
-					Summary:     "upgradeguard's AWS data is stale.",
+					Summary:     "The exporter's AWS data is stale.",
 					Description: "The last complete {{ $labels.collector }} refresh of upgradeguard {{ $labels.instance }} in {{ $labels.region }} ended {{ $value | humanizeDuration }} ago; quota, surge and IP alerts judge old data.",
 				},
 				{
@@ -266,7 +266,7 @@ func definitions(o Options) []group {
 					Name: "UpgradeGuardKubeletVersionsMixed", Severity: "warning", For: 4 * time.Hour,
 					Expr:        RecordKubeletVersions + " > 1",
 					Summary:     "Nodes have run different kubelet versions for a long time; an upgrade is unfinished.",
-					Description: "The nodes have run {{ $value }} different kubelet versions for " + forPlaceholder + ".",
+					Description: "The nodes{{ with $labels." + o.ClusterLabel + " }} of cluster {{ . }}{{ end }} have run {{ $value }} different kubelet versions for " + forPlaceholder + ".",
 				},
 			},
 		},
