@@ -450,7 +450,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	if !enabled(g.policy.Nodes.Enabled) {
 		return []CheckResult{skipRow("nodes", "disabled in the policy")}
 	}
-	q := g.sel("upgradeguard_node_ready|upgradeguard_node_heartbeat_age_seconds|upgradeguard_node_lease_duration_seconds")
+	q := g.sel("upgradeguard_node_ready|upgradeguard_node_heartbeat_age_seconds|upgradeguard_node_lease_duration_seconds|upgradeguard_node_created_timestamp_seconds")
 	window := time.Duration(*g.policy.Nodes.TransitionsWindow)
 	var qt string
 	var tres result
@@ -473,6 +473,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	ready := perLabel(m["upgradeguard_node_ready"], "node", false)
 	age := perLabel(m["upgradeguard_node_heartbeat_age_seconds"], "node", true)
 	lease := perLabel(m["upgradeguard_node_lease_duration_seconds"], "node", false)
+	created := perLabel(m["upgradeguard_node_created_timestamp_seconds"], "node", true)
 	var out []CheckResult
 
 	r := CheckResult{Name: "nodes/ready", Query: q, Threshold: "upgradeguard_node_ready == 1 for every node"}
@@ -542,7 +543,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	if window <= 0 {
 		return append(out, skipRow("nodes/transitions", "nodes.transitions_window is 0"))
 	}
-	t := CheckResult{Name: "nodes/transitions", Query: qt, Threshold: "no Ready transitions in the last " + promDuration(window)}
+	t := CheckResult{Name: "nodes/transitions", Query: qt, Threshold: "no Ready transitions in the last " + promDuration(window) + " (a node created since: only its first Ready)"}
 	if terr != nil {
 		t.Status, t.Why = Unknown, terr.Error()
 		return append(out, t)
@@ -550,14 +551,20 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	inc := perLabel(tres.samples, "node", true)
 	var flapping []string
 	unknown = nil
+	since := float64(s.at.Add(-window).UnixMilli()) / 1000
 	for n := range ready {
 		v, ok := inc[n]
+		// A node created within the window has had one transition, its
+		// first Ready; increase() extrapolates that one to between 1 and
+		// 2, and a flap after it to 2 or more.
+		c, okC := created[n]
+		young := okC && !isNaN(c) && c > since
 		switch {
 		case !ok:
 			unknown = append(unknown, n+" (no transitions counter over the window yet)")
 		case isNaN(v):
 			unknown = append(unknown, n+" NaN")
-		case v > 0:
+		case young && v >= 2, !young && v > 0:
 			flapping = append(flapping, fmt.Sprintf("%s (%s)", n, fmtNum(v)))
 		}
 	}

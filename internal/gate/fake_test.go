@@ -207,7 +207,11 @@ func healthy() []series {
 		j("40", append([]string{"__name__", "upgradeguard_aws_quota_usage"}, q...)...),
 		j("8", append([]string{"__name__", "upgradeguard_aws_quota_surge_demand"}, q...)...),
 	)
-	for i, n := range []string{"node-a", "node-b", "node-c"} {
+	for i, n := range []string{"node-a", "node-b", "node-c", "node-new"} {
+		created := strconv.FormatInt(time.Now().Add(-48*time.Hour).Unix(), 10)
+		if n == "node-new" {
+			created = strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
+		}
 		zone := "eu-west-1a"
 		if i == 1 {
 			zone = "eu-west-1b"
@@ -218,6 +222,7 @@ func healthy() []series {
 			j("40", "__name__", "upgradeguard_node_lease_duration_seconds", "node", n),
 			j("0", "__name__", "increase:upgradeguard_node_ready_transitions_total", "node", n),
 			j("1", "__name__", "upgradeguard_node_info", "node", n, "zone", zone, "nodegroup", "nodes-a"),
+			j(created, "__name__", "upgradeguard_node_created_timestamp_seconds", "node", n),
 			j("1", "__name__", "upgradeguard_node_drainable", "node", n),
 			j("3", "__name__", "upgradeguard_node_evictable_pods", "node", n),
 			j("0", "__name__", "upgradeguard_node_unmanaged_pods", "node", n),

@@ -294,6 +294,7 @@ func TestFailingChecks(t *testing.T) {
 		{"0", []string{"__name__", "upgradeguard_node_ready", "node", "node-c"}, "nodes/ready", "not ready: node-c"},
 		{"55", []string{"__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-c"}, "nodes/heartbeat", "node-c 55s old (lease 40s)"},
 		{"1.2", []string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-c"}, "nodes/transitions", "node-c (1.2)"},
+		{"2.1", []string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-new"}, "nodes/transitions", "node-new (2.1)"},
 		{"2", []string{"__name__", "upgradeguard_node_unmanaged_pods", "node", "node-b"}, "drain/unmanaged", "2 pods without a controller"},
 		{"1", []string{"__name__", "upgradeguard_node_local_storage_pods", "node", "node-b"}, "drain/local-storage", "emptyDir"},
 		{"17", []string{"__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1b"}, "capacity/ips", "eu-west-1b has 17 free"},
@@ -316,6 +317,11 @@ func TestFailingChecks(t *testing.T) {
 	f.set(ss...)
 	if e := eval(t, gl, "node-b"); e.Verdict != GO {
 		t.Errorf("lenient policy: %s", dump(e))
+	}
+	// A node created within the window may have had its first Ready.
+	f.set(replace(healthy(), "1.4", "__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-new")...)
+	if e := eval(t, g, "node-b"); e.Verdict != GO {
+		t.Errorf("a new node's first Ready blocks: %s", dump(e))
 	}
 	// Checks turned off are shown as skipped, not hidden.
 	off := testPolicy(t, "capacity: {ips: false, quotas: false}\nnodes: {enabled: false}\ndrain: {enabled: false}\nalerts: {enabled: false}")

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -66,12 +67,31 @@ func (tb *Testbed) StartPrometheusReplica(ctx context.Context, i int) error {
 	if err := waitProcs(ctx, thanosTimeout, sideName+" /-/ready after a restart", procs, httpOK(sideHTTP, "")); err != nil {
 		return err
 	}
-	return waitProcs(ctx, thanosTimeout, "thanos query to see every sidecar healthy again", procs, func(ctx context.Context) (bool, error) {
-		n, err := healthySidecars(ctx, tb.ThanosQueryURL)
+	return waitProcs(ctx, thanosTimeout, "thanos query to see the sidecar of "+r+" healthy again", procs, func(ctx context.Context) (bool, error) {
+		body, err := httpGet(ctx, tb.ThanosQueryURL+"/api/v1/stores")
 		if err != nil {
 			return false, err
 		}
-		return n == len(st.replicas), fmt.Errorf("%d of %d sidecars healthy", n, len(st.replicas))
+		var resp struct {
+			Data map[string][]struct {
+				LastError *string             `json:"lastError"`
+				LabelSets []map[string]string `json:"labelSets"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &resp); err != nil {
+			return false, fmt.Errorf("decoding /api/v1/stores: %w", err)
+		}
+		for _, s := range resp.Data["sidecar"] {
+			for _, ls := range s.LabelSets {
+				if ls["replica"] == r {
+					if s.LastError == nil {
+						return true, nil
+					}
+					return false, fmt.Errorf("sidecar of %s: %s", r, *s.LastError)
+				}
+			}
+		}
+		return false, fmt.Errorf("no sidecar of %s in the store list", r)
 	})
 }
 
