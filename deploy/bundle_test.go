@@ -423,6 +423,9 @@ func TestScrapeConfiguration(t *testing.T) {
 			if len(eps) != 1 || eps[0].(map[string]any)["port"] != svcPort {
 				t.Errorf("ServiceMonitor endpoints %v, want the Service port %q", eps, svcPort)
 			}
+			if len(eps) == 1 && eps[0].(map[string]any)["honorLabels"] != true {
+				t.Error("ServiceMonitor without honorLabels: the exporter's namespace label would become exported_namespace")
+			}
 
 			pm := b.find(t, "PodMonitor", "upgradeguard-aws-node")
 			nsSel, _, _ := unstructured.NestedStringSlice(pm.Object, "spec", "namespaceSelector", "matchNames")
