@@ -350,7 +350,7 @@ func (d *drainer) evict(ctx context.Context, p *corev1.Pod) evictResult {
 			return r
 		default:
 			if ctx.Err() != nil {
-				r.err = ctx.Err()
+				r.err, r.last = context.Cause(ctx), "not evicted: the drain stopped"
 				return r
 			}
 			failures++
@@ -365,8 +365,8 @@ func (d *drainer) evict(ctx context.Context, p *corev1.Pod) evictResult {
 		select {
 		case <-ctx.Done():
 			r.err = context.Cause(ctx)
-			if r.err == nil {
-				r.err = ctx.Err()
+			if r.last == "" {
+				r.last = "not evicted: the drain stopped"
 			}
 			return r
 		case <-time.After(wait):

@@ -813,18 +813,21 @@ func (r *roller) waitWorkloads(parent context.Context, old string, loads []Workl
 // summary prints the totals and the gate's overhead per node.
 func (r *roller) summary(res *Result, err error) {
 	var gateTotal, total time.Duration
-	evals := 0
+	evals, done := 0, 0
 	for _, n := range res.Nodes {
+		if n.Total == 0 {
+			continue // not replaced
+		}
+		done++
 		gateTotal += n.Gate
 		total += n.Total + n.Gate
 		evals += n.GateEvaluations
 	}
-	done := len(res.Nodes)
 	status := "done"
 	if err != nil {
 		status = "ended early"
 	}
-	line := fmt.Sprintf("roll %s %s: %d of %d node(s) handled in %s", r.plan.Roll, status, done, len(r.plan.Nodes), seconds(r.cfg.Now().Sub(r.rep.start)))
+	line := fmt.Sprintf("roll %s %s: %d of %d node(s) replaced in %s", r.plan.Roll, status, done, len(r.plan.Nodes), seconds(r.cfg.Now().Sub(r.rep.start)))
 	if done > 0 {
 		line += fmt.Sprintf("; gate %s per node on average (%d evaluations in all), %.0f%% of the time per node",
 			seconds(gateTotal/time.Duration(done)), evals, 100*gateTotal.Seconds()/max(total.Seconds(), 1e-9))

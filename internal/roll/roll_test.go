@@ -409,7 +409,7 @@ func TestRunReplacesEveryNode(t *testing.T) {
 	if n := c.srv.Calls("TerminateInstanceInAutoScalingGroup"); n != 3 {
 		t.Errorf("%d terminate calls", n)
 	}
-	if !strings.Contains(out.String(), "roll "+res.Plan.Roll+" done: 3 of 3 node(s)") {
+	if !strings.Contains(out.String(), "roll "+res.Plan.Roll+" done: 3 of 3 node(s) replaced") {
 		t.Errorf("no summary:\n%s", out.String())
 	}
 }
