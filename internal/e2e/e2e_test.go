@@ -100,6 +100,39 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		}
 	}
 
+	// A third node group whose nodes are the instances of a fake Auto
+	// Scaling group with a mixed instances policy (m5.large or c5.xlarge,
+	// half spot above the base), as on a real cluster: the cni collector
+	// finds them by provider ID, the awsquota collector projects their surge.
+	lt, err := aws.Account().AddLaunchTemplate("nodes-aws", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backed := tb.BackInstances(ctx, aws.Account(), nil)
+	half := int32(50)
+	group, err := aws.Account().AddASG(awsfake.ASGSpec{
+		Name: "nodes-aws", LaunchTemplate: lt.ID, Min: 3, Max: 6, Desired: 3, Subnets: subnetIDs(t, aws.Account()),
+		Tags: map[string]string{"kubernetes.io/cluster/testbed": "owned"},
+		MixedInstances: &awsfake.MixedInstances{
+			InstanceTypes: []string{"m5.large", "c5.xlarge"}, OnDemandPercentageAboveBaseCapacity: &half,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backed.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var awsNodes []string
+	for _, id := range group.Instances {
+		name, ok := backed.Node(id)
+		if !ok {
+			t.Fatalf("instance %s of nodes-aws has no node", id)
+		}
+		awsNodes = append(awsNodes, name)
+	}
+	names = append(names, awsNodes...)
+
 	addr := freeAddr(t)
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
 		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--log.level", "debug",
@@ -149,8 +182,8 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(r) != 6 {
-			t.Errorf("node_info: %d (nodegroup, zone) pairs, want 6: %+v", len(r), r)
+		if len(r) != 9 {
+			t.Errorf("node_info: %d (nodegroup, zone) pairs, want 9: %+v", len(r), r)
 		}
 	})
 
@@ -183,10 +216,27 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 				t.Errorf("usable IPs of /24 %v = %v, want 251", s.Labels, s.Value)
 			}
 		}
+		// One instance of nodes-aws per zone holds one address.
 		for _, zone := range zones {
-			if v, ok := mfs.Value("upgradeguard_zone_available_ips", map[string]string{"zone": zone}); !ok || v != 251 {
-				t.Errorf("available IPs in %s = %v (%v), want 251", zone, v, ok)
+			if v, ok := mfs.Value("upgradeguard_zone_available_ips", map[string]string{"zone": zone}); !ok || v != 250 {
+				t.Errorf("available IPs in %s = %v (%v), want 250", zone, v, ok)
 			}
+		}
+		// The instance-backed nodes: capacity from their instance's type.
+		for _, n := range awsNodes {
+			if v, ok := mfs.Value("upgradeguard_node_ip_capacity", map[string]string{"node": n}); !ok || (v != 27 && v != 56) {
+				t.Errorf("IP capacity of instance-backed node %s = %v (%v), want 27 (m5.large) or 56 (c5.xlarge)", n, v, ok)
+			}
+		}
+		// Surge of nodes-aws: its worst override, c5.xlarge (4 vCPUs, 2
+		// ENIs of 15 addresses at start), on-demand or spot.
+		for quota, want := range map[string]float64{"L-1216C47A": 4, "L-34B43A08": 4, "L-DF5E4CA3": 2} {
+			if v, ok := mfs.Value("upgradeguard_aws_quota_surge_demand", map[string]string{"quota_code": quota}); !ok || v != want {
+				t.Errorf("surge demand of %s = %v (%v), want %v", quota, v, ok, want)
+			}
+		}
+		if v, ok := mfs.Value("upgradeguard_aws_asg_surge_ips", map[string]string{"asg": "nodes-aws"}); !ok || v != 30 {
+			t.Errorf("surge addresses of nodes-aws = %v (%v), want 30", v, ok)
 		}
 		// m5.large: 3 ENIs x (10 addresses - 1), as DescribeInstanceTypes says.
 		if v, _ := mfs.Value("upgradeguard_node_ip_capacity", map[string]string{"node": "node-00"}); v != 27 {
@@ -331,3 +381,16 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// subnetIDs lists an account's subnets.
+func subnetIDs(t *testing.T, a *awsfake.Account) []string {
+	t.Helper()
+	var ids []string
+	for _, s := range a.Subnets() {
+		ids = append(ids, s.ID)
+	}
+	if len(ids) == 0 {
+		t.Fatal("no subnets")
+	}
+	return ids
+}
