@@ -162,6 +162,9 @@ func init() {
 				return err
 			}
 			restCfg.UserAgent = "upgradeguard-roll"
+			// client-go's default (5/s) would make each node's steps wait
+			// on the client's own rate limiter.
+			restCfg.QPS, restCfg.Burst = 20, 40
 			client, err := kubernetes.NewForConfig(restCfg)
 			if err != nil {
 				return fmt.Errorf("creating the Kubernetes client: %w", err)
