@@ -632,15 +632,7 @@ func (g *Gate) checkDrain(ctx context.Context, s *evalState) []CheckResult {
 	case isNaN(drainable):
 		d.Status, d.Value, d.Why = Unknown, "NaN", "drainable is NaN"
 	case drainable != 1:
-		var blockers []string
-		for _, smp := range m["upgradeguard_node_drain_blocked_pods"] {
-			blockers = append(blockers, fmt.Sprintf("%s/%s blocks %s pods", smp.labels["namespace"], smp.labels["pdb"], fmtNum(smp.value)))
-		}
-		d.Status, d.Value = Fail, "not drainable"
-		d.Why = "a PodDisruptionBudget refuses evictions now"
-		if len(blockers) > 0 {
-			d.Why += ": " + list(blockers)
-		}
+		d = g.judgeBlockedDrain(ctx, s, d, m["upgradeguard_node_drain_blocked_pods"])
 	default:
 		d.Status, d.Value = Pass, "drainable"
 		if okE {
@@ -674,6 +666,77 @@ func (g *Gate) checkDrain(ctx context.Context, s *evalState) []CheckResult {
 		out = append(out, r)
 	}
 	return out
+}
+
+// judgeBlockedDrain decides a node that cannot be drained in one go. With
+// drain.all_at_once it fails. Otherwise it passes when every PDB that
+// blocks some of the node's pods allows at least one disruption now: the
+// drain (the roll's, or kubectl's) evicts what it can, retries the rest,
+// and the PDB lets the next pod go once the first is replaced elsewhere. A
+// PDB at 0 disruptions, a block with no PDB named (a pod under two PDBs, a
+// PDB whose status lags), or a PDB whose allowance is unknown fails or is
+// UNKNOWN: that drain would not start.
+func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, d CheckResult, blocked []sample) CheckResult {
+	type key struct{ ns, pdb string }
+	var blockers []key
+	pods := map[key]float64{}
+	for _, smp := range blocked {
+		k := key{smp.labels["namespace"], smp.labels["pdb"]}
+		if _, seen := pods[k]; !seen {
+			blockers = append(blockers, k)
+		}
+		pods[k] += smp.value
+	}
+	describe := func(k key) string { return fmt.Sprintf("%s/%s blocks %s pods", k.ns, k.pdb, fmtNum(pods[k])) }
+	var all []string
+	for _, k := range blockers {
+		all = append(all, describe(k))
+	}
+	d.Status, d.Value = Fail, "not drainable"
+	d.Why = "a PodDisruptionBudget refuses evictions now"
+	if len(all) > 0 {
+		d.Why += ": " + list(all)
+	}
+	if g.policy.Drain.AllAtOnce || len(blockers) == 0 {
+		return d
+	}
+	q := g.sel("upgradeguard_pdb_disruptions_allowed")
+	res, err := s.query(ctx, q)
+	if err != nil {
+		d.Status, d.Value = Unknown, "query failed"
+		d.Why = "the node cannot be drained in one go and the disruptions its PDBs allow are unknown: " + err.Error()
+		return d
+	}
+	allowed := map[key]float64{}
+	known := map[key]bool{}
+	for _, smp := range res.samples {
+		k := key{smp.labels["namespace"], smp.labels["pdb"]}
+		if !known[k] || smp.value < allowed[k] {
+			allowed[k], known[k] = smp.value, true
+		}
+	}
+	var stuck, unknown, steps []string
+	for _, k := range blockers {
+		switch v := allowed[k]; {
+		case !known[k] || isNaN(v):
+			unknown = append(unknown, k.ns+"/"+k.pdb)
+		case v < 1:
+			stuck = append(stuck, describe(k)+" and allows 0 disruptions")
+		default:
+			steps = append(steps, fmt.Sprintf("%s/%s allows %s at a time, %s pods wait", k.ns, k.pdb, fmtNum(v), fmtNum(pods[k])))
+		}
+	}
+	switch {
+	case len(stuck) > 0:
+		d.Why = "a PodDisruptionBudget refuses evictions now: " + list(stuck)
+	case len(unknown) > 0:
+		d.Status, d.Value = Unknown, "not drainable in one go"
+		d.Why = "no upgradeguard_pdb_disruptions_allowed for " + list(unknown) + ", so whether the drain can progress is unknown"
+	default:
+		d.Status, d.Value = Pass, "drains in steps"
+		d.Why = list(steps) + " (drain.all_at_once: false)"
+	}
+	return d
 }
 
 // ---- capacity ----

@@ -90,6 +90,10 @@ type DrainPolicy struct {
 	Enabled               *bool `yaml:"enabled"`
 	AllowUnmanagedPods    bool  `yaml:"allow_unmanaged_pods"`
 	AllowLocalStoragePods bool  `yaml:"allow_local_storage_pods"`
+	// AllAtOnce requires the node to be drainable in one go (every pod
+	// evictable now). Without it, a node whose blocking PDBs each allow at
+	// least one disruption passes: its drain progresses pod by pod.
+	AllAtOnce bool `yaml:"all_at_once"`
 }
 
 // CapacityPolicy: subnet addresses and AWS quotas cover the replacement.
