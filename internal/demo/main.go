@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -42,8 +40,14 @@ func logf(format string, args ...any) {
 func run(ctx context.Context) error {
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	logf("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, 2 Prometheus + Thanos sidecars, Thanos Query")
-	tb, err := testbed.Start(startCtx, testbed.Options{Prometheus: true, Logf: logf})
+	faultRules := filepath.Join(os.TempDir(), fmt.Sprintf("upgradeguard-demo-fault-%d.yaml", os.Getpid()))
+	if err := os.WriteFile(faultRules, []byte(faultRule), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(faultRules)
+	logf("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, 2 Prometheus + Thanos sidecars, Thanos Query;")
+	logf("Prometheus loads upgradeguard's generated alerts (%s) and the demo's fault alert", generatedRules)
+	tb, err := testbed.Start(startCtx, testbed.Options{Prometheus: true, Logf: logf, RuleFiles: []string{generatedRules, faultRules}})
 	if err != nil {
 		return err
 	}
@@ -67,7 +71,19 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer aws.Close()
-	if err := createCluster(startCtx, tb, aws.Account()); err != nil {
+	// Replacement instances take a few seconds to launch, as on AWS (where
+	// it is minutes).
+	aws.Account().SetTiming(awsfake.Timing{LaunchDelay: 3 * time.Second})
+	pinned, err := createCluster(startCtx, tb, aws.Account())
+	if err != nil {
+		return err
+	}
+	awsEnv := []string{
+		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	fault, err := serveFault(tb)
+	if err != nil {
 		return err
 	}
 
@@ -78,10 +94,10 @@ func run(ctx context.Context) error {
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
 		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr,
 		"--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "demo",
-	}, []string{
-		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
-		"AWS_EC2_METADATA_DISABLED=true",
-	}); err != nil {
+		// AWS is asked more often than the defaults (5m) so that the demo's
+		// new subnet shows up quickly.
+		"--collector.cni.interval", "10s", "--collector.awsquota.usage-interval", "30s",
+	}, awsEnv); err != nil {
 		return err
 	}
 	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
@@ -137,6 +153,18 @@ func run(ctx context.Context) error {
 	fmt.Println()
 	summarize(mfs)
 	fmt.Println()
+
+	d := &demo{tb: tb, bin: bin, awsURL: aws.URL(), awsEnv: awsEnv, fault: fault}
+	if err := d.policy(); err != nil {
+		return err
+	}
+	if err := d.gateVerdicts(ctx, aws.Account(), pinned); err != nil {
+		return err
+	}
+	if err := d.roll(ctx); err != nil {
+		fmt.Printf("\nThe roll did not complete: %v\n", err)
+	}
+	fmt.Println()
 	fmt.Println("Press Ctrl-C to stop and clean up.")
 	<-ctx.Done()
 	return nil
@@ -150,7 +178,7 @@ var zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
 // createCluster makes the fake AWS account of the cluster (a tagged subnet
 // per zone, one nearly full, and an Auto Scaling group per node group) and
 // a kwok node for every instance the groups launch, then the workloads.
-func createCluster(ctx context.Context, tb *testbed.Testbed, acct *awsfake.Account) error {
+func createCluster(ctx context.Context, tb *testbed.Testbed, acct *awsfake.Account) (string, error) {
 	tags := map[string]string{"kubernetes.io/cluster/demo": "owned"}
 	var subnets []string
 	for i, zone := range zones {
@@ -160,51 +188,51 @@ func createCluster(ctx context.Context, tb *testbed.Testbed, acct *awsfake.Accou
 		}
 		sub, err := acct.AddSubnet(awsfake.SubnetSpec{CIDR: cidr, AZ: zone, Tags: tags})
 		if err != nil {
-			return err
+			return "", err
 		}
 		subnets = append(subnets, sub.ID)
 	}
-	var (
-		mu       sync.Mutex
-		nodeErrs []error
-		names    []string
-	)
-	acct.OnLaunch(func(inst awsfake.Instance) {
-		name := "ip-" + strings.ReplaceAll(inst.PrivateIP, ".", "-") + ".eu-west-1.compute.internal"
-		err := tb.CreateNode(ctx, testbed.Node{
-			Name: name, Zone: inst.AZ, InstanceType: inst.Type, NodeGroup: inst.ASG,
-			ProviderID: fmt.Sprintf("aws:///%s/%s", inst.AZ, inst.ID),
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		nodeErrs = append(nodeErrs, err)
-		names = append(names, name)
-	})
-	for group, instanceType := range map[string]string{"nodes-blue": "m5.large", "nodes-green": "m6i.large"} {
+	backed := tb.BackInstances(ctx, acct, nil)
+	var names, blue []string
+	for _, group := range []string{"nodes-blue", "nodes-green"} {
+		instanceType := map[string]string{"nodes-blue": "m5.large", "nodes-green": "m6i.large"}[group]
 		lt, err := acct.AddLaunchTemplate(group, awsfake.LaunchTemplateData{InstanceType: instanceType,
 			BlockDevices: []awsfake.BlockDevice{{DeviceName: "/dev/xvda", VolumeType: "gp3", SizeGiB: 100}}}, nil)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if _, err := acct.AddASG(awsfake.ASGSpec{Name: group, LaunchTemplate: lt.ID, Min: 6, Max: 12, Desired: 6,
-			Subnets: subnets, Tags: tags}); err != nil {
-			return err
+		g, err := acct.AddASG(awsfake.ASGSpec{Name: group, LaunchTemplate: lt.ID, Min: 6, Max: 12, Desired: 6,
+			Subnets: subnets, Tags: tags})
+		if err != nil {
+			return "", err
+		}
+		for _, id := range g.Instances {
+			if n, ok := backed.Node(id); ok {
+				names = append(names, n)
+				if group == "nodes-blue" {
+					blue = append(blue, n)
+				}
+			}
 		}
 	}
-	mu.Lock()
-	err := errors.Join(nodeErrs...)
-	sort.Strings(names)
-	pinned := names[0]
-	mu.Unlock()
-	if err != nil {
-		return err
+	if err := backed.Err(); err != nil {
+		return "", err
 	}
+	if len(names) != 12 {
+		return "", fmt.Errorf("%d of 12 instances became nodes", len(names))
+	}
+	// The blocked workload is pinned to a node of nodes-blue, so that the
+	// roll of nodes-green below is not stopped by it.
+	sort.Strings(blue)
+	pinned := blue[0]
 	logf("fake AWS: a subnet per zone, 2 Auto Scaling groups; their 12 instances are kwok nodes in 3 zones")
 
 	one, zero, half := intstr.FromInt32(1), intstr.FromInt32(0), intstr.FromString("50%")
+	green := map[string]string{testbed.DefaultNodeGroupLabel: "nodes-green"}
 	workloads = []testbed.Workload{
-		{Namespace: "shop", Name: "web", Replicas: 6, MaxUnavailable: &one},
-		{Namespace: "shop", Name: "api", Replicas: 4, MinAvailable: &half},
+		// On nodes-green, which the demo rolls.
+		{Namespace: "shop", Name: "web", Replicas: 6, MaxUnavailable: &one, NodeSelector: green},
+		{Namespace: "shop", Name: "api", Replicas: 4, MinAvailable: &half, NodeSelector: green},
 		// The blocking one: maxUnavailable 0 can never allow an eviction.
 		{Namespace: "payments", Name: "ledger", Replicas: 2, MaxUnavailable: &zero,
 			NodeSelector: map[string]string{corev1.LabelHostname: pinned}},
@@ -212,11 +240,11 @@ func createCluster(ctx context.Context, tb *testbed.Testbed, acct *awsfake.Accou
 	}
 	for _, w := range workloads {
 		if err := tb.CreateWorkload(ctx, w); err != nil {
-			return err
+			return "", err
 		}
 	}
 	logf("created workloads shop/web, shop/api, payments/ledger (PDB maxUnavailable 0, pinned to %s), batch/scratch (emptyDir)", pinned)
-	return nil
+	return pinned, nil
 }
 
 // summarize prints what the exporter sees, as an operator would read it
@@ -261,9 +289,9 @@ func summarize(mfs scrape.Families) {
 	}
 	for _, z := range mfs.Samples("upgradeguard_zone_available_ips", nil) {
 		line := fmt.Sprintf("  zone %s: %.0f free IPs in the cluster subnets", z.Labels["zone"], z.Value)
-		for _, n := range mfs.Samples("upgradeguard_node_ip_capacity", nil) {
-			if n.Value > z.Value {
-				line += fmt.Sprintf(", fewer than a new node's %.0f pod IPs: a surge there would fail", n.Value)
+		for _, g := range mfs.Samples("upgradeguard_aws_asg_surge_ips", nil) {
+			if g.Value > z.Value {
+				line += fmt.Sprintf(", fewer than the %.0f a new node of %s takes at start: a surge there would fail", g.Value, g.Labels["asg"])
 				break
 			}
 		}
