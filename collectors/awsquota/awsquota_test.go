@@ -507,11 +507,11 @@ func TestSurgeMixedInstancesAndAddresses(t *testing.T) {
 			// 20 secondaries: c5.xlarge needs 2 ENIs (14 each), m5.large and
 			// r5.large 3 (9 each).
 			surge + "L-DF5E4CA3": 3,
-			groupIPs + "mixed": 3 + 20, groupIPs + "plain": 3 + 20,
+			groupIPs + "mixed":   3 + 20, groupIPs + "plain": 3 + 20,
 		}},
 		{"prefix delegation", CNISettings{ENIs: 2, PrefixDelegation: true, WarmPrefixTarget: 1}, map[string]float64{
 			surge + "L-DF5E4CA3": 1,
-			groupIPs + "mixed": 1 + 16, groupIPs + "plain": 1 + 16,
+			groupIPs + "mixed":   1 + 16, groupIPs + "plain": 1 + 16,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
