@@ -37,15 +37,11 @@ import (
 )
 
 // The gate's policy for the roll tests: every check of the default policy
-// but the AWS ones (the exporter runs no AWS collector here) and the
-// readiness-transition window (a new kwok node's first Ready counts as a
-// transition, which would hold every next node for 10 minutes).
+// but the AWS ones (the exporter runs no AWS collector here).
 const rollPolicy = `consecutive: 2
 interval: 3s
 monitoring:
   aws_max_age: 0s
-nodes:
-  transitions_window: 0s
 capacity:
   ips: false
   quotas: false
@@ -391,11 +387,7 @@ func TestRollNodeGroups(t *testing.T) {
 			}
 		})
 		metricsAddr := freeAddr(t)
-		// The gate's drain check stays off: it holds a node while any of its
-		// PDBs' pods would be refused in one go (two web pods on a node,
-		// one disruption allowed), which a drain handles by evicting them in
-		// turn. The roll's drain itself respects the budgets.
-		run := e.start(ctx, e.noDrain, "--nodegroup", "nodes-blue", "--gate-timeout", "5m", "--metrics-address", metricsAddr)
+		run := e.start(ctx, e.policy, "--nodegroup", "nodes-blue", "--gate-timeout", "5m", "--metrics-address", metricsAddr)
 
 		// Once two nodes are replaced, make an alert fire.
 		err := testbed.WaitFor(ctx, 5*time.Minute, "two blue nodes replaced", func(ctx context.Context) (bool, error) {
