@@ -1,0 +1,29 @@
+package main
+
+import "testing"
+
+// TestRollUsage: a roll that cannot be what the operator meant never
+// starts: bad usage exits with 2 before any API is called.
+func TestRollUsage(t *testing.T) {
+	q := "--query.url=http://127.0.0.1:1"
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no query URL", []string{"roll", "--nodegroup", "blue"}},
+		{"no node group or selector", []string{"roll", q}},
+		{"a single node", []string{"roll", q, "--nodegroup", "blue", "--node", "ip-10-0-0-1"}},
+		{"max unavailable 0", []string{"roll", q, "--nodegroup", "blue", "--max-unavailable", "0"}},
+		{"negative gate timeout", []string{"roll", q, "--nodegroup", "blue", "--gate-timeout", "-1s"}},
+		{"no drain timeout", []string{"roll", q, "--nodegroup", "blue", "--drain-timeout", "0s"}},
+		{"unknown order", []string{"roll", q, "--nodegroup", "blue", "--order", "random"}},
+		{"unknown provider", []string{"roll", q, "--nodegroup", "blue", "--provider", "gcp"}},
+		{"policy file missing", []string{"roll", q, "--nodegroup", "blue", "--policy", "/nonexistent/policy.yaml"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := run(tc.args); got != 2 {
+				t.Errorf("exit status %d, want 2", got)
+			}
+		})
+	}
+}
