@@ -5,7 +5,7 @@
 #
 # Base images are named without a registry host so that a mirror or a
 # pull-through cache configured in the engine applies. Distroless has no
-# such name (its images live only on gcr.io), so the runtime stage is
+# such name (it is published only under a registry host), so the runtime stage is
 # scratch plus the two files distroless/static would bring: the CA bundle
 # (for AWS's HTTPS endpoints) and a passwd entry for the non-root user.
 

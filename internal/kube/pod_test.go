@@ -45,7 +45,7 @@ func fullPod(ns, name, node string, labels map[string]string) *corev1.Pod {
 				{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
 				{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			},
-			Containers: []corev1.Container{{Name: "web", Image: "registry.k8s.io/pause:3.10"}},
+			Containers: []corev1.Container{{Name: "web", Image: "pause:3.10"}},
 		},
 		Status: corev1.PodStatus{
 			Phase: corev1.PodRunning,
