@@ -87,7 +87,9 @@ func usageErr(format string, args ...any) error {
 }
 
 // build turns the flags into a gate, its policy and the wait options.
-func (f *gateFlags) build(logger *slog.Logger) (*gate.Gate, gate.Policy, error) {
+// build loads the policy, applies adjust (the roll's own options) and
+// the flags to it, and returns the gate.
+func (f *gateFlags) build(logger *slog.Logger, adjust ...func(*gate.Policy)) (*gate.Gate, gate.Policy, error) {
 	policy := gate.DefaultPolicy()
 	if f.policyFile != "" {
 		p, err := gate.LoadPolicy(f.policyFile)
@@ -95,6 +97,9 @@ func (f *gateFlags) build(logger *slog.Logger) (*gate.Gate, gate.Policy, error) 
 			return nil, policy, usageErr("%v", err)
 		}
 		policy = p
+	}
+	for _, a := range adjust {
+		a(&policy)
 	}
 	if f.consecutive < 0 {
 		return nil, policy, usageErr("--consecutive %d: want at least 1", f.consecutive)

@@ -152,7 +152,10 @@ func init() {
 			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 {
 				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout and --node-timeout more than 0"}
 			}
-			g, policy, err := gf.build(logger)
+			// What the roll is told to evict anyway, the gate's drain check
+			// accepts: otherwise the roll would wait for ever on a node
+			// with emptyDir or unmanaged pods.
+			g, policy, err := gf.build(logger, acceptForced(rf.forceLocal, rf.forceUnmanaged))
 			if err != nil {
 				return err
 			}
@@ -208,4 +211,13 @@ func init() {
 		}
 		return []subcommand{{cmd, run}}
 	})
+}
+
+// acceptForced makes the gate's drain check accept the pods the roll was
+// told to evict anyway (--force-local-storage, --force-unmanaged).
+func acceptForced(local, unmanaged bool) func(*gate.Policy) {
+	return func(p *gate.Policy) {
+		p.Drain.AllowLocalStoragePods = p.Drain.AllowLocalStoragePods || local
+		p.Drain.AllowUnmanagedPods = p.Drain.AllowUnmanagedPods || unmanaged
+	}
 }

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/upgradeguard/upgradeguard/internal/gate"
+)
 
 // TestRollUsage: a roll that cannot be what the operator meant never
 // starts: bad usage exits with 2 before any API is called.
@@ -25,5 +29,26 @@ func TestRollUsage(t *testing.T) {
 				t.Errorf("exit status %d, want 2", got)
 			}
 		})
+	}
+}
+
+// TestRollForceFlagsReachTheGate: pods the roll is told to evict anyway do
+// not hold it at the gate's drain check; without the flags the policy
+// stands as written.
+func TestRollForceFlagsReachTheGate(t *testing.T) {
+	p := gate.DefaultPolicy()
+	acceptForced(false, false)(&p)
+	if p.Drain.AllowLocalStoragePods || p.Drain.AllowUnmanagedPods {
+		t.Errorf("no --force flag, yet the policy allows: %+v", p.Drain)
+	}
+	acceptForced(true, false)(&p)
+	if !p.Drain.AllowLocalStoragePods || p.Drain.AllowUnmanagedPods {
+		t.Errorf("--force-local-storage: %+v", p.Drain)
+	}
+	p = gate.DefaultPolicy()
+	p.Drain.AllowUnmanagedPods = true
+	acceptForced(false, false)(&p)
+	if !p.Drain.AllowUnmanagedPods {
+		t.Error("the policy's own allowance was dropped")
 	}
 }
