@@ -15,13 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
+
+	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
 )
 
 // Node group labels tried, after Selection.NodeGroupLabel, to find the nodes
 // of --nodegroup (the exporter's node_info reads the same).
 const (
-	LabelKopsInstanceGroup = "kops.k8s.io/instancegroup"
-	LabelEKSNodegroup      = "eks.amazonaws.com/nodegroup"
+	LabelKopsInstanceGroup = nodescollector.LabelKopsInstanceGroup
+	LabelEKSNodegroup      = nodescollector.LabelEKSNodegroup
 )
 
 // The orders a plan can take.
@@ -145,18 +147,6 @@ type Plan struct {
 	KubeletVersion string
 }
 
-// instanceID returns the EC2 instance id of an aws:// provider ID.
-func instanceID(providerID string) string {
-	if !strings.HasPrefix(providerID, "aws://") {
-		return ""
-	}
-	id := providerID[strings.LastIndexByte(providerID, '/')+1:]
-	if !strings.HasPrefix(id, "i-") {
-		return ""
-	}
-	return id
-}
-
 // makePlan selects and orders the nodes. A selection where some node
 // carries a roll's annotations resumes that roll: its nodes in their
 // recorded order, whatever the selection's filters say now.
@@ -170,7 +160,7 @@ func makePlan(ctx context.Context, client kubernetes.Interface, provider Provide
 	}
 	var ids []string
 	for _, n := range nodes {
-		if id := instanceID(n.Spec.ProviderID); id != "" {
+		if id := nodescollector.InstanceID(n.Spec.ProviderID); id != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -197,7 +187,7 @@ func makePlan(ctx context.Context, client kubernetes.Interface, provider Provide
 			return nil, err
 		}
 		p := PlannedNode{Node: n, State: st}
-		if id := instanceID(n.Spec.ProviderID); id != "" {
+		if id := nodescollector.InstanceID(n.Spec.ProviderID); id != "" {
 			p.Instance, p.HasInstance = insts[id]
 		}
 		if p.HasInstance && p.Instance.Outdated() {
@@ -332,7 +322,7 @@ func (p *Plan) Write(w io.Writer, now time.Time) error {
 		inst, group, launch := "-", "-", "-"
 		if n.HasInstance {
 			inst, group, launch = n.Instance.ID, n.Instance.Group, n.Instance.Launch
-		} else if id := instanceID(n.Node.Spec.ProviderID); id != "" {
+		} else if id := nodescollector.InstanceID(n.Node.Spec.ProviderID); id != "" {
 			inst = id + " (unknown to the provider)"
 		}
 		step := string(n.State.Step)

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
 )
 
@@ -266,7 +267,7 @@ func (r *roller) checkPlan() error {
 		if p.HasInstance && p.Instance.InService || p.State.Step.rank() >= StepTerminating.rank() {
 			continue
 		}
-		id := instanceID(p.Node.Spec.ProviderID)
+		id := nodescollector.InstanceID(p.Node.Spec.ProviderID)
 		switch {
 		case id == "":
 			bad = append(bad, fmt.Sprintf("%s: %v (%q)", p.Name(), errNoInstance, p.Node.Spec.ProviderID))
