@@ -11,21 +11,9 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
-)
 
-// promtool finds Debian's promtool (make testbed-deps installs it). Without
-// it the test is skipped, except in CI.
-func promtool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("promtool is not installed (make testbed-deps installs it): %v", err)
-		}
-		t.Skipf("promtool is not installed: %v", err)
-	}
-	return p
-}
+	"github.com/upgradeguard/upgradeguard/internal/testbed"
+)
 
 // writeRuleFile writes RuleFileYAML(o) as dir/rules.yaml, the name the test
 // files in testdata/ load.
@@ -54,7 +42,7 @@ func optionSets() map[string]Options {
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
-	bin := promtool(t)
+	bin := testbed.Promtool(t)
 	for name, o := range optionSets() {
 		path := writeRuleFile(t, t.TempDir(), o)
 		out, err := exec.Command(bin, "check", "rules", path).CombinedOutput()
@@ -99,7 +87,7 @@ func testFiles(t *testing.T) []string {
 // TestPromtoolTestRules runs the unit tests of testdata/ against the rules
 // generated with the default options.
 func TestPromtoolTestRules(t *testing.T) {
-	bin := promtool(t)
+	bin := testbed.Promtool(t)
 	dir := t.TempDir()
 	writeRuleFile(t, dir, DefaultOptions())
 	args := []string{"test", "rules"}

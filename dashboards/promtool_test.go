@@ -9,23 +9,9 @@ import (
 	"testing"
 
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
-)
 
-// promtool evaluates the dashboards' queries on series shaped as the
-// exporter, aws-node and kube-state-metrics expose them, through
-// `promtool test rules` (Debian's prometheus package, installed by make
-// testbed-deps). Without promtool the test is skipped, except in CI.
-func promtool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("promtool is not installed (make testbed-deps installs it): %v", err)
-		}
-		t.Skipf("promtool is not installed: %v", err)
-	}
-	return p
-}
+	"github.com/upgradeguard/upgradeguard/internal/testbed"
+)
 
 type sample struct {
 	Labels string  `json:"labels"`
@@ -71,7 +57,7 @@ func panelExprs(t *testing.T, gs []Generated, uid, title string) []string {
 // tests, and fails t with promtool's report if any expression differs.
 func runPromtool(t *testing.T, input []series, tests []exprTest) {
 	t.Helper()
-	bin := promtool(t)
+	bin := testbed.Promtool(t)
 	for i := range tests {
 		if tests[i].EvalTime == "" {
 			tests[i].EvalTime = "10m"

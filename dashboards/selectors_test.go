@@ -8,12 +8,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
 // TestExpressionsParse hands every expression of every dashboard to
 // Prometheus's parser through `promtool check rules`, as recording rules.
 func TestExpressionsParse(t *testing.T) {
-	bin := promtool(t)
+	bin := testbed.Promtool(t)
 	var b strings.Builder
 	b.WriteString("groups:\n- name: dashboards\n  rules:\n")
 	n := 0

@@ -55,7 +55,7 @@ var collectorNames = []string{"nodes", "pdb", "cni", "awsquota"}
 // become ready or a collector fails).
 func TestBundleOnTestbed(t *testing.T) {
 	tb := testbed.ForTest(t, testbed.Options{})
-	bin := buildExporter(t)
+	bin := testbed.BuildUpgradeguard(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
@@ -226,17 +226,6 @@ func TestBundleOnTestbed(t *testing.T) {
 		// Back to the bundle's roles, which the sufficiency run proved.
 		setRoles(ctx, t, tb.Client, roles, "", nil)
 	})
-}
-
-func buildExporter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "upgradeguard")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/upgradeguard/upgradeguard/cmd/upgradeguard")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("building upgradeguard: %v", err)
-	}
-	return bin
 }
 
 // applier applies objects with server-side apply.

@@ -82,10 +82,11 @@ func run(ctx context.Context) error {
 		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
-	fault, err := serveFault(tb)
+	fault, stopFault, err := tb.ServeGauge("demo", "demo_fault")
 	if err != nil {
 		return err
 	}
+	defer stopFault()
 
 	addr, err := testbed.FreeAddr()
 	if err != nil {

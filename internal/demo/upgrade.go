@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,20 +53,6 @@ type demo struct {
 	awsEnv     []string
 	fault      *atomic.Int64
 	policyFile string
-}
-
-// serveFault serves the demo_fault gauge for Prometheus to scrape.
-func serveFault(tb *testbed.Testbed) (*atomic.Int64, error) {
-	var fault atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, "# HELP demo_fault 1 while the demo injects a fault.\n# TYPE demo_fault gauge\ndemo_fault %d\n", fault.Load())
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	return &fault, tb.SetScrapeTargets("demo", []string{ln.Addr().String()})
 }
 
 func (d *demo) policy() error {

@@ -44,7 +44,7 @@ func TestAlertsFireInTestbed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bin := buildExporter(t)
+	bin := testbed.BuildUpgradeguard(t)
 	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{ruleFile}})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -81,15 +81,7 @@ func TestAlertsFireInTestbed(t *testing.T) {
 		}
 	}
 
-	addr := freeAddr(t)
-	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
-		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr,
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := tb.SetScrapeTargets(exporterJob, []string{addr}); err != nil {
-		t.Fatal(err)
-	}
+	startExporter(t, tb, bin, "") // scraped as exporterJob
 
 	firing := func(alertname string) string {
 		return fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing"}`, alertname)

@@ -5,9 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,18 +20,6 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// buildExporter compiles the upgradeguard binary once for the test.
-func buildExporter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "upgradeguard")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/upgradeguard/upgradeguard/cmd/upgradeguard")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("building upgradeguard: %v", err)
-	}
-	return bin
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	addr, err := testbed.FreeAddr()
@@ -44,8 +29,33 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// startExporter runs the built exporter against the testbed, scraped by
+// both Prometheus replicas as job "upgradeguard", and returns its address.
+// With awsURL its AWS collectors run too, against the fake AWS, for the
+// cluster "testbed" in eu-west-1. extra are more flags.
+func startExporter(t *testing.T, tb *testbed.Testbed, bin, awsURL string, extra ...string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	args := []string{bin, "exporter", "--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr}
+	var env []string
+	if awsURL != "" {
+		args = append(args, "--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", awsURL, "--aws.cluster-name", "testbed")
+		env = []string{
+			"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
+			"AWS_EC2_METADATA_DISABLED=true",
+		}
+	}
+	if _, err := tb.StartProcess("upgradeguard-exporter", append(args, extra...), env); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 func TestExporterAgainstRealCluster(t *testing.T) {
-	bin := buildExporter(t)
+	bin := testbed.BuildUpgradeguard(t)
 	tb := testbed.ForTest(t, testbed.Options{Prometheus: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -133,20 +143,8 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 	}
 	names = append(names, awsNodes...)
 
-	addr := freeAddr(t)
-	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
-		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--log.level", "debug",
-		"--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "testbed",
-	}, []string{
-		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
-		"AWS_EC2_METADATA_DISABLED=true",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	addr := startExporter(t, tb, bin, aws.URL(), "--log.level", "debug")
 	metricsURL := "http://" + addr + "/metrics"
-	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
-		t.Fatal(err)
-	}
 
 	t.Run("every node is ready and seen once through Thanos", func(t *testing.T) {
 		err := testbed.WaitFor(ctx, 3*time.Minute, "Thanos Query to return upgradeguard_node_ready == 1 for all 20 nodes, deduplicated", func(ctx context.Context) (bool, error) {

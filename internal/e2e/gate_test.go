@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +45,7 @@ nodes:
 `
 
 func TestGateThroughThanos(t *testing.T) {
-	bin := buildExporter(t)
+	bin := testbed.BuildUpgradeguard(t)
 	rules := filepath.Join(t.TempDir(), "gate-rules.yml")
 	if err := os.WriteFile(rules, []byte(gateRules), 0o644); err != nil {
 		t.Fatal(err)
@@ -72,31 +71,26 @@ func TestGateThroughThanos(t *testing.T) {
 		}
 		subnets = append(subnets, sub.ID)
 	}
-	var mu sync.Mutex
-	var names []string
-	var nodeErrs []error
-	acct.OnLaunch(func(inst awsfake.Instance) {
-		name := "ip-" + strings.ReplaceAll(inst.PrivateIP, ".", "-")
-		err := tb.CreateNode(ctx, testbed.Node{Name: name, Zone: inst.AZ, InstanceType: inst.Type, NodeGroup: inst.ASG,
-			ProviderID: fmt.Sprintf("aws:///%s/%s", inst.AZ, inst.ID)})
-		mu.Lock()
-		defer mu.Unlock()
-		names, nodeErrs = append(names, name), append(nodeErrs, err)
-	})
+	backed := tb.BackInstances(ctx, acct, nil)
 	lt, err := acct.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := acct.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 4, Max: 8, Desired: 4, Subnets: subnets, Tags: tags}); err != nil {
+	group, err := acct.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 4, Max: 8, Desired: 4, Subnets: subnets, Tags: tags})
+	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	if err := errors.Join(nodeErrs...); err != nil || len(names) != 4 {
+	var names []string
+	for _, id := range group.Instances {
+		if n, ok := backed.Node(id); ok {
+			names = append(names, n)
+		}
+	}
+	if err := backed.Err(); err != nil || len(names) != 4 {
 		t.Fatalf("creating the nodes: %v (%d nodes)", err, len(names))
 	}
 	sort.Strings(names)
 	blocked, free := names[0], names[1]
-	mu.Unlock()
 	for _, n := range names {
 		if err := testbed.WaitFor(ctx, 2*time.Minute, n+" Ready", tb.NodeReady(n, corev1.ConditionTrue)); err != nil {
 			t.Fatal(err)
@@ -109,19 +103,7 @@ func TestGateThroughThanos(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := freeAddr(t)
-	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
-		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr,
-		"--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "testbed",
-	}, []string{
-		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
-		"AWS_EC2_METADATA_DISABLED=true",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
-		t.Fatal(err)
-	}
+	startExporter(t, tb, bin, aws.URL())
 
 	policy, err := gate.ParsePolicy([]byte(gatePolicy))
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -233,7 +230,7 @@ func createTyped(ctx context.Context, tb *testbed.Testbed, obj runtime.Object) e
 }
 
 func TestRollNodeGroups(t *testing.T) {
-	bin := buildExporter(t)
+	bin := testbed.BuildUpgradeguard(t)
 	rules := filepath.Join(t.TempDir(), "rolltest.rules.yml")
 	if err := os.WriteFile(rules, []byte(faultRules), 0o644); err != nil {
 		t.Fatal(err)
@@ -304,26 +301,12 @@ func TestRollNodeGroups(t *testing.T) {
 
 	// The exporter, scraped by both Prometheus replicas; and the fault
 	// target whose value fires RollTestFault.
-	addr := freeAddr(t)
-	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter", "--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := tb.SetScrapeTargets("upgradeguard", []string{addr}); err != nil {
-		t.Fatal(err)
-	}
-	var fault atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	startExporter(t, tb, bin, "")
+	fault, stopFault, err := tb.ServeGauge("rolltest", "roll_test_fault")
 	if err != nil {
 		t.Fatal(err)
 	}
-	faultSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, "# TYPE roll_test_fault gauge\nroll_test_fault %d\n", fault.Load())
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = faultSrv.Serve(ln) }()
-	t.Cleanup(func() { _ = faultSrv.Close() })
-	if err := tb.SetScrapeTargets("rolltest", []string{ln.Addr().String()}); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(stopFault)
 	err = testbed.WaitFor(ctx, 4*time.Minute, "every workload ready and the exporter's drain series of all 11 nodes in Thanos", func(ctx context.Context) (bool, error) {
 		for _, w := range workloads {
 			pods, err := readyPods(ctx, e, w.w.Namespace, w.w.Name)

@@ -27,7 +27,7 @@ import (
 // It reports the exporter's resident memory, scrape latency, series count and
 // the time from start until ready.
 func TestScale(t *testing.T) {
-	bin := buildExporter(t)
+	bin := testbed.BuildUpgradeguard(t)
 	for _, nodes := range []int{1000, 3000} {
 		t.Run(fmt.Sprintf("%d nodes", nodes), func(t *testing.T) { scaleRun(t, bin, nodes) })
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -100,4 +101,32 @@ func stopOnSignal() {
 			os.Exit(code)
 		}()
 	})
+}
+
+// BuildUpgradeguard compiles the upgradeguard binary from the working tree
+// into the test's temporary directory, for tests that run it as a process.
+func BuildUpgradeguard(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "upgradeguard")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/upgradeguard/upgradeguard/cmd/upgradeguard")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("building upgradeguard: %v", err)
+	}
+	return bin
+}
+
+// Promtool returns the path of Debian's promtool (make testbed-deps
+// installs it). Without it the test is skipped, except when the environment
+// variable CI is set: then it fails.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("promtool is not installed (make testbed-deps installs it): %v", err)
+		}
+		t.Skipf("promtool is not installed: %v", err)
+	}
+	return p
 }
