@@ -27,6 +27,7 @@ type Account struct {
 	pubIPs                uint32
 	timing                Timing
 	onLaunch, onTerminate func(Instance)
+	launchFaults          []LaunchFault
 	events                []event
 	timers                map[*time.Timer]struct{}
 	closed                bool
@@ -65,6 +66,9 @@ type Timing struct {
 	ShutdownDuration time.Duration
 	// ReportDelay is how long a quota utilization report stays IN_PROGRESS.
 	ReportDelay time.Duration
+	// LaunchRetry is how long an Auto Scaling group waits after a failed
+	// launch before it tries again; zero: at its next change only.
+	LaunchRetry time.Duration
 }
 
 type event struct {
@@ -896,6 +900,7 @@ func (a *Account) finishTerminate(inst *Instance) {
 	a.emit(a.onTerminate, inst)
 	if inst.ASG != "" {
 		if g := a.asgs[inst.ASG]; g != nil {
+			a.terminated(g, inst)
 			a.reconcile(g)
 		}
 	}

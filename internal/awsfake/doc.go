@@ -42,13 +42,20 @@
 //
 // # What is simplified
 //
-// Only the describe calls upgradeguard needs plus the two Auto Scaling
-// actions that change capacity exist. Pending/shutting-down durations and
-// launch delays are simulated with timers (zero by default: synchronous).
-// Auto Scaling groups launch from one launch template or configuration
-// (no mixed-instances policy, no warm pools, no lifecycle hooks), place
-// instances in the least-populated zone and scale in from the most
-// populated one, oldest first. Prefix delegation, IPv6 addresses, the AMI's
+// Only the describe calls upgradeguard needs plus the Auto Scaling actions
+// a rolling replacement makes (capacity, terminations, suspending and
+// resuming processes, group tags, scaling activities) exist.
+// Pending/shutting-down durations, launch delays and launch retries are
+// simulated with timers (zero by default: synchronous). Auto Scaling groups
+// launch from one launch template or configuration (no warm pools, no
+// lifecycle hooks), place instances in the least-populated zone and scale
+// in from the most populated one, oldest first. AZRebalance acts after any
+// change that leaves a group at its desired capacity with zones more than
+// one instance apart: it launches in the emptiest zone, then terminates the
+// oldest instance of the fullest. Launches fail as EC2 refuses them
+// (FailLaunches: no capacity in a zone, the vCPU limit; a full subnet) and
+// each launch and termination is a scaling activity, failed ones with EC2's
+// message. Prefix delegation, IPv6 addresses, the AMI's
 // own root volume, security group rules and load balancer listeners are not
 // modelled. Quota utilization reports show the usages set with
 // SetQuotaUsage, not usage computed from the resources.

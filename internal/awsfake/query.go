@@ -29,6 +29,11 @@ func init() {
 			"DescribeLaunchConfigurations":        asDescribeLaunchConfigurations,
 			"TerminateInstanceInAutoScalingGroup": asTerminateInstanceInAutoScalingGroup,
 			"SetDesiredCapacity":                  asSetDesiredCapacity,
+			"SuspendProcesses":                    asSuspendProcesses,
+			"ResumeProcesses":                     asResumeProcesses,
+			"DescribeScalingActivities":           asDescribeScalingActivities,
+			"CreateOrUpdateTags":                  asCreateOrUpdateTags,
+			"DeleteTags":                          asDeleteTags,
 		},
 	})
 	register("2015-12-01", &service{
@@ -164,7 +169,11 @@ func asDescribeAutoScalingGroups(c *call) (any, *apiError) {
 			w.bool("ProtectedFromScaleIn", false)
 		})
 		w.time("CreatedTime", g.CreatedTime)
-		w.strings("SuspendedProcesses", "member", nil)
+		w.list("SuspendedProcesses", "member", len(g.suspended), func(p int) {
+			name := slices.Sorted(maps.Keys(g.suspended))[p]
+			w.leaf("ProcessName", name)
+			w.leaf("SuspensionReason", "User suspended at "+g.suspended[name].Format(time.RFC3339))
+		})
 		w.leaf("VPCZoneIdentifier", strings.Join(g.SubnetIDs, ","))
 		w.strings("EnabledMetrics", "member", nil)
 		keys := slices.Sorted(maps.Keys(g.Tags))
@@ -173,7 +182,7 @@ func asDescribeAutoScalingGroups(c *call) (any, *apiError) {
 			w.leaf("ResourceType", "auto-scaling-group")
 			w.leaf("Key", keys[p])
 			w.leaf("Value", g.Tags[keys[p]])
-			w.bool("PropagateAtLaunch", true)
+			w.bool("PropagateAtLaunch", !g.noPropagate[keys[p]])
 		})
 		w.strings("TerminationPolicies", "member", []string{"Default"})
 		w.bool("NewInstancesProtectedFromScaleIn", false)
@@ -289,46 +298,19 @@ func asTerminateInstanceInAutoScalingGroup(c *call) (any, *apiError) {
 			return nil, errf(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: %s", id)
 		}
 	}
-	type activity struct {
-		g             *asg
-		id            string
-		before, after int32
-		subnet, zone  string
-	}
-	var acts []activity
+	var acts []*Activity
 	for _, id := range ids {
-		before := int32(0)
-		if i := a.instances[id]; i != nil && a.asgs[i.ASG] != nil {
-			before = a.asgs[i.ASG].Desired
-		}
-		g, aerr := a.terminateInASG(id, decrement)
+		_, x, aerr := a.terminateInASG(id, decrement)
 		if aerr != nil {
 			return nil, aerr
 		}
-		i := a.instances[id]
-		acts = append(acts, activity{g, id, before, g.Desired, i.SubnetID, i.AZ})
+		acts = append(acts, x)
 	}
-	now := a.now()
 	w := &xmlWriter{}
-	writeActivity := func(x activity) {
-		w.leaf("ActivityId", uuidish(a.newID("act")))
-		w.leaf("AutoScalingGroupName", x.g.Name)
-		w.leaf("AutoScalingGroupARN", x.g.ARN)
-		w.leaf("Description", "Terminating EC2 instance: "+x.id)
-		cause := fmt.Sprintf("At %s instance %s taken out of service in response to a user request", now.Format(time.RFC3339), x.id)
-		if x.before != x.after {
-			cause += fmt.Sprintf(", shrinking the capacity from %d to %d", x.before, x.after)
-		}
-		w.leaf("Cause", cause+".")
-		w.time("StartTime", now)
-		w.leaf("StatusCode", "InProgress")
-		w.int("Progress", 0)
-		w.leaf("Details", fmt.Sprintf(`{"Subnet ID":"%s","Availability Zone":"%s"}`, x.subnet, x.zone))
-	}
 	if single != "" {
-		w.elem("Activity", func() { writeActivity(acts[0]) })
+		w.elem("Activity", func() { writeActivity(w, a, acts[0]) })
 	} else {
-		w.list("Activities", "member", len(acts), func(k int) { writeActivity(acts[k]) })
+		w.list("Activities", "member", len(acts), func(k int) { writeActivity(w, a, acts[k]) })
 	}
 	return w, nil
 }

@@ -28,12 +28,22 @@ type ASG struct {
 	CreatedTime     time.Time
 	// Instances lists the members: pending, in service and terminating.
 	Instances []string
+	// SuspendedProcesses are the suspended scaling processes, sorted.
+	SuspendedProcesses []string
 }
 
 type asg struct {
 	ASG
 	inflight    int  // launches decided but not yet done (Timing.LaunchDelay)
 	reconciling bool // terminate calls back into reconcile; the outer loop decides
+	rebalancing bool // an AZRebalance launch is under way
+	retrying    bool // a failed launch will be retried (Timing.LaunchRetry)
+	// suspended maps each suspended process to when it was suspended.
+	suspended map[string]time.Time
+	// noPropagate marks the tags kept off launched instances.
+	noPropagate map[string]bool
+	activities  []*Activity
+	terminating map[string]*Activity // instance id -> its termination
 }
 
 // ASGSpec describes an Auto Scaling group to create. Exactly one of
@@ -173,6 +183,7 @@ func (a *Account) asgSnapshot(g *asg, members map[string][]*Instance) ASG {
 	out.SubnetIDs, out.AZs = slices.Clone(g.SubnetIDs), slices.Clone(g.AZs)
 	out.Tags, out.TargetGroupARNs = maps.Clone(g.Tags), slices.Clone(g.TargetGroupARNs)
 	out.MixedInstances = g.MixedInstances.clone()
+	out.SuspendedProcesses = slices.Sorted(maps.Keys(g.suspended))
 	out.Instances = nil
 	for _, i := range members[g.Name] {
 		out.Instances = append(out.Instances, i.ID)
@@ -237,21 +248,32 @@ func (a *Account) DeleteASG(name string) error {
 	return nil
 }
 
-// terminateInASG is TerminateInstanceInAutoScalingGroup.
-func (a *Account) terminateInASG(id string, decrement bool) (*asg, *apiError) {
+// terminateInASG is TerminateInstanceInAutoScalingGroup; it returns the
+// termination's activity.
+func (a *Account) terminateInASG(id string, decrement bool) (*asg, *Activity, *apiError) {
 	inst := a.instances[id]
 	if inst == nil || inst.ASG == "" || inst.State == "terminated" || a.asgs[inst.ASG] == nil {
-		return nil, errf(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: %s", id)
+		return nil, nil, errf(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: %s", id)
 	}
 	g := a.asgs[inst.ASG]
+	before := g.Desired
 	if decrement && inst.State != "shutting-down" {
 		if g.Desired <= g.Min {
-			return nil, errf(400, "ValidationError", "Currently, desiredSize equals minSize (%d). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.", g.Min)
+			return nil, nil, errf(400, "ValidationError", "Currently, desiredSize equals minSize (%d). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.", g.Min)
 		}
 		g.Desired--
 	}
+	cause := fmt.Sprintf("At %s instance %s taken out of service in response to a user request", a.now().Format(time.RFC3339), id)
+	if before != g.Desired {
+		cause += fmt.Sprintf(", shrinking the capacity from %d to %d", before, g.Desired)
+	}
+	x := g.terminating[id]
+	if x == nil {
+		x = a.recordTermination(g, inst, cause+".")
+	}
+	snap := *x // as the call answers: in progress
 	a.terminate(inst)
-	return g, nil
+	return g, &snap, nil
 }
 
 // live counts a group's members that are pending or in service.
@@ -274,22 +296,27 @@ func (a *Account) reconcile(g *asg) {
 	g.reconciling = true
 	defer func() { g.reconciling = false }()
 	live := a.live(g)
-	for n := len(live) + g.inflight; n < int(g.Desired); n++ {
+	for n := len(live) + g.inflight; n < int(g.Desired) && g.active("Launch"); n++ {
 		g.inflight++
 		a.after(a.timing.LaunchDelay, func() {
 			g.inflight--
-			if a.asgs[g.Name] != g || len(a.live(g)) >= int(g.Desired) {
+			if a.asgs[g.Name] != g || len(a.live(g)) >= int(g.Desired) || !g.active("Launch") {
 				return
 			}
-			// A launch that fails (no free address left, say) is dropped; the
-			// group stays short until its next change, as the sketch of an
-			// ASG's failed activity.
-			_, _ = a.launchInto(g, false)
+			// A launch that fails is a Failed activity; the group retries
+			// after Timing.LaunchRetry, else at its next change.
+			if _, aerr := a.launch(g, false, "", forCapacity); aerr == nil {
+				a.rebalance(g)
+			}
 		})
 	}
-	for l := live; len(l) > int(g.Desired); l = a.live(g) {
-		a.terminate(a.scaleInVictim(l))
+	for l := live; len(l) > int(g.Desired) && g.active("Terminate"); l = a.live(g) {
+		victim := a.scaleInVictim(l)
+		a.recordTermination(g, victim, fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.",
+			a.now().Format(time.RFC3339), len(l), len(l)-1))
+		a.terminate(victim)
 	}
+	a.rebalance(g)
 }
 
 // scaleInVictim follows the default termination policy closely enough: the
@@ -309,10 +336,17 @@ func (a *Account) scaleInVictim(live []*Instance) *Instance {
 	return victim
 }
 
-// launchInto launches one instance of the group from its launch template or
-// configuration, in the subnet of the least-populated zone that has the most
-// free addresses, with the template's volumes. steady launches it running.
+// launchInto launches one instance of the group as its creation does.
 func (a *Account) launchInto(g *asg, steady bool) (*Instance, *apiError) {
+	return a.launch(g, steady, "", forCapacity)
+}
+
+// launch launches one instance of the group from its launch template or
+// configuration, in the subnet of the least-populated zone (or of zone az)
+// that has the most free addresses and no launch fault, with the template's
+// volumes, and records the activity; a launch no subnet can take is a
+// Failed activity with EC2's reason. steady launches it running.
+func (a *Account) launch(g *asg, steady bool, az string, why reason) (*Instance, *apiError) {
 	var data LaunchTemplateData
 	var ver string
 	if g.LaunchTemplateID != "" {
@@ -345,10 +379,24 @@ func (a *Account) launchInto(g *asg, steady bool) (*Instance, *apiError) {
 		data.InstanceType = m.InstanceTypes[len(live)%len(m.InstanceTypes)]
 		data.Spot = !m.onDemand(len(live), onDemand)
 	}
-	var pick *subnet
+	var pick, full *subnet
+	var fault *LaunchFault
+	faultAZ := ""
 	for _, id := range g.SubnetIDs {
 		s := a.subnets[id]
-		if s == nil || s.free() == 0 {
+		if s == nil || az != "" && s.AZ != az {
+			continue
+		}
+		if f := a.launchFault(g, s.AZ); f != nil {
+			if fault == nil || perAZ[s.AZ] < perAZ[faultAZ] {
+				fault, faultAZ = f, s.AZ
+			}
+			continue
+		}
+		if s.free() == 0 {
+			if full == nil {
+				full = s
+			}
 			continue
 		}
 		if pick == nil || perAZ[s.AZ] < perAZ[pick.AZ] || perAZ[s.AZ] == perAZ[pick.AZ] && s.free() > pick.free() {
@@ -356,11 +404,27 @@ func (a *Account) launchInto(g *asg, steady bool) (*Instance, *apiError) {
 		}
 	}
 	if pick == nil {
-		return nil, errf(400, "InsufficientFreeAddressesInSubnet", "No subnet of group %s has a free address", g.Name)
+		var aerr *apiError
+		subnetID, zone := "", faultAZ
+		switch {
+		case fault != nil:
+			aerr = errf(400, fault.Code, "%s", a.faultMessage(fault, data.InstanceType, faultAZ))
+		case full != nil:
+			subnetID, zone = full.ID, full.AZ
+			aerr = errf(400, "InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet '%s' to satisfy the requested number of instances.", full.ID)
+		default:
+			return nil, errf(400, "ValidationError", "No subnet of group %s in zone %q", g.Name, az)
+		}
+		if !steady {
+			a.failLaunch(g, why, len(live), aerr, subnetID, zone)
+		}
+		return nil, aerr
 	}
-	tags := maps.Clone(g.Tags)
-	if tags == nil {
-		tags = map[string]string{}
+	tags := map[string]string{}
+	for k, v := range g.Tags {
+		if !g.noPropagate[k] {
+			tags[k] = v
+		}
 	}
 	tags["aws:autoscaling:groupName"] = g.Name
 	if g.LaunchTemplateID != "" {
@@ -397,6 +461,10 @@ func (a *Account) launchInto(g *asg, steady bool) (*Instance, *apiError) {
 			return nil, aerr
 		}
 	}
+	a.record(g, Activity{
+		Description: "Launching a new EC2 instance: " + inst.ID, Cause: a.launchCause(g, why, len(live)),
+		StatusCode: "Successful", Details: details(pick.ID, pick.AZ), Instance: inst.ID,
+	})
 	if state == "pending" {
 		a.after(a.timing.PendingDuration, func() {
 			if inst.State == "pending" {
