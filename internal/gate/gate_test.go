@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +70,29 @@ func dump(e Evaluation) string {
 	return b.String()
 }
 
+// rowCase changes the healthy fake data and says what one row must show.
+type rowCase struct {
+	value string   // the new value of the series matching kv; "" deletes them
+	kv    []string // labels (a subset) of the series to change
+	row   string
+	st    Status // FAIL or UNKNOWN
+	why   string // part of the row's Why
+}
+
+// runRowCases evaluates each case against the healthy data changed by it
+// (for node) and checks the row; none may be GO.
+func runRowCases(t *testing.T, f *fakeProm, g *Gate, node string, cases []rowCase) {
+	t.Helper()
+	for _, c := range cases {
+		f.set(replace(healthy(), c.value, c.kv...)...)
+		e := eval(t, g, node)
+		r := row(t, e, c.row)
+		if r.Status != c.st || !strings.Contains(r.Why, c.why) || e.Verdict == GO {
+			t.Errorf("%v = %q: %s %s %q (verdict %s), want %s with %q", c.kv, c.value, c.row, r.Status, r.Why, e.Verdict, c.st, c.why)
+		}
+	}
+}
+
 func TestHealthyClusterThroughThanosIsGO(t *testing.T) {
 	f := newFake(t)
 	f.set(healthy()...)
@@ -121,63 +142,6 @@ func TestHealthyClusterThroughThanosIsGO(t *testing.T) {
 	wantRow(t, e, "drain", Skip, "no node")
 }
 
-func TestFiringAlerts(t *testing.T) {
-	f := newFake(t)
-	base := healthy()
-	f.stores = storesJSON("", "")
-	firing := ser("1", "__name__", "ALERTS", "alertname", "KubeNodeNotReady", "alertstate", "firing", "severity", "warning", "node", "node-c", "cluster", "prod")
-	f.set(append(base, firing)...)
-	g, _ := newGate(t, f, testPolicy(t, ""))
-	e := eval(t, g, "node-a")
-	wantRow(t, e, "alerts", Fail, "KubeNodeNotReady{severity=warning,node=node-c}")
-	if e.Verdict != WAIT || len(e.Reasons()) != 1 {
-		t.Errorf("verdict %s reasons %q", e.Verdict, e.Reasons())
-	}
-	// Another cluster's alert does not count.
-	other := ser("1", "__name__", "ALERTS", "alertname", "KubeNodeNotReady", "alertstate", "firing", "severity", "critical", "cluster", "staging")
-	pending := ser("1", "__name__", "ALERTS", "alertname", "Slow", "alertstate", "pending", "severity", "critical", "cluster", "prod")
-	f.set(append(base, other, pending)...)
-	if e := eval(t, g, "node-a"); e.Verdict != GO {
-		t.Errorf("other cluster's alert and a pending one: %s\n%s", e.Verdict, dump(e))
-	}
-	// Pending alerts block when the policy says so.
-	gp, _ := newGate(t, f, testPolicy(t, "alerts: {pending: true}"))
-	wantRow(t, eval(t, gp, "node-a"), "alerts", Fail, "Slow{severity=critical,alertstate=pending}")
-
-	// A baseline tolerates an alert already firing, unless its severity changes.
-	f.set(append(base, firing)...)
-	bl := &Baseline{Alerts: []BaselineAlert{{Labels: map[string]string{"alertname": "KubeNodeNotReady", "severity": "warning", "node": "node-c", "cluster": "prod", "replica": "r0"}}}}
-	path := filepath.Join(t.TempDir(), "baseline.json")
-	if err := WriteBaseline(path, bl); err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := LoadBaseline(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gb, _ := newGate(t, f, testPolicy(t, ""), func(c *Config) { c.Baseline = loaded })
-	e = eval(t, gb, "node-a")
-	if e.Verdict != GO {
-		t.Errorf("baseline alert blocks: %s", dump(e))
-	}
-	wantRow(t, e, "alerts", Pass, "firing since the baseline, not blocking: KubeNodeNotReady")
-	escalated := firing
-	escalated.labels = map[string]string{}
-	for k, v := range firing.labels {
-		escalated.labels[k] = v
-	}
-	escalated.labels["severity"] = "critical"
-	f.set(append(base, escalated)...)
-	wantRow(t, eval(t, gb, "node-a"), "alerts", Fail, `severity "warning" in the baseline, now "critical"`)
-
-	// The Watchdog, when required, must be present.
-	gw, _ := newGate(t, f, testPolicy(t, "monitoring: {watchdog: Watchdog}"))
-	f.set(base...)
-	wantRow(t, eval(t, gw, "node-a"), "monitoring/watchdog", Pass, "")
-	f.set(replace(base, "", "alertname", "Watchdog")...)
-	wantRow(t, eval(t, gw, "node-a"), "monitoring/watchdog", Unknown, "absent")
-}
-
 func TestEmptyResultsAreNeverGO(t *testing.T) {
 	f := newFake(t)
 	f.stores = storesJSON("", "")
@@ -194,153 +158,43 @@ func TestEmptyResultsAreNeverGO(t *testing.T) {
 	wantRow(t, e, "monitoring/up", Unknown, "no up series")
 	// Only ALERTS empty is a pass: no alert fires.
 	wantRow(t, e, "alerts", Pass, "")
-
-	// Series missing one by one.
-	for _, c := range []struct {
-		drop     []string
-		row, why string
-	}{
-		{[]string{"__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-c"}, "nodes/heartbeat", "node-c has no Lease heartbeat series"},
-		{[]string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-a"}, "nodes/transitions", "node-a (no transitions counter"},
-		{[]string{"__name__", "upgradeguard_node_unmanaged_pods", "node", "node-a"}, "drain/unmanaged", "no upgradeguard_node_unmanaged_pods"},
-		{[]string{"__name__", "upgradeguard_collector_success", "collector", "pdb"}, "monitoring/collectors", "required collectors not reporting: pdb"},
-		{[]string{"collector", "cni", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "cni has no successful refresh yet"},
-		{[]string{"__name__", "upgradeguard_aws_asg_surge_ips"}, "capacity/ips", "no upgradeguard_aws_asg_surge_ips"},
-		{[]string{"__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1a"}, "capacity/ips", `no upgradeguard_zone_available_ips for zone "eu-west-1a"`},
-		{[]string{"__name__", "upgradeguard_aws_quota_limit"}, "capacity/quotas", "no limit"},
-		{[]string{"__name__", "upgradeguard_aws_quota_surge_demand"}, "capacity/quotas", "no upgradeguard_aws_quota_surge_demand series"},
-	} {
-		f.set(replace(healthy(), "", c.drop...)...)
-		wantRow(t, eval(t, g, "node-a"), c.row, Unknown, c.why)
-	}
-	// Unknown node.
-	f.set(healthy()...)
-	e = eval(t, g, "node-zz")
-	wantRow(t, e, "drain/pdb", Unknown, `no upgradeguard_node_drainable for node "node-zz"`)
-	wantRow(t, e, "capacity/ips", Unknown, `zone of node "node-zz" is unknown`)
 }
 
-func TestNaNIsUnknown(t *testing.T) {
+func TestDisabledChecksAreShownSkipped(t *testing.T) {
 	f := newFake(t)
 	f.stores = storesJSON("", "")
-	p := testPolicy(t, `
-custom:
-- name: etcd-ok
-  query: etcd_ok
-  min: 1
-- name: no-crashloops
-  query: crashloops
-  empty: true
-- name: ratio
-  query: scalar(ratio)
-  max: 0.5
-`)
-	g, _ := newGate(t, f, p)
-	for _, c := range []struct {
-		kv       []string
-		row, why string
-	}{
-		{[]string{"__name__", "upgradeguard_node_ready", "node", "node-b"}, "nodes/ready", "readiness unknown: node-b"},
-		{[]string{"__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-b"}, "nodes/heartbeat", "node-b NaN"},
-		{[]string{"__name__", "upgradeguard_node_drainable", "node", "node-b"}, "drain/pdb", "NaN"},
-		{[]string{"__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1b"}, "capacity/ips", "eu-west-1b NaN"},
-		{[]string{"__name__", "upgradeguard_aws_quota_usage"}, "capacity/quotas", "NaN"},
-		{[]string{"__name__", "up"}, "monitoring/up", "NaN"},
-	} {
-		f.set(replace(healthy(), "NaN", c.kv...)...)
-		f.custom = map[string]string{
-			"etcd_ok":       `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"member":"a"},"value":[1,"NaN"]}]}}`,
-			"crashloops":    `{"status":"success","data":{"resultType":"vector","result":[]}}`,
-			"scalar(ratio)": `{"status":"success","data":{"resultType":"scalar","result":[1,"0.25"]}}`,
-		}
-		e := eval(t, g, "node-b")
-		wantRow(t, e, c.row, Unknown, c.why)
-		wantRow(t, e, "custom/etcd-ok", Unknown, "NaN")
-		wantRow(t, e, "custom/no-crashloops", Pass, "")
-		wantRow(t, e, "custom/ratio", Pass, "")
-	}
-	// A custom check with thresholds and an empty result is UNKNOWN; with
-	// empty: false it fails; a value beyond the threshold fails.
 	f.set(healthy()...)
-	f.custom["etcd_ok"] = `{"status":"success","data":{"resultType":"vector","result":[]}}`
-	f.custom["crashloops"] = `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"pod":"x"},"value":[1,"3"]}]}}`
-	f.custom["scalar(ratio)"] = `{"status":"success","data":{"resultType":"scalar","result":[1,"+Inf"]}}`
-	e := eval(t, g, "node-b")
-	wantRow(t, e, "custom/etcd-ok", Unknown, "empty result")
-	wantRow(t, e, "custom/no-crashloops", Fail, `{pod="x"} 3`)
-	wantRow(t, e, "custom/ratio", Fail, "+Inf")
-}
-
-func TestFailingChecks(t *testing.T) {
-	f := newFake(t)
-	f.stores = storesJSON("", "")
-	g, _ := newGate(t, f, testPolicy(t, ""))
-	blocked := append(replace(healthy(), "0", "__name__", "upgradeguard_node_drainable", "node", "node-b"),
-		ser("2", "__name__", "upgradeguard_node_drain_blocked_pods", "node", "node-b", "namespace", "shop", "pdb", "frozen", "job", "upgradeguard", "cluster", "prod"))
-	f.set(blocked...)
-	// Without the PDB's allowance, whether the drain progresses is unknown.
-	wantRow(t, eval(t, g, "node-b"), "drain/pdb", Unknown, "no upgradeguard_pdb_disruptions_allowed for shop/frozen")
-	allowed := func(v string) series {
-		return ser(v, "__name__", "upgradeguard_pdb_disruptions_allowed", "namespace", "shop", "pdb", "frozen", "job", "upgradeguard", "cluster", "prod")
-	}
-	f.set(append(blocked, allowed("0"))...)
-	wantRow(t, eval(t, g, "node-b"), "drain/pdb", Fail, "shop/frozen blocks 2 pods and allows 0 disruptions")
-	// A PDB that lets one pod go at a time: the drain progresses in steps,
-	// unless the policy wants the node drainable in one go.
-	f.set(append(blocked, allowed("1"))...)
-	wantRow(t, eval(t, g, "node-b"), "drain/pdb", Pass, "shop/frozen allows 1 at a time, 2 pods wait")
-	strict, _ := newGate(t, f, testPolicy(t, "drain:\n  all_at_once: true\n"))
-	wantRow(t, eval(t, strict, "node-b"), "drain/pdb", Fail, "shop/frozen blocks 2 pods")
-	f.set(blocked...)
-	if e := eval(t, g, "node-a"); e.Verdict != GO {
-		t.Errorf("node-a is not blocked by node-b's PDB: %s", dump(e))
-	}
-	for _, c := range []struct {
-		value    string
-		kv       []string
-		row, why string
-	}{
-		{"0", []string{"__name__", "up"}, "monitoring/up", "exporter target down: 10.0.0.9:9741"},
-		{"0", []string{"collector", "pdb", "__name__", "upgradeguard_collector_success"}, "monitoring/collectors", "failing (serving stale data): pdb"},
-		{"1000", []string{"collector", "cni", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "AWS data stale: cni/eu-west-1"},
-		{strconv.FormatInt(time.Now().Add(-4*time.Hour).Unix(), 10), []string{"collector", "awsquota_limits", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds"}, "monitoring/aws-fresh", "AWS data stale: awsquota_limits/eu-west-1 4h0m"},
-		{"0", []string{"__name__", "upgradeguard_node_ready", "node", "node-c"}, "nodes/ready", "not ready: node-c"},
-		{"55", []string{"__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-c"}, "nodes/heartbeat", "node-c 55s old (lease 40s)"},
-		{"1.2", []string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-c"}, "nodes/transitions", "node-c (1.2)"},
-		{"2.1", []string{"__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-new"}, "nodes/transitions", "node-new (2.1)"},
-		{"2", []string{"__name__", "upgradeguard_node_unmanaged_pods", "node", "node-b"}, "drain/unmanaged", "2 pods without a controller"},
-		{"1", []string{"__name__", "upgradeguard_node_local_storage_pods", "node", "node-b"}, "drain/local-storage", "emptyDir"},
-		{"17", []string{"__name__", "upgradeguard_zone_available_ips", "zone", "eu-west-1b"}, "capacity/ips", "eu-west-1b has 17 free"},
-		{"60", []string{"__name__", "upgradeguard_aws_quota_usage"}, "capacity/quotas", "usage 60 + surge 8 > 1 of limit 64"},
-		{"2", []string{"__name__", "upgradeguard_aws_surge_unresolved_groups"}, "capacity/quotas", "lower bound"},
-	} {
-		f.set(replace(healthy(), c.value, c.kv...)...)
-		e := eval(t, g, "node-b")
-		r := row(t, e, c.row)
-		if (r.Status != Fail && r.Status != Unknown) || !strings.Contains(r.Why, c.why) || e.Verdict == GO {
-			t.Errorf("%s = %s: %s %q (verdict %s), want FAIL or UNKNOWN with %q", c.row, c.value, r.Status, r.Why, e.Verdict, c.why)
-		}
-	}
-	// Options that accept what would fail.
-	lenient := testPolicy(t, "drain: {allow_unmanaged_pods: true, allow_local_storage_pods: true}\ncapacity: {allow_unresolved_groups: true}")
-	gl, _ := newGate(t, f, lenient)
-	ss := replace(healthy(), "2", "__name__", "upgradeguard_node_unmanaged_pods", "node", "node-b")
-	ss = replace(ss, "1", "__name__", "upgradeguard_node_local_storage_pods", "node", "node-b")
-	ss = replace(ss, "2", "__name__", "upgradeguard_aws_surge_unresolved_groups")
-	f.set(ss...)
-	if e := eval(t, gl, "node-b"); e.Verdict != GO {
-		t.Errorf("lenient policy: %s", dump(e))
-	}
-	// A node created within the window may have had its first Ready.
-	f.set(replace(healthy(), "1.4", "__name__", "increase:upgradeguard_node_ready_transitions_total", "node", "node-new")...)
-	if e := eval(t, g, "node-b"); e.Verdict != GO {
-		t.Errorf("a new node's first Ready blocks: %s", dump(e))
-	}
-	// Checks turned off are shown as skipped, not hidden.
 	off := testPolicy(t, "capacity: {ips: false, quotas: false}\nnodes: {enabled: false}\ndrain: {enabled: false}\nalerts: {enabled: false}")
-	go2, _ := newGate(t, f, off)
-	e := eval(t, go2, "node-b")
+	g, _ := newGate(t, f, off)
+	e := eval(t, g, "node-b")
 	for _, n := range []string{"capacity/ips", "capacity/quotas", "nodes", "drain", "alerts"} {
 		wantRow(t, e, n, Skip, "disabled in the policy")
 	}
+	wantRow(t, e, "nodes", Skip, "nodes.enabled: false")
+}
+
+func TestRegistryOrder(t *testing.T) {
+	var names []string
+	last := -1
+	for _, d := range checks() {
+		if d.Order <= last {
+			t.Errorf("check %q at order %d after %d", d.Name, d.Order, last)
+		}
+		last = d.Order
+		if d.Enabled != nil && d.Switch == "" {
+			t.Errorf("check %q can be turned off but names no policy field", d.Name)
+		}
+		names = append(names, d.Name)
+	}
+	// The rows of an evaluation follow the registry: the monitoring first,
+	// the custom checks last.
+	if len(names) < 2 || names[0] != "monitoring" || names[len(names)-1] != "custom" {
+		t.Errorf("registered checks %v", names)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second check at order 10 did not panic")
+		}
+	}()
+	registerCheck(checkDef{Name: "twice", Order: 10, Run: (*Gate).checkMonitoring})
 }

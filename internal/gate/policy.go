@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -40,92 +39,6 @@ type Policy struct {
 	Custom     []CustomCheck    `yaml:"custom"`
 
 	matchers []matcher // parsed Matchers
-}
-
-// AlertsPolicy: no firing alert may match Selector, except those named in
-// Ignore (and those of the baseline).
-type AlertsPolicy struct {
-	Enabled *bool `yaml:"enabled"`
-	// Selector is label matchers on ALERTS (default
-	// `severity=~"warning|critical"`).
-	Selector string `yaml:"selector"`
-	// Ignore lists alert names that never block (default Watchdog,
-	// InfoInhibitor; `ignore: []` ignores none).
-	Ignore []string `yaml:"ignore"`
-	// Pending alerts block too.
-	Pending bool `yaml:"pending"`
-
-	selector []matcher
-}
-
-// MonitoringPolicy: the monitoring itself must be alive for any GO.
-type MonitoringPolicy struct {
-	// Collectors whose upgradeguard_collector_success must be present (and
-	// 1); every collector the exporter reports must succeed anyway. Default:
-	// nodes and pdb.
-	Collectors []string `yaml:"collectors"`
-	// AWSMaxAge is the oldest acceptable AWS refresh
-	// (upgradeguard_aws_refresh_last_success_timestamp_seconds) of the AWS
-	// collectors the exporter runs (default 15m; 0 turns the check off).
-	AWSMaxAge *Duration `yaml:"aws_max_age"`
-	// AWSQuotaMaxAge is the same for the quota limits and the utilization
-	// report, which the exporter refreshes hourly by default (default 3h).
-	AWSQuotaMaxAge *Duration `yaml:"aws_quota_max_age"`
-	// Watchdog names an always-firing alert that must be present, proving
-	// that rules are evaluated (default: none).
-	Watchdog string `yaml:"watchdog"`
-}
-
-// NodesPolicy: every node Ready, heartbeats within the lease duration, no
-// readiness flapping.
-type NodesPolicy struct {
-	Enabled *bool `yaml:"enabled"`
-	// TransitionsWindow: no Ready transitions in this window (default 10m;
-	// 0 turns that part off).
-	TransitionsWindow *Duration `yaml:"transitions_window"`
-}
-
-// DrainPolicy applies with a node: it must be drainable now.
-type DrainPolicy struct {
-	Enabled               *bool `yaml:"enabled"`
-	AllowUnmanagedPods    bool  `yaml:"allow_unmanaged_pods"`
-	AllowLocalStoragePods bool  `yaml:"allow_local_storage_pods"`
-	// AllAtOnce requires the node to be drainable in one go (every pod
-	// evictable now). Without it, a node whose blocking PDBs each allow at
-	// least one disruption passes: its drain progresses pod by pod.
-	AllAtOnce bool `yaml:"all_at_once"`
-}
-
-// CapacityPolicy: subnet addresses and AWS quotas cover the replacement.
-type CapacityPolicy struct {
-	// IPs checks the free addresses of the node's zone (every zone without
-	// a node) against the addresses a replacement takes at start.
-	IPs *bool `yaml:"ips"`
-	// IPsNeeded, when > 0, is the need instead of the largest
-	// upgradeguard_aws_asg_surge_ips.
-	IPsNeeded int `yaml:"ips_needed"`
-	// ExtraIPs is a margin added to the need.
-	ExtraIPs int `yaml:"extra_ips"`
-	// Quotas checks usage + surge demand against every AWS quota's limit.
-	Quotas *bool `yaml:"quotas"`
-	// MaxQuotaUtilization is the share of a limit usage + surge may reach
-	// (default 1).
-	MaxQuotaUtilization float64 `yaml:"max_quota_utilization"`
-	// AllowUnresolvedGroups accepts a surge demand that is a lower bound
-	// (groups with unknown instance types); otherwise that is UNKNOWN.
-	AllowUnresolvedGroups bool `yaml:"allow_unresolved_groups"`
-}
-
-// CustomCheck is a PromQL expression with a condition: every sample at most
-// Max and at least Min, or (Empty) the result empty or not. "$node" in the
-// query is replaced by the node's name; without a node such a check is
-// skipped.
-type CustomCheck struct {
-	Name  string   `yaml:"name"`
-	Query string   `yaml:"query"`
-	Max   *float64 `yaml:"max"`
-	Min   *float64 `yaml:"min"`
-	Empty *bool    `yaml:"empty"`
 }
 
 // Duration is a duration in a policy file: Prometheus' form ("1d", "5m")
@@ -204,15 +117,23 @@ func ParsePolicy(b []byte) (Policy, error) {
 }
 
 // sections maps the policy's Go types to their place in the file, for
-// error messages.
-var sections = map[string]reflect.Type{
-	"the top level": reflect.TypeFor[Policy](),
-	"alerts":        reflect.TypeFor[AlertsPolicy](),
-	"monitoring":    reflect.TypeFor[MonitoringPolicy](),
-	"nodes":         reflect.TypeFor[NodesPolicy](),
-	"drain":         reflect.TypeFor[DrainPolicy](),
-	"capacity":      reflect.TypeFor[CapacityPolicy](),
-	"custom[]":      reflect.TypeFor[CustomCheck](),
+// error messages: the top level and every field of Policy that is a
+// section (a struct, or a list of them).
+func sections() map[string]reflect.Type {
+	top := reflect.TypeFor[Policy]()
+	out := map[string]reflect.Type{"the top level": top}
+	for i := range top.NumField() {
+		f := top.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		switch {
+		case tag == "":
+		case f.Type.Kind() == reflect.Struct:
+			out[tag] = f.Type
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			out[tag+"[]"] = f.Type.Elem()
+		}
+	}
+	return out
 }
 
 var (
@@ -230,7 +151,7 @@ func explainYAMLError(err error) error {
 	for _, m := range te.Errors {
 		if s := unknownFieldRE.FindStringSubmatch(m); s != nil {
 			where, fields := "", ""
-			for name, t := range sections {
+			for name, t := range sections() {
 				if t.Name() == s[3] {
 					where, fields = name, strings.Join(yamlFields(t), ", ")
 				}
@@ -283,29 +204,10 @@ func (p *Policy) defaults() error {
 	if p.Job == "" {
 		p.Job = "upgradeguard.*"
 	}
-	if p.Alerts.Selector == "" {
-		p.Alerts.Selector = `severity=~"warning|critical"`
-	}
-	if p.Alerts.Ignore == nil {
-		p.Alerts.Ignore = []string{"Watchdog", "InfoInhibitor"}
-	}
-	if p.Monitoring.Collectors == nil {
-		p.Monitoring.Collectors = []string{"nodes", "pdb"}
-	}
-	if p.Monitoring.AWSMaxAge == nil {
-		d := Duration(15 * time.Minute)
-		p.Monitoring.AWSMaxAge = &d
-	}
-	if p.Monitoring.AWSQuotaMaxAge == nil {
-		d := Duration(3 * time.Hour)
-		p.Monitoring.AWSQuotaMaxAge = &d
-	}
-	if p.Nodes.TransitionsWindow == nil {
-		d := Duration(10 * time.Minute)
-		p.Nodes.TransitionsWindow = &d
-	}
-	if p.Capacity.MaxQuotaUtilization == 0 {
-		p.Capacity.MaxQuotaUtilization = 1
+	for _, d := range checks() {
+		if d.Defaults != nil {
+			d.Defaults(p)
+		}
 	}
 	return p.validate()
 }
@@ -334,53 +236,9 @@ func (p *Policy) validate() error {
 	if _, err := regexp.Compile("^(?:" + p.Job + ")$"); err != nil {
 		bad("job", "bad regular expression %q: %v", p.Job, err)
 	}
-	if p.Alerts.selector, err = parseMatchers(p.Alerts.Selector); err != nil {
-		bad("alerts.selector", "%v", err)
-	}
-	for i, name := range p.Alerts.Ignore {
-		if !model.LabelValue(name).IsValid() || name == "" {
-			bad(fmt.Sprintf("alerts.ignore[%d]", i), "empty or invalid alert name %q", name)
-		}
-	}
-	for i, c := range p.Monitoring.Collectors {
-		if c == "" {
-			bad(fmt.Sprintf("monitoring.collectors[%d]", i), "empty collector name")
-		}
-	}
-	if p.Capacity.IPsNeeded < 0 {
-		bad("capacity.ips_needed", "%d; want 0 (from the exporter) or more", p.Capacity.IPsNeeded)
-	}
-	if p.Capacity.ExtraIPs < 0 {
-		bad("capacity.extra_ips", "%d; want 0 or more", p.Capacity.ExtraIPs)
-	}
-	if u := p.Capacity.MaxQuotaUtilization; u <= 0 || u > 1 || math.IsNaN(u) {
-		bad("capacity.max_quota_utilization", "%v; want a share in (0, 1]", u)
-	}
-	names := map[string]bool{}
-	for i, c := range p.Custom {
-		field := fmt.Sprintf("custom[%d]", i)
-		if c.Name == "" {
-			bad(field+".name", "missing")
-		} else if names[c.Name] {
-			bad(field+".name", "%q used twice", c.Name)
-		}
-		names[c.Name] = true
-		if strings.TrimSpace(c.Query) == "" {
-			bad(field+".query", "missing")
-		}
-		if c.Max == nil && c.Min == nil && c.Empty == nil {
-			bad(field, "%q needs max, min or empty", c.Name)
-		}
-		if c.Empty != nil && *c.Empty && (c.Max != nil || c.Min != nil) {
-			bad(field, "%q: empty: true cannot be combined with max or min", c.Name)
-		}
-		for k, v := range map[string]*float64{"max": c.Max, "min": c.Min} {
-			if v != nil && math.IsNaN(*v) {
-				bad(field+"."+k, "NaN is not a threshold")
-			}
-		}
-		if c.Max != nil && c.Min != nil && *c.Min > *c.Max {
-			bad(field, "%q: min %v above max %v", c.Name, *c.Min, *c.Max)
+	for _, d := range checks() {
+		if d.Validate != nil {
+			d.Validate(p, bad)
 		}
 	}
 	return errors.Join(errs...)
