@@ -22,7 +22,6 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
-	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
@@ -32,6 +31,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors/pdb"
 	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/webserver"
 )
 
 // DefaultListenAddress is the exporter's default port.
@@ -39,7 +39,10 @@ const DefaultListenAddress = ":9741"
 
 // Config holds the exporter's flags.
 type Config struct {
-	Web         *web.FlagConfig
+	// Web is where /metrics is served and how it is protected
+	// (--web.listen-address, --web.config.file), and the unauthenticated
+	// health listener (--web.health-address).
+	Web         *webserver.Config
 	Kubeconfig  string
 	Cluster     string
 	SyncTimeout time.Duration
@@ -74,7 +77,7 @@ var collectorDefaults = map[string]bool{
 // AddFlags registers the exporter's flags on cmd.
 func AddFlags(cmd *kingpin.CmdClause) *Config {
 	c := &Config{enabled: map[string]*bool{}}
-	c.Web = webflag.AddFlags(cmd, DefaultListenAddress)
+	c.Web = webserver.AddFlags(cmd, DefaultListenAddress)
 	cmd.Flag("kubeconfig", "Path to a kubeconfig file; in a pod the in-cluster configuration is used when this is empty.").
 		Envar("KUBECONFIG").StringVar(&c.Kubeconfig)
 	cmd.Flag("cluster", "Cluster name to attach as a 'cluster' label to every upgradeguard metric; empty attaches none (Prometheus usually adds it as an external label).").
@@ -139,10 +142,8 @@ func (e UsageError) Unwrap() error { return e.Err }
 // Run serves the exporter until ctx ends. It fails when the informers do
 // not sync within the sync timeout.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	if path := *cfg.Web.WebConfigFile; path != "" {
-		if err := web.Validate(path); err != nil {
-			return UsageError{fmt.Errorf("--web.config.file %s: %w", path, err)}
-		}
+	if err := cfg.Web.Validate(); err != nil {
+		return UsageError{err}
 	}
 	restCfg, err := kube.RESTConfig(cfg.Kubeconfig)
 	if err != nil {
@@ -175,9 +176,10 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("registering collectors: %w", err)
 	}
 
-	srv := &http.Server{Handler: Handler(reg, informers.Synced, logger), ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- web.ListenAndServe(srv, cfg.Web, logger) }()
+	srv, err := webserver.Start(cfg.Web, Handler(reg, informers.Synced, logger), syncedErr(informers.Synced), logger)
+	if err != nil {
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -206,10 +208,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	case <-ctx.Done():
 		logger.Info("shutting down")
 		return nil
-	case err := <-serveErr:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
+	case err := <-srv.Err():
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
 }
@@ -287,8 +286,20 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 	return collectors.NewSet(enabled, logger), refreshers, nil
 }
 
+// syncedErr turns the informers' sync state into /readyz's answer.
+func syncedErr(synced func() bool) func() error {
+	return func() error {
+		if !synced() {
+			return errors.New("informers not synced yet")
+		}
+		return nil
+	}
+}
+
 // Handler serves /metrics, /healthz (the process is alive), /readyz (the
-// informers have synced) and a landing page.
+// informers have synced) and a landing page. With a web config, all of them
+// need its credentials; the health listener (--web.health-address) serves
+// /healthz and /readyz without.
 func Handler(reg *prometheus.Registry, ready func() bool, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -297,16 +308,7 @@ func Handler(reg *prometheus.Registry, ready func() bool, logger *slog.Logger) h
 		Registry:          reg,
 		EnableOpenMetrics: true,
 	}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "informers not synced yet", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = fmt.Fprintln(w, "ok")
-	})
+	webserver.HandleHealth(mux, syncedErr(ready))
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "upgradeguard exporter",
 		Description: "Node readiness, PDB drain headroom and AWS limits for safe Kubernetes upgrades",

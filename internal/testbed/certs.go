@@ -17,6 +17,93 @@ import (
 	"time"
 )
 
+// CA is a certificate authority made for one test run: it signs serving
+// certificates (the kube-apiserver's, an exporter's behind TLS). Its key
+// never leaves memory.
+type CA struct {
+	// CertPEM is the CA certificate, PEM-encoded: what a client trusts.
+	CertPEM []byte
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+}
+
+// certLifetime covers any test run; certificates start an hour in the past to
+// tolerate small clock differences.
+const certLifetime = 10 * 365 * 24 * time.Hour
+
+// NewCA creates a self-signed ECDSA P-256 CA named commonName.
+func NewCA(commonName string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().Add(-time.Hour)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now,
+		NotAfter:              now.Add(certLifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate %s: %w", commonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert: cert, key: key}, nil
+}
+
+// KeyPEM is the CA's private key, PEM-encoded (kube-controller-manager's
+// cluster signer needs it as a file).
+func (ca *CA) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+// Issue signs a serving certificate (extended key usage serverAuth) for
+// hosts, each a DNS name or an IP address, and returns it and its new
+// ECDSA key, both PEM-encoded.
+func (ca *CA) Issue(commonName string, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now().Add(-time.Hour)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName},
+		NotBefore:    now,
+		NotAfter:     now.Add(certLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate %s: %w", commonName, err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
+
 // pki holds the paths of the generated key material (all PEM, in <Dir>/pki).
 type pki struct {
 	CACert, CAKey           string // cluster CA: signs the apiserver cert; kube-controller-manager's cluster signer
@@ -36,48 +123,17 @@ func genPKI(dir string, serviceIP net.IP) (*pki, error) {
 		ServingCert: filepath.Join(dir, "apiserver.crt"), ServingKey: filepath.Join(dir, "apiserver.key"),
 		SAKey: filepath.Join(dir, "sa.key"), SAPub: filepath.Join(dir, "sa.pub"),
 	}
-	now := time.Now().Add(-time.Hour) // tolerate small clock differences
-	notAfter := now.Add(10 * 365 * 24 * time.Hour)
-
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewCA("upgradeguard-testbed-ca")
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "upgradeguard-testbed-ca"},
-		NotBefore:             now,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
+	p.caPEM = ca.CertPEM
+	caKeyPEM, err := ca.KeyPEM()
 	if err != nil {
 		return nil, err
 	}
-	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP},
-		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-			"kubernetes.default.svc.cluster.local"},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, srvKey.Public(), caKey)
+	srvPEM, srvKeyPEM, err := ca.Issue("kube-apiserver", "127.0.0.1", net.IPv6loopback.String(), serviceIP.String(),
+		"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
 	if err != nil {
 		return nil, fmt.Errorf("apiserver certificate: %w", err)
 	}
@@ -90,28 +146,19 @@ func genPKI(dir string, serviceIP net.IP) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
-	if err != nil {
-		return nil, err
-	}
-	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		return nil, err
-	}
 	files := []struct {
-		path  string
-		block *pem.Block
+		path string
+		data []byte
 	}{
-		{p.CACert, &pem.Block{Type: "CERTIFICATE", Bytes: caDER}},
-		{p.CAKey, &pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}},
-		{p.ServingCert, &pem.Block{Type: "CERTIFICATE", Bytes: srvDER}},
-		{p.ServingKey, &pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}},
-		{p.SAKey, &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}},
-		{p.SAPub, &pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}},
+		{p.CACert, ca.CertPEM},
+		{p.CAKey, caKeyPEM},
+		{p.ServingCert, srvPEM},
+		{p.ServingKey, srvKeyPEM},
+		{p.SAKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)})},
+		{p.SAPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER})},
 	}
 	for _, f := range files {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(f.block), 0o600); err != nil {
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
 			return nil, err
 		}
 	}
