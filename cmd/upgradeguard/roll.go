@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -18,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/internal/gate"
@@ -45,6 +41,7 @@ type rollFlags struct {
 	dryRun         bool
 	reset          bool
 	metricsAddress string
+	metricsWeb     metricsWebFlags
 	provider       string
 	awsRegion      string
 	awsRoleARN     string
@@ -70,6 +67,7 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("dry-run", "Print the plan and what each drain would do; change nothing.").BoolVar(&f.dryRun)
 	cmd.Flag("reset", "Forget a roll in progress on the selected nodes (remove its annotations, uncordon the nodes it cordoned and did not terminate) and exit.").BoolVar(&f.reset)
 	cmd.Flag("metrics-address", "Serve the roll's progress metrics on this address (/metrics).").StringVar(&f.metricsAddress)
+	f.metricsWeb.add(cmd)
 	cmd.Flag("provider", "How nodes are replaced: aws (EC2 Auto Scaling groups).").Default("aws").EnumVar(&f.provider, "aws")
 	cmd.Flag("aws.region", "AWS region of the node groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
 	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
@@ -101,28 +99,6 @@ func (f *rollFlags) awsProvider(ctx context.Context) (*roll.AWS, error) {
 	return &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), ClusterName: f.awsCluster}, nil
 }
 
-// serveMetrics serves reg on addr until ctx ends.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, &rollUsage{fmt.Sprintf("--metrics-address %s: %v", addr, err)}
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server", "err", err)
-		}
-	}()
-	logger.Info("serving roll metrics", "address", ln.Addr().String())
-	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}, nil
-}
-
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
@@ -152,6 +128,10 @@ func init() {
 			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 {
 				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout and --node-timeout more than 0"}
 			}
+			metricsWeb, err := rf.metricsWeb.config(rf.metricsAddress)
+			if err != nil {
+				return err
+			}
 			// What the roll is told to evict anyway, the gate's drain check
 			// accepts: otherwise the roll would wait for ever on a node
 			// with emptyDir or unmanaged pods.
@@ -178,7 +158,7 @@ func init() {
 			}
 			reg := prometheus.NewRegistry()
 			if rf.metricsAddress != "" {
-				stop, err := serveMetrics(ctx, rf.metricsAddress, reg, logger)
+				stop, err := serveMetrics(ctx, metricsWeb, reg, logger)
 				if err != nil {
 					return err
 				}

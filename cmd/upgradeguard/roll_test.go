@@ -23,6 +23,11 @@ func TestRollUsage(t *testing.T) {
 		{"unknown order", []string{"roll", q, "--nodegroup", "blue", "--order", "random"}},
 		{"unknown provider", []string{"roll", q, "--nodegroup", "blue", "--provider", "gcp"}},
 		{"policy file missing", []string{"roll", q, "--nodegroup", "blue", "--policy", "/nonexistent/policy.yaml"}},
+		{"web config without a metrics address", []string{"roll", q, "--nodegroup", "blue", "--web.config.file", "/nonexistent/web.yml"}},
+		{"health address without a metrics address", []string{"roll", q, "--nodegroup", "blue", "--web.health-address", "127.0.0.1:0"}},
+		{"metrics web config missing", []string{"roll", q, "--nodegroup", "blue", "--metrics-address", "127.0.0.1:0", "--web.config.file", "/nonexistent/web.yml"}},
+		{"metrics web config unknown field", []string{"roll", q, "--nodegroup", "blue", "--metrics-address", "127.0.0.1:0", "--web.config.file", writeFile(t, "web.yml", "basic_auth_userz: {}\n")}},
+		{"metrics health address without a port", []string{"roll", q, "--nodegroup", "blue", "--metrics-address", "127.0.0.1:0", "--web.health-address", "health"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := run(tc.args); got != 2 {
