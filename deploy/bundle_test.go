@@ -272,40 +272,12 @@ func TestDeploymentHardenedAndSized(t *testing.T) {
 				}
 			}
 
-			// Probes: the exporter's own endpoints, on the port it listens on.
+			// Probes: the exporter's own endpoints, on its health port.
 			args, err := parseArgs(c.Args)
 			if err != nil {
 				t.Fatalf("container args %q: %v", c.Args, err)
 			}
-			port := listenPort(t, *args.cfg.Web.WebListenAddresses)
-			var named string
-			for _, p := range c.Ports {
-				if p.ContainerPort == port {
-					named = p.Name
-				}
-			}
-			if named == "" {
-				t.Fatalf("no container port %d (the --web.listen-address) in %+v", port, c.Ports)
-			}
-			for _, pr := range []struct {
-				what  string
-				probe *corev1.Probe
-				path  string
-			}{{"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
-				if pr.probe == nil || pr.probe.HTTPGet == nil {
-					t.Errorf("%s probe: want an HTTP GET of %s", pr.what, pr.path)
-					continue
-				}
-				g := pr.probe.HTTPGet
-				if g.Path != pr.path || (g.Port.StrVal != named && g.Port.IntVal != port) {
-					t.Errorf("%s probe GETs %s on %s, want %s on %d (%s)", pr.what, g.Path, g.Port.String(), pr.path, port, named)
-				}
-			}
-			// Liveness must not kill a pod whose informers are still
-			// listing a large cluster: only readiness waits for the sync.
-			if c.LivenessProbe.HTTPGet.Path == "/readyz" {
-				t.Error("liveness on /readyz restarts the exporter during a long initial sync")
-			}
+			checkProbes(t, c, args)
 		})
 	}
 }
