@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -23,8 +24,8 @@ type promStack struct {
 	ports     []int    // web port of each replica
 	ruleFiles []string // copies in dir/rules
 
-	mu   sync.Mutex // serialises SetScrapeTargets
-	jobs map[string]bool
+	mu   sync.Mutex // serialises SetScrapeTargets and SetScrapeJob
+	jobs map[string]ScrapeConfig
 }
 
 // startPrometheus runs two Prometheus replicas, a Thanos sidecar for each and
@@ -36,7 +37,7 @@ func (tb *Testbed) startPrometheus(ctx context.Context, ps *portSet, ports []int
 		dir:      filepath.Join(tb.Dir, "prometheus"),
 		replicas: []string{"r0", "r1"},
 		ports:    ports[0:2],
-		jobs:     map[string]bool{},
+		jobs:     map[string]ScrapeConfig{},
 	}
 	sideGRPC, sideHTTP := ports[2:4], ports[4:6]
 	queryHTTP, queryGRPC := ports[6], ports[7]
@@ -217,10 +218,10 @@ func (st *promStack) writeConfig(i int, interval time.Duration) error {
 	}
 	sort.Strings(jobs)
 	for _, j := range jobs {
-		scrapes = append(scrapes, map[string]any{
-			"job_name":        j,
-			"file_sd_configs": []any{map[string]any{"files": []string{st.targetsPath(j)}, "refresh_interval": "5s"}},
-		})
+		sc := st.jobs[j].render()
+		sc["job_name"] = j
+		sc["file_sd_configs"] = []any{map[string]any{"files": []string{st.targetsPath(j)}, "refresh_interval": "5s"}}
+		scrapes = append(scrapes, sc)
 	}
 	cfg := map[string]any{
 		"global": map[string]any{
@@ -243,10 +244,22 @@ var jobName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
 
 // SetScrapeTargets makes both Prometheus replicas scrape targets
 // ("host:port", path /metrics) as job. The targets go to a file_sd file
-// written atomically; a new job is added to the configuration and both
-// replicas reload it. Scraping starts within seconds. An empty targets list
-// stops scraping the job's targets.
+// written atomically; a new job is added to the configuration (plain HTTP,
+// or what SetScrapeJob last set for it) and both replicas reload it.
+// Scraping starts within seconds. An empty targets list stops scraping the
+// job's targets.
 func (tb *Testbed) SetScrapeTargets(job string, targets []string) error {
+	return tb.setScrape(job, targets, nil)
+}
+
+// SetScrapeJob is SetScrapeTargets with how the targets are scraped:
+// scheme, TLS, authentication, relabelling (see ScrapeConfig). A changed
+// configuration makes both replicas reload.
+func (tb *Testbed) SetScrapeJob(job string, targets []string, cfg ScrapeConfig) error {
+	return tb.setScrape(job, targets, &cfg)
+}
+
+func (tb *Testbed) setScrape(job string, targets []string, cfg *ScrapeConfig) error {
 	st := tb.prom
 	if st == nil {
 		return errors.New("SetScrapeTargets: the testbed runs no Prometheus (Options.Prometheus)")
@@ -267,10 +280,14 @@ func (tb *Testbed) SetScrapeTargets(job string, targets []string) error {
 	if err := writeFileAtomic(st.targetsPath(job), b); err != nil {
 		return err
 	}
-	if st.jobs[job] {
+	old, known := st.jobs[job]
+	if known && (cfg == nil || reflect.DeepEqual(old, *cfg)) {
 		return nil // file_sd notices the new file
 	}
-	st.jobs[job] = true
+	if cfg == nil {
+		cfg = &ScrapeConfig{}
+	}
+	st.jobs[job] = *cfg
 	for i := range st.replicas {
 		if err := st.writeConfig(i, tb.o.ScrapeInterval); err != nil {
 			return err
