@@ -54,8 +54,8 @@ func TestScrapeConfigRender(t *testing.T) {
 	}
 	want := map[string]any{
 		"job_name": "secure", "scheme": "https", "metrics_path": "/metrics", "honor_labels": true,
-		"tls_config": map[string]any{"ca_file": filepath.Join(dir, "ca.crt"), "server_name": "upgradeguard-exporter.upgradeguard.svc"},
-		"basic_auth": map[string]any{"username": "prometheus", "password_file": filepath.Join(dir, "password")},
+		"tls_config":      map[string]any{"ca_file": filepath.Join(dir, "ca.crt"), "server_name": "upgradeguard-exporter.upgradeguard.svc"},
+		"basic_auth":      map[string]any{"username": "prometheus", "password_file": filepath.Join(dir, "password")},
 		"relabel_configs": []any{map[string]any{"target_label": "job", "replacement": "upgradeguard"}},
 	}
 	if !reflect.DeepEqual(got["secure"], want) {
