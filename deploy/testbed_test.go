@@ -421,13 +421,18 @@ func (r *exporterRun) start(t *testing.T, name string, containerArgs, env []stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	healthAddr, err := testbed.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	argv := []string{r.bin}
 	for _, a := range containerArgs {
-		if !strings.HasPrefix(a, "--web.listen-address") {
+		if !strings.HasPrefix(a, "--web.listen-address") && !strings.HasPrefix(a, "--web.health-address") {
 			argv = append(argv, a)
 		}
 	}
-	argv = append(argv, "--web.listen-address="+addr, "--kubeconfig="+r.kubeconfig, "--aws.endpoint-url="+r.awsURL)
+	argv = append(argv, "--web.listen-address="+addr, "--web.health-address="+healthAddr,
+		"--kubeconfig="+r.kubeconfig, "--aws.endpoint-url="+r.awsURL)
 	p, err := r.tb.StartProcess(name, argv, append([]string{
 		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true",
