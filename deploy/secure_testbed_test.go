@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -29,6 +30,9 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
+// hashPlaceholder is what deploy/README.md replaces with the bcrypt hash.
+const hashPlaceholder = "REPLACE-WITH-THE-BCRYPT-HASH"
+
 // secrets are Secret contents by name and key.
 type secrets map[string]map[string][]byte
 
@@ -52,16 +56,17 @@ func makeSecureSecrets(t *testing.T, serverName string) secrets {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wc map[string]any
+	var wc struct {
+		Users map[string]string `json:"basic_auth_users"`
+	}
 	if err := yaml.Unmarshal(example, &wc); err != nil {
 		t.Fatal(err)
 	}
-	users, _ := wc["basic_auth_users"].(map[string]any)
-	if len(users) != 1 {
-		t.Fatalf("web-config.yml.example has users %v, want one", users)
+	if len(wc.Users) != 1 {
+		t.Fatalf("web-config.yml.example has users %v, want one", wc.Users)
 	}
 	var user string
-	for u := range users {
+	for u := range wc.Users {
 		user = u
 	}
 	password := "pw-" + fmt.Sprint(time.Now().UnixNano())
@@ -69,11 +74,11 @@ func makeSecureSecrets(t *testing.T, serverName string) secrets {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users[user] = string(hash)
-	webConfig, err := yaml.Marshal(wc)
-	if err != nil {
-		t.Fatal(err)
+	// As deploy/README.md's sed does.
+	if !bytes.Contains(example, []byte(hashPlaceholder)) {
+		t.Fatalf("web-config.yml.example has no %s for the README's sed to replace", hashPlaceholder)
 	}
+	webConfig := bytes.ReplaceAll(example, []byte(hashPlaceholder), hash)
 	return secrets{
 		tlsSecret: {"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": ca.CertPEM},
 		webSecret: {"web-config.yml": webConfig, "username": []byte(user), "password": []byte(password)},
