@@ -192,6 +192,9 @@ func TestSecureComponent(t *testing.T) {
 			if err := yaml.Unmarshal(ex, &wc); err != nil {
 				t.Fatal(err)
 			}
+			if !strings.Contains(string(ex), hashPlaceholder) {
+				t.Errorf("web-config.yml.example has no %s for deploy/README.md's sed to replace", hashPlaceholder)
+			}
 			if wc.TLS.CertFile != "tls.crt" || wc.TLS.KeyFile != "tls.key" || len(wc.Users) != 1 {
 				t.Errorf("web-config.yml.example: cert_file %q, key_file %q, users %v; want tls.crt, tls.key and one user", wc.TLS.CertFile, wc.TLS.KeyFile, wc.Users)
 			}
