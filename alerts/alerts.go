@@ -84,6 +84,16 @@ type Alert struct {
 	RunbookURL           string
 }
 
+// Labels returns the labels of the alert's rule: its severity, and
+// UpgradeInProgressLabel when UpgradeInProgressAlerts names it.
+func (a Alert) Labels() map[string]string {
+	l := map[string]string{"severity": a.Severity}
+	if slices.Contains(UpgradeInProgressAlerts, a.Name) {
+		l[UpgradeInProgressLabel] = "true"
+	}
+	return l
+}
+
 // Record is one recording rule as generated.
 type Record struct {
 	Name, Group, Expr string
@@ -212,7 +222,7 @@ func ruleGroups(o Options) ([]monitoringv1.RuleGroup, error) {
 			rule := monitoringv1.Rule{
 				Alert:  a.Name,
 				Expr:   intstr.FromString(a.Expr),
-				Labels: map[string]string{"severity": a.Severity},
+				Labels: a.Labels(),
 				Annotations: map[string]string{
 					"summary":     a.Summary,
 					"description": a.Description,

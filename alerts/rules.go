@@ -13,6 +13,7 @@ const (
 	GroupDrain     = "upgradeguard-drain"
 	GroupNodes     = "upgradeguard-nodes"
 	GroupExporter  = "upgradeguard-exporter"
+	GroupWatchdog  = "upgradeguard-watchdog"
 )
 
 // Recording rules the dashboards and the gate read.
@@ -44,7 +45,7 @@ const (
 	// aws-node target.
 	RecordCNIIPUtilization = "upgradeguard:awscni_ip_utilization:ratio"
 	// RecordNodeDrainBlockedPods is the pods a drain of the node would be
-	// refused, all PDBs together.
+	// refused, all PDBs and reasons together.
 	RecordNodeDrainBlockedPods = "upgradeguard:node_drain_blocked_pods:sum"
 	// RecordPDBsBlocking counts the PDBs that allow no disruption while
 	// they have pods; 0 when the pdb collector runs and none does.
@@ -194,7 +195,7 @@ func definitions(o Options) []group {
 		{
 			name: GroupDrain,
 			records: []Record{
-				{Name: RecordNodeDrainBlockedPods, Expr: "sum without (namespace, pdb) (" + o.exp("upgradeguard_node_drain_blocked_pods") + ")"},
+				{Name: RecordNodeDrainBlockedPods, Expr: "sum without (namespace, pdb, reason) (" + o.exp("upgradeguard_node_drain_blocked_pods") + ")"},
 				{Name: RecordPDBsBlocking, Expr: "count " + o.by() + " (" + o.exp("upgradeguard_pdb_disruptions_allowed") + " == 0 and " + o.exp("upgradeguard_pdb_expected_pods") + " > 0)" +
 					" or max " + o.by() + " (0 * " + o.exp("upgradeguard_collector_success", `collector="pdb"`) + ")"},
 			},
@@ -267,6 +268,19 @@ func definitions(o Options) []group {
 					Expr:        RecordKubeletVersions + " > 1",
 					Summary:     "Nodes have run different kubelet versions for a long time; an upgrade is unfinished.",
 					Description: "The nodes{{ with $labels." + o.ClusterLabel + " }} of cluster {{ . }}{{ end }} have run {{ $value }} different kubelet versions for " + forPlaceholder + ".",
+				},
+			},
+		},
+		{
+			// Proves rule evaluation alive end to end; the gate requires it.
+			name: GroupWatchdog,
+			alerts: []Alert{
+				{
+					Name: WatchdogAlert, Severity: WatchdogSeverity,
+					Expr:    "vector(1)",
+					Summary: "The upgradeguard rules are being evaluated; this alert always fires.",
+					Description: "upgradeguard's rules are evaluated{{ with $labels." + o.ClusterLabel + " }} for cluster {{ . }}{{ end }}: this alert (value {{ $value }}) always fires while they are." +
+						" The upgrade gate requires it before an empty answer about alerts may count as none firing.",
 				},
 			},
 		},

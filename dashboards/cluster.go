@@ -64,9 +64,9 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 		WithPanel(timeSeries("PDBs at 0 disruptions over time", "PodDisruptionBudgets allowing no eviction, and those whose spec can never allow one.", unitCount, 12,
 			q(pdbsAtZero+" or vector(0)", "at 0 disruptions"),
 			q("sum("+o.exporter("upgradeguard_pdb_unsatisfiable")+")", "unsatisfiable"))).
-		WithPanel(instantTable("Drains blocked by PDB", "Pods per node that the Eviction API would refuse now, and the PodDisruptionBudget refusing them.", unitCount, 12, 8,
-			[]string{"node", "namespace", "pdb"},
-			map[string]string{"Value #A": "Blocked pods", "node": "Node", "namespace": "Namespace", "pdb": "PDB"},
+		WithPanel(instantTable("Drains blocked by PDB", "Pods per node that the Eviction API would refuse now, the PodDisruptionBudget refusing them and why (budget_exhausted, multiple_pdbs, status_stale).", unitCount, 12, 8,
+			[]string{"node", "namespace", "pdb", "reason"},
+			map[string]string{"Value #A": "Blocked pods", "node": "Node", "namespace": "Namespace", "pdb": "PDB", "reason": "Reason"},
 			o.exporter("upgradeguard_node_drain_blocked_pods"))).
 		WithPanel(instantTable("PDBs at 0 disruptions now", "PodDisruptionBudgets allowing no eviction now, with their pod counts.", unitCount, 12, 8,
 			[]string{"namespace", "pdb"},

@@ -9,7 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 func Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		readyDesc, heartbeatAgeDesc, leaseDurationDesc, transitionsDesc,
-		unschedulableDesc, createdDesc, infoDesc,
+		unschedulableDesc, createdDesc, taintDesc, deletionDesc, infoDesc,
 	} {
 		ch <- d
 	}

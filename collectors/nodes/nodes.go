@@ -32,7 +32,7 @@ var (
 		"Whether the node's Ready condition is True (1) or False or Unknown (0).",
 		[]string{"node"}, nil)
 	heartbeatAgeDesc = prometheus.NewDesc("upgradeguard_node_heartbeat_age_seconds",
-		"Seconds since the kubelet last renewed the node's Lease in kube-node-lease.",
+		"Seconds since the exporter saw the kubelet renew the node's Lease in kube-node-lease, on the exporter's own clock; never negative.",
 		[]string{"node"}, nil)
 	leaseDurationDesc = prometheus.NewDesc("upgradeguard_node_lease_duration_seconds",
 		"Lease duration the kubelet declares on the node's Lease; a heartbeat older than this is overdue.",
@@ -45,6 +45,12 @@ var (
 		[]string{"node"}, nil)
 	createdDesc = prometheus.NewDesc("upgradeguard_node_created_timestamp_seconds",
 		"Unix time when the node object was created.",
+		[]string{"node"}, nil)
+	taintDesc = prometheus.NewDesc("upgradeguard_node_spec_taint",
+		"A taint of the node (spec.taints), one series of value 1 per taint, as kube-state-metrics' kube_node_spec_taint.",
+		[]string{"node", "key", "value", "effect"}, nil)
+	deletionDesc = prometheus.NewDesc("upgradeguard_node_deletion_timestamp_seconds",
+		"Unix time of the node object's deletionTimestamp: the node is being deleted. Only for such nodes.",
 		[]string{"node"}, nil)
 	infoDesc = prometheus.NewDesc("upgradeguard_node_info",
 		"Information about the node: kubelet version, instance type, zone, node group and EC2 instance ID.",
@@ -77,21 +83,29 @@ type Collector struct {
 
 	mu          sync.Mutex
 	transitions map[string]float64
+
+	heartbeats *heartbeats
 }
 
 // New returns a collector over the shared node and Lease informers. It
-// registers an event handler on the node informer to count Ready transitions,
-// so it must be called before the informers start to see every update.
+// registers event handlers on the node informer to count Ready transitions
+// and on the Lease informer to time renewals (heartbeat.go), so it must be
+// called before the informers start to see every update.
 func New(nodes, leases *kube.Informer, opts Options) (*Collector, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Collector{nodes: nodes, leases: leases, opts: opts, transitions: map[string]float64{}}
-	_, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	c := &Collector{nodes: nodes, leases: leases, opts: opts, transitions: map[string]float64{}, heartbeats: newHeartbeats()}
+	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: c.onUpdate,
 		DeleteFunc: c.onDelete,
-	})
-	return c, err
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := leases.AddEventHandler(c.heartbeats.handler(opts.Now)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func readyStatus(n *corev1.Node) corev1.ConditionStatus {
@@ -146,6 +160,12 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 		ch <- prometheus.MustNewConstMetric(unschedulableDesc, prometheus.GaugeValue, collectors.BoolFloat(n.Spec.Unschedulable), name)
 		ch <- prometheus.MustNewConstMetric(createdDesc, prometheus.GaugeValue,
 			float64(n.CreationTimestamp.Unix()), name)
+		if n.DeletionTimestamp != nil {
+			ch <- prometheus.MustNewConstMetric(deletionDesc, prometheus.GaugeValue, float64(n.DeletionTimestamp.Unix()), name)
+		}
+		for _, t := range n.Spec.Taints {
+			ch <- prometheus.MustNewConstMetric(taintDesc, prometheus.GaugeValue, 1, name, t.Key, t.Value, string(t.Effect))
+		}
 		ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1, name,
 			n.Status.NodeInfo.KubeletVersion,
 			firstLabel(n, LabelInstanceType, LabelInstanceTypeLegacy),
@@ -168,8 +188,13 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 		if !ok {
 			continue
 		}
-		if lease.Spec.RenewTime != nil {
-			age := now.Sub(lease.Spec.RenewTime.Time).Seconds()
+		// The event handler has normally observed this renewTime already;
+		// observing it again covers a scrape between the cache's update
+		// and the handler's call.
+		if lname, renew, ok := renewTime(lease); ok {
+			c.heartbeats.observe(lname, renew, now)
+		}
+		if age, ok := c.heartbeats.age(name, now); ok {
 			ch <- prometheus.MustNewConstMetric(heartbeatAgeDesc, prometheus.GaugeValue, age, name)
 		}
 		if lease.Spec.LeaseDurationSeconds != nil {

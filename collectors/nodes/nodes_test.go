@@ -68,7 +68,9 @@ type fixture struct {
 func start(t *testing.T, opts Options, objs ...runtime.Object) *fixture {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	opts.Now = func() time.Time { return now }
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return now }
+	}
 	inf := kube.NewInformers(client, kube.Options{NodeLabels: opts.NodeLabels()}, slog.New(slog.DiscardHandler))
 	c, err := New(inf.Nodes(), inf.NodeLeases(), opts)
 	if err != nil {
@@ -138,22 +140,27 @@ upgradeguard_node_ready{node="d"} 0
 			names: []string{"upgradeguard_node_ready"},
 		},
 		{
-			name: "fresh lease, stale lease, no lease, lease never renewed",
+			// At first sight (the exporter's start) renewTime counts at face
+			// value, no later than now.
+			name: "fresh lease, stale lease, lease from the future, no lease, lease never renewed",
 			objs: []runtime.Object{
 				node("fresh", corev1.ConditionTrue), lease("fresh", 5*time.Second, 40),
 				node("stale", corev1.ConditionTrue), lease("stale", 95*time.Second, 40),
+				node("ahead", corev1.ConditionTrue), lease("ahead", -time.Minute, 40),
 				node("nolease", corev1.ConditionTrue),
 				node("never", corev1.ConditionTrue),
 				&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "never", Namespace: kube.NodeLeaseNamespace}},
 				lease("orphan-lease", time.Second, 40),
 			},
 			want: `
-# HELP upgradeguard_node_heartbeat_age_seconds Seconds since the kubelet last renewed the node's Lease in kube-node-lease.
+# HELP upgradeguard_node_heartbeat_age_seconds Seconds since the exporter saw the kubelet renew the node's Lease in kube-node-lease, on the exporter's own clock; never negative.
 # TYPE upgradeguard_node_heartbeat_age_seconds gauge
+upgradeguard_node_heartbeat_age_seconds{node="ahead"} 0
 upgradeguard_node_heartbeat_age_seconds{node="fresh"} 5
 upgradeguard_node_heartbeat_age_seconds{node="stale"} 95
 # HELP upgradeguard_node_lease_duration_seconds Lease duration the kubelet declares on the node's Lease; a heartbeat older than this is overdue.
 # TYPE upgradeguard_node_lease_duration_seconds gauge
+upgradeguard_node_lease_duration_seconds{node="ahead"} 40
 upgradeguard_node_lease_duration_seconds{node="fresh"} 40
 upgradeguard_node_lease_duration_seconds{node="stale"} 40
 `,
@@ -193,6 +200,39 @@ upgradeguard_node_created_timestamp_seconds{node="eks"} 1.795518e+09
 upgradeguard_node_created_timestamp_seconds{node="kops"} 1.795518e+09
 `,
 			names: []string{"upgradeguard_node_info", "upgradeguard_node_unschedulable", "upgradeguard_node_created_timestamp_seconds"},
+		},
+		{
+			// Issue 12 item 5: nodes on their way out are told apart by
+			// their taints (cluster-autoscaler's, Karpenter's) and their
+			// deletionTimestamp.
+			name: "taints and deletion",
+			objs: []runtime.Object{
+				node("autoscaled", corev1.ConditionFalse, func(n *corev1.Node) {
+					n.Spec.Taints = []corev1.Taint{
+						{Key: "ToBeDeletedByClusterAutoscaler", Value: "1795518000", Effect: corev1.TaintEffectNoSchedule},
+						{Key: "node.kubernetes.io/unreachable", Effect: corev1.TaintEffectNoExecute, TimeAdded: &metav1.Time{Time: now}},
+					}
+				}),
+				node("karpenter", corev1.ConditionTrue, func(n *corev1.Node) {
+					n.Spec.Taints = []corev1.Taint{{Key: "karpenter.sh/disrupted", Effect: corev1.TaintEffectNoSchedule}}
+				}),
+				node("deleting", corev1.ConditionTrue, func(n *corev1.Node) {
+					n.DeletionTimestamp = &metav1.Time{Time: now.Add(-time.Minute)}
+					n.Finalizers = []string{"karpenter.sh/termination"}
+				}),
+				node("plain", corev1.ConditionTrue),
+			},
+			want: `
+# HELP upgradeguard_node_spec_taint A taint of the node (spec.taints), one series of value 1 per taint, as kube-state-metrics' kube_node_spec_taint.
+# TYPE upgradeguard_node_spec_taint gauge
+upgradeguard_node_spec_taint{effect="NoExecute",key="node.kubernetes.io/unreachable",node="autoscaled",value=""} 1
+upgradeguard_node_spec_taint{effect="NoSchedule",key="ToBeDeletedByClusterAutoscaler",node="autoscaled",value="1795518000"} 1
+upgradeguard_node_spec_taint{effect="NoSchedule",key="karpenter.sh/disrupted",node="karpenter",value=""} 1
+# HELP upgradeguard_node_deletion_timestamp_seconds Unix time of the node object's deletionTimestamp: the node is being deleted. Only for such nodes.
+# TYPE upgradeguard_node_deletion_timestamp_seconds gauge
+upgradeguard_node_deletion_timestamp_seconds{node="deleting"} 1.79552154e+09
+`,
+			names: []string{"upgradeguard_node_spec_taint", "upgradeguard_node_deletion_timestamp_seconds"},
 		},
 	}
 	for _, tc := range cases {
@@ -264,7 +304,7 @@ upgradeguard_node_ready{node="steady"} 1
 	// The Lease of a deleted node lingers until garbage-collected; its
 	// series go with the node.
 	f.compare(t, `
-# HELP upgradeguard_node_heartbeat_age_seconds Seconds since the kubelet last renewed the node's Lease in kube-node-lease.
+# HELP upgradeguard_node_heartbeat_age_seconds Seconds since the exporter saw the kubelet renew the node's Lease in kube-node-lease, on the exporter's own clock; never negative.
 # TYPE upgradeguard_node_heartbeat_age_seconds gauge
 upgradeguard_node_heartbeat_age_seconds{node="steady"} 1
 # HELP upgradeguard_node_ready_transitions_total Changes of the node's Ready condition status observed since the exporter started.

@@ -21,7 +21,8 @@ import (
 //     whose selector does not parse is skipped ("it does not match the pod").
 //  3. More than one PDB (lines 224-231): refused with a 500 ("more than one
 //     PodDisruptionBudget"), whatever the budgets say. Such a pod is counted
-//     blocked under every PDB that selects it, and takes from none.
+//     blocked under every PDB that selects it, and takes from none
+//     (reason multiple_pdbs).
 //  4. No PDB (lines 232-234): evicted.
 //  5. A pod that is not Ready (lines 239-255; IsPodReady is the Ready
 //     condition being True): evicted without taking from the budget when
@@ -34,7 +35,8 @@ import (
 //     still being processed), when status.disruptionsAllowed < 0 (line 430) or
 //     == 0 (line 446); otherwise accepted and disruptionsAllowed decremented.
 //     So of the node's pods that reach this step, the first disruptionsAllowed
-//     are evicted and the rest refused.
+//     are evicted and the rest refused (reason budget_exhausted; status_stale
+//     for all of them while the status lags the spec).
 //
 // Two approximations. disruptionsAllowed is a cluster-wide budget: the count
 // assumes this node alone is drained, from the budget as the PDB's status
@@ -64,15 +66,49 @@ func needsBudget(pod *kube.Pod, pdb *policyv1.PodDisruptionBudget) bool {
 	return pdb.Status.CurrentHealthy < pdb.Status.DesiredHealthy || pdb.Status.DesiredHealthy <= 0
 }
 
-// blocked returns how many of the node's pods counted in b the Eviction API
-// would refuse (steps 3 and 6).
-func (b *budget) blocked() int32 {
-	refused := b.consuming
+// Why the Eviction API refuses a pod, the reason label of
+// upgradeguard_node_drain_blocked_pods.
+const (
+	// ReasonBudgetExhausted: the pod needs one of the PDB's disruptions
+	// (step 6) and the node's pods needing one exceed
+	// status.disruptionsAllowed, or it is 0 or negative (eviction.go lines
+	// 430 and 446: 429 Too Many Requests, or 403 when negative). A drain of
+	// the node proceeds in steps when the budget allows at least one now.
+	ReasonBudgetExhausted = "budget_exhausted"
+	// ReasonMultiplePDBs: more than one PDB selects the pod (step 3,
+	// eviction.go lines 224-231: 500 Internal Server Error). No budget ever
+	// lets it through; it is counted under every PDB that selects it.
+	ReasonMultiplePDBs = "multiple_pdbs"
+	// ReasonStatusStale: the pod needs the PDB's budget while
+	// status.observedGeneration < metadata.generation (step 6, eviction.go
+	// lines 426-428: 429 to every such pod until the disruption controller
+	// catches up with the spec, whatever disruptionsAllowed says).
+	ReasonStatusStale = "status_stale"
+)
+
+// Reasons lists the reason label's values, in the order refused counts them.
+var Reasons = [...]string{ReasonBudgetExhausted, ReasonMultiplePDBs, ReasonStatusStale}
+
+// refusals counts refused pods by reason, indexed as Reasons.
+type refusals [len(Reasons)]int32
+
+// refused returns how many of the node's pods counted in b the Eviction API
+// would refuse, by reason (steps 3 and 6). The checks of checkAndDecrement
+// are taken in its order: a stale status refuses before the budget is read.
+func (b *budget) refused() refusals {
+	var out refusals
+	out[1] = b.multi
 	st := b.pdb.Status
-	if st.ObservedGeneration >= b.pdb.Generation && st.DisruptionsAllowed > 0 {
-		refused = max(0, b.consuming-st.DisruptionsAllowed)
+	switch {
+	case b.consuming == 0:
+	case st.ObservedGeneration < b.pdb.Generation:
+		out[2] = b.consuming
+	case st.DisruptionsAllowed <= 0:
+		out[0] = b.consuming
+	default:
+		out[0] = max(0, b.consuming-st.DisruptionsAllowed)
 	}
-	return refused + b.multi
+	return out
 }
 
 // unsatisfiable tells whether the PDB's spec leaves the disruption controller

@@ -50,8 +50,8 @@ var (
 		"Pods a drain of the node would evict that have an emptyDir volume, whose data is lost.",
 		[]string{"node"}, nil)
 	drainBlockedPodsDesc = prometheus.NewDesc("upgradeguard_node_drain_blocked_pods",
-		"Pods on the node the Eviction API would refuse now because of the PodDisruptionBudget, were the node drained alone.",
-		[]string{"node", "namespace", "pdb"}, nil)
+		"Pods on the node the Eviction API would refuse now because of the PodDisruptionBudget, were the node drained alone, by reason: budget_exhausted (the budget allows fewer disruptions than the pods need), multiple_pdbs (more than one PodDisruptionBudget selects the pod), status_stale (the budget's status lags its spec).",
+		[]string{"node", "namespace", "pdb", "reason"}, nil)
 	drainableDesc = prometheus.NewDesc("upgradeguard_node_drainable",
 		"Whether the Eviction API would accept every pod a drain of the node evicts (1) or a PodDisruptionBudget refuses one (0).",
 		[]string{"node"}, nil)
@@ -357,9 +357,11 @@ func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any,
 
 	drainable := true
 	for _, b := range s.touched {
-		if n := b.blocked(); n > 0 {
-			drainable = false
-			ch <- prometheus.MustNewConstMetric(drainBlockedPodsDesc, prometheus.GaugeValue, float64(n), node, b.pdb.Namespace, b.pdb.Name)
+		for i, n := range b.refused() {
+			if n > 0 {
+				drainable = false
+				ch <- prometheus.MustNewConstMetric(drainBlockedPodsDesc, prometheus.GaugeValue, float64(n), node, b.pdb.Namespace, b.pdb.Name, Reasons[i])
+			}
 		}
 		b.consuming, b.multi, b.touched = 0, 0, false
 	}

@@ -37,7 +37,7 @@ var help = map[string]string{
 	"upgradeguard_node_evictable_pods":     "Pods a drain of the node would evict: all but DaemonSet pods, mirror pods and finished pods.",
 	"upgradeguard_node_unmanaged_pods":     "Pods a drain of the node would evict that have no controller, so are deleted for good.",
 	"upgradeguard_node_local_storage_pods": "Pods a drain of the node would evict that have an emptyDir volume, whose data is lost.",
-	"upgradeguard_node_drain_blocked_pods": "Pods on the node the Eviction API would refuse now because of the PodDisruptionBudget, were the node drained alone.",
+	"upgradeguard_node_drain_blocked_pods": "Pods on the node the Eviction API would refuse now because of the PodDisruptionBudget, were the node drained alone, by reason: budget_exhausted (the budget allows fewer disruptions than the pods need), multiple_pdbs (more than one PodDisruptionBudget selects the pod), status_stale (the budget's status lags its spec).",
 	"upgradeguard_node_drainable":          "Whether the Eviction API would accept every pod a drain of the node evicts (1) or a PodDisruptionBudget refuses one (0).",
 }
 
@@ -84,8 +84,14 @@ func nodeSeries(node string, evictable, unmanaged, localStorage, drainable int) 
 	}
 }
 
+// blocked is a drain-blocked series with reason budget_exhausted;
+// blockedFor names the reason.
 func blocked(node, ns, pdb string, n int) string {
-	return fmt.Sprintf(`upgradeguard_node_drain_blocked_pods{namespace=%q,node=%q,pdb=%q} %d`, ns, node, pdb, n)
+	return blockedFor(node, ns, pdb, ReasonBudgetExhausted, n)
+}
+
+func blockedFor(node, ns, pdb, reason string, n int) string {
+	return fmt.Sprintf(`upgradeguard_node_drain_blocked_pods{namespace=%q,node=%q,pdb=%q,reason=%q} %d`, ns, node, pdb, reason, n)
 }
 
 // pdbSeries returns a PDB's five series.
@@ -447,7 +453,54 @@ func TestCollector(t *testing.T) {
 			metrics: nodeMetrics,
 			want: slices.Concat(
 				nodeSeries("n1", 4, 0, 0, 0),
-				[]string{blocked("n1", ns, "web", 2), blocked("n1", ns, "front", 2)},
+				[]string{
+					blockedFor("n1", ns, "web", ReasonMultiplePDBs, 2), blockedFor("n1", ns, "front", ReasonMultiplePDBs, 2),
+					// web-only and front-only each fit their budget of 5.
+				},
+			),
+		},
+		{
+			// Issue 12's input: the Eviction API answers 500 to both pods,
+			// though each budget allows a disruption.
+			name: "web-pdb and front-pdb select both pods of the node: 2 blocked, multiple_pdbs",
+			objs: []runtime.Object{
+				node("n1"),
+				pdb(ns, "web-pdb", app("web"), 1, 2, 2, 1, maxUnavailable(intstr.FromInt32(1))),
+				pdb(ns, "front-pdb", &metav1.LabelSelector{MatchLabels: lbl("tier", "front")}, 1, 2, 2, 1,
+					maxUnavailable(intstr.FromInt32(1))),
+				pod(ns, "web-1", "n1", lbl("app", "web", "tier", "front")),
+				pod(ns, "web-2", "n1", lbl("app", "web", "tier", "front")),
+			},
+			metrics: nodeMetrics,
+			want: slices.Concat(
+				nodeSeries("n1", 2, 0, 0, 0),
+				[]string{
+					blockedFor("n1", ns, "web-pdb", ReasonMultiplePDBs, 2),
+					blockedFor("n1", ns, "front-pdb", ReasonMultiplePDBs, 2),
+				},
+			),
+		},
+		{
+			// A pod under two PDBs and one under one budget on the same node:
+			// both reasons under the same PDB.
+			name: "reasons side by side under one PDB",
+			objs: []runtime.Object{
+				node("n1"),
+				pdb(ns, "web", app("web"), 1, 4, 4, 3),
+				pdb(ns, "front", &metav1.LabelSelector{MatchLabels: lbl("tier", "front")}, 1, 2, 2, 1),
+				pod(ns, "both", "n1", lbl("app", "web", "tier", "front")),
+				pod(ns, "web-1", "n1", lbl("app", "web")),
+				pod(ns, "web-2", "n1", lbl("app", "web")),
+				pod(ns, "web-3", "n1", lbl("app", "web")),
+			},
+			metrics: nodeMetrics,
+			want: slices.Concat(
+				nodeSeries("n1", 4, 0, 0, 0),
+				[]string{
+					blockedFor("n1", ns, "web", ReasonMultiplePDBs, 1),
+					blocked("n1", ns, "web", 2),
+					blockedFor("n1", ns, "front", ReasonMultiplePDBs, 1),
+				},
 			),
 		},
 		{
@@ -536,6 +589,35 @@ func TestCollector(t *testing.T) {
 			want: slices.Concat(
 				pdbSeries(ns, "web", 5, 6, 6, 1, 0),
 				nodeSeries("n1", 3, 0, 0, 0),
+				[]string{blockedFor("n1", ns, "web", ReasonStatusStale, 2)},
+			),
+		},
+		{
+			// Issue 12's input: a budget that allows a disruption, but whose
+			// status lags its spec: the API answers 429 to the pod.
+			name: "one PDB with observedGeneration < generation: status_stale",
+			objs: []runtime.Object{
+				node("n1"),
+				pdb(ns, "web-pdb", app("web"), 1, 2, 2, 1, maxUnavailable(intstr.FromInt32(1)), generation(2, 1)),
+				pod(ns, "web-1", "n1", lbl("app", "web")),
+			},
+			metrics: nodeMetrics,
+			want: slices.Concat(
+				nodeSeries("n1", 1, 0, 0, 0),
+				[]string{blockedFor("n1", ns, "web-pdb", ReasonStatusStale, 1)},
+			),
+		},
+		{
+			name: "a negative disruptionsAllowed refuses every pod that needs it",
+			objs: []runtime.Object{
+				node("n1"),
+				pdb(ns, "web", app("web"), -1, 3, 2, 3),
+				pod(ns, "web-1", "n1", lbl("app", "web")),
+				pod(ns, "web-2", "n1", lbl("app", "web")),
+			},
+			metrics: nodeMetrics,
+			want: slices.Concat(
+				nodeSeries("n1", 2, 0, 0, 0),
 				[]string{blocked("n1", ns, "web", 2)},
 			),
 		},

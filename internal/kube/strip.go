@@ -30,8 +30,10 @@ func stripMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 	}
 }
 
-// StripNode returns a transform that keeps a node's identity, the labels in
-// keep, its provider ID, unschedulable flag, Ready condition and kubelet version.
+// StripNode returns a transform that keeps a node's identity (with its
+// creation and deletion timestamps), the labels in keep, its provider ID,
+// unschedulable flag, taints (key, value, effect), Ready condition and
+// kubelet version.
 func StripNode(keep []string) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		n, ok := obj.(*corev1.Node)
@@ -49,6 +51,12 @@ func StripNode(keep []string) cache.TransformFunc {
 		}
 		out.Spec.ProviderID = n.Spec.ProviderID
 		out.Spec.Unschedulable = n.Spec.Unschedulable
+		if len(n.Spec.Taints) > 0 {
+			out.Spec.Taints = make([]corev1.Taint, len(n.Spec.Taints))
+			for i, t := range n.Spec.Taints {
+				out.Spec.Taints[i] = corev1.Taint{Key: t.Key, Value: t.Value, Effect: t.Effect}
+			}
+		}
 		out.Status.NodeInfo.KubeletVersion = n.Status.NodeInfo.KubeletVersion
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
