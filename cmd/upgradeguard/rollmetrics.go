@@ -55,7 +55,7 @@ func serveMetrics(ctx context.Context, cfg *webserver.Config, reg *prometheus.Re
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	webserver.HandleHealth(mux, nil)
-	srv, err := webserver.Start(cfg, mux, nil, logger)
+	srv, err := webserver.Start(cfg, mux, webserver.HealthHandler(nil), logger)
 	if err != nil {
 		return nil, &rollUsage{fmt.Sprintf("--metrics-address: %v", err)}
 	}

@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("registering collectors: %w", err)
 	}
 
-	srv, err := webserver.Start(cfg.Web, Handler(reg, informers.Synced, logger), syncedErr(informers.Synced), logger)
+	srv, err := webserver.Start(cfg.Web, Handler(reg, informers.Synced, logger), webserver.HealthHandler(syncedErr(informers.Synced)), logger)
 	if err != nil {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}

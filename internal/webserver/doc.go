@@ -19,4 +19,9 @@
 // answers, so leaving it open reveals no more than a TCP probe would.
 // kube-state-metrics likewise keeps its own health on a separate telemetry
 // port.
+//
+// `gate hold` (issue 16) serves its /gate readiness endpoint the same way:
+// /metrics through Start's main handler, and /gate beside /healthz and
+// /readyz on the health handler (a mux with HandleHealth), since a kubelet
+// readiness probe reads it.
 package webserver

@@ -45,12 +45,15 @@ type Server struct {
 
 // Start validates cfg, binds the health listener and the main listeners,
 // and serves in the background: handler through exporter-toolkit (TLS and
-// basic auth from the web config file), HealthHandler(ready) on the health
-// listener. Invalid configuration and addresses that cannot be bound are
+// basic auth from the web config file), health on the health listener in
+// plain HTTP without authentication. health is usually HealthHandler(ready);
+// a command whose probes read more (gate hold's /gate, which a readiness
+// probe reads) adds its paths to a mux with HandleHealth. Only what a probe
+// must read belongs there. Invalid configuration and addresses that cannot be bound are
 // returned here, before anything is served (with systemd socket activation
 // or a vsock:// address, exporter-toolkit binds the main listeners itself and
 // their errors come through Err instead).
-func Start(cfg *Config, handler http.Handler, ready func() error, logger *slog.Logger) (*Server, error) {
+func Start(cfg *Config, handler, health http.Handler, logger *slog.Logger) (*Server, error) {
 	if cfg == nil || cfg.FlagConfig == nil {
 		return nil, errors.New("webserver: no listen configuration")
 	}
@@ -68,7 +71,10 @@ func Start(cfg *Config, handler http.Handler, ready func() error, logger *slog.L
 			return nil, fmt.Errorf("--%s: %w", HealthAddressFlag, err)
 		}
 		healthLn, s.healthAddr = ln, ln.Addr()
-		s.health = &http.Server{Handler: HealthHandler(ready), ReadHeaderTimeout: readHeaderTimeout}
+		if health == nil {
+			health = HealthHandler(nil)
+		}
+		s.health = &http.Server{Handler: health, ReadHeaderTimeout: readHeaderTimeout}
 	}
 
 	selfListen := cfg.WebSystemdSocket != nil && *cfg.WebSystemdSocket
@@ -97,7 +103,7 @@ func Start(cfg *Config, handler http.Handler, ready func() error, logger *slog.L
 	}
 
 	if healthLn != nil {
-		logger.Info("serving health endpoints without authentication", "address", s.healthAddr.String(), "paths", "/healthz /readyz")
+		logger.Info("serving health endpoints without authentication", "address", s.healthAddr.String())
 		go func() { s.report(s.health.Serve(healthLn)) }()
 	}
 	go func() {

@@ -74,7 +74,7 @@ func mainHandler(ready func() error) http.Handler {
 
 func start(t *testing.T, cfg *Config, ready func() error) *Server {
 	t.Helper()
-	s, err := Start(cfg, mainHandler(ready), ready, discard())
+	s, err := Start(cfg, mainHandler(ready), HealthHandler(ready), discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,10 +210,10 @@ func TestStartErrors(t *testing.T) {
 	if err := os.Remove(filepath.Join(filepath.Dir(webConfig), "tls.key")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Start(testConfig(webConfig, ""), mainHandler(nil), nil, discard()); err == nil || !strings.Contains(err.Error(), "--web.config.file") {
+	if _, err := Start(testConfig(webConfig, ""), mainHandler(nil), HealthHandler(nil), discard()); err == nil || !strings.Contains(err.Error(), "--web.config.file") {
 		t.Errorf("missing key file: %v, want an error naming --web.config.file", err)
 	}
-	if _, err := Start(testConfig("", "no-port"), mainHandler(nil), nil, discard()); err == nil || !strings.Contains(err.Error(), "--web.health-address") {
+	if _, err := Start(testConfig("", "no-port"), mainHandler(nil), HealthHandler(nil), discard()); err == nil || !strings.Contains(err.Error(), "--web.health-address") {
 		t.Errorf("health address without a port: %v, want an error naming --web.health-address", err)
 	}
 
@@ -222,7 +222,7 @@ func TestStartErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	if _, err := Start(testConfig("", busy.Addr().String()), mainHandler(nil), nil, discard()); err == nil || !strings.Contains(err.Error(), "--web.health-address") {
+	if _, err := Start(testConfig("", busy.Addr().String()), mainHandler(nil), HealthHandler(nil), discard()); err == nil || !strings.Contains(err.Error(), "--web.health-address") {
 		t.Errorf("health address in use: %v, want an error naming --web.health-address", err)
 	}
 	free, err := net.Listen("tcp", "127.0.0.1:0")
@@ -233,7 +233,7 @@ func TestStartErrors(t *testing.T) {
 	free.Close()
 	cfg := testConfig("", healthAddr)
 	*cfg.WebListenAddresses = []string{busy.Addr().String()}
-	if _, err := Start(cfg, mainHandler(nil), nil, discard()); err == nil || !strings.Contains(err.Error(), "--web.listen-address") {
+	if _, err := Start(cfg, mainHandler(nil), HealthHandler(nil), discard()); err == nil || !strings.Contains(err.Error(), "--web.listen-address") {
 		t.Errorf("listen address in use: %v, want an error naming --web.listen-address", err)
 	}
 	// The health listener bound before the failure was closed.
@@ -242,5 +242,29 @@ func TestStartErrors(t *testing.T) {
 		t.Errorf("the health address stayed bound after a failed start: %v", err)
 	} else {
 		ln.Close()
+	}
+}
+
+// TestHealthHandlerWithProbePaths: a command whose readiness probe reads
+// another path (gate hold's /gate) serves it on the health listener,
+// unauthenticated, beside /healthz and /readyz.
+func TestHealthHandlerWithProbePaths(t *testing.T) {
+	webConfig, _ := secureDir(t, "")
+	health := http.NewServeMux()
+	HandleHealth(health, nil)
+	health.HandleFunc("/gate", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "WAIT", http.StatusServiceUnavailable)
+	})
+	s, err := Start(testConfig(webConfig, "127.0.0.1:0"), mainHandler(nil), health, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	base := "http://" + s.HealthAddr().String()
+	if code, body := get(t, request{url: base + "/gate"}); code != http.StatusServiceUnavailable || body != "WAIT" {
+		t.Errorf("/gate: %d %q, want 503 WAIT", code, body)
+	}
+	if code, _ := get(t, request{url: base + "/healthz"}); code != http.StatusOK {
+		t.Errorf("/healthz: %d, want 200", code)
 	}
 }
