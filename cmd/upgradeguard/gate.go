@@ -45,6 +45,7 @@ type gateFlags struct {
 	queryTimeout              time.Duration
 	replicaLabels             []string
 	policyFile, node          string
+	nodegroup                 string
 	baselineFile, output      string
 	consecutive               int
 	interval                  time.Duration
@@ -61,9 +62,9 @@ func addGateFlags(cmd *kingpin.CmdClause, f *gateFlags) {
 	cmd.Flag("query.url", "Thanos Query or Prometheus URL (the part before /api/v1).").Envar("UPGRADEGUARD_QUERY_URL").Required().StringVar(&f.url)
 	cmd.Flag("query.kind", "thanos, prometheus, or auto (asks /api/v1/stores, which only Thanos answers).").Default("auto").EnumVar(&f.kind, "auto", "thanos", "prometheus")
 	cmd.Flag("query.timeout", "Timeout of each query.").Default("20s").DurationVar(&f.queryTimeout)
-	cmd.Flag("query.replica-label", "External label telling replicas apart, as Thanos Query's --query.replica-label (repeatable; default replica and prometheus_replica).").StringsVar(&f.replicaLabels)
+	cmd.Flag("query.replica-label", "External label telling replicas apart, as Thanos Query's --query.replica-label (repeatable; default replica, prometheus_replica and ruler_replica).").StringsVar(&f.replicaLabels)
 	cmd.Flag("policy", "Policy file (YAML, see docs/gate.md); safe defaults without.").StringVar(&f.policyFile)
-	cmd.Flag("node", "The node about to be replaced: enables the drain check and the zone of the capacity check.").StringVar(&f.node)
+	cmd.Flag("node", "The node about to be replaced: enables the drain check and the zone of the capacity check; its own ill health does not fail the nodes check.").StringVar(&f.node)
 	cmd.Flag("baseline", "Alerts firing when the upgrade began (written by gate check --write-baseline): reported, not blocking, unless their severity changes.").StringVar(&f.baselineFile)
 	cmd.Flag("output", "table or json.").Short('o').Default("table").EnumVar(&f.output, "table", "json")
 	cmd.Flag("consecutive", "Passing evaluations in a row needed for GO (default: the policy's, 2).").IntVar(&f.consecutive)
@@ -78,6 +79,12 @@ func addGateFlags(cmd *kingpin.CmdClause, f *gateFlags) {
 	cmd.Flag("basic-auth.username", "Basic auth user.").StringVar(&f.basicUser)
 	cmd.Flag("basic-auth.password-file", "File holding the basic auth password.").StringVar(&f.basicPassFile)
 	cmd.Flag("header", `Extra request header "Name: value", e.g. "X-Scope-OrgID: team-a" (repeatable).`).StringsVar(&f.headers)
+}
+
+// addNodeGroupFlag adds --nodegroup to gate check and gate wait (roll has
+// its own --nodegroup: the group it replaces).
+func addNodeGroupFlag(cmd *kingpin.CmdClause, f *gateFlags) {
+	cmd.Flag("nodegroup", "The node group about to be replaced (the nodegroup label of upgradeguard_node_info): every node of it must be drainable, at least in steps. Not with --node.").StringVar(&f.nodegroup)
 }
 
 func usageErr(format string, args ...any) error {
@@ -113,7 +120,10 @@ func (f *gateFlags) build(logger *slog.Logger, adjust ...func(*gate.Policy)) (*g
 	if f.interval > 0 {
 		policy.Interval = gate.Duration(f.interval)
 	}
-	cfg := gate.Config{URL: f.url, Kind: f.kind, QueryTimeout: f.queryTimeout, ReplicaLabels: f.replicaLabels}
+	if f.node != "" && f.nodegroup != "" {
+		return nil, policy, usageErr("--node and --nodegroup: give one (a node, or the node group whose nodes are all about to be replaced)")
+	}
+	cfg := gate.Config{URL: f.url, Kind: f.kind, QueryTimeout: f.queryTimeout, ReplicaLabels: f.replicaLabels, NodeGroup: f.nodegroup}
 	if f.queryTimeout <= 0 {
 		return nil, policy, usageErr("--query.timeout %s: want a positive duration", f.queryTimeout)
 	}
@@ -218,12 +228,14 @@ func init() {
 		check := g.Command("check", "Evaluate the gate: GO (exit 0) only when every check passes on --consecutive evaluations in a row; otherwise WAIT (exit 1) at the first failing one.")
 		var cf gateFlags
 		addGateFlags(check, &cf)
+		addNodeGroupFlag(check, &cf)
 		var writeBaseline string
 		check.Flag("write-baseline", "Instead of evaluating, write the alerts firing now to this file, for --baseline.").StringVar(&writeBaseline)
 
 		wait := g.Command("wait", "Evaluate until GO (exit 0) or --timeout (STOP, exit 1; 3 when the monitoring was unreachable at the deadline).")
 		var wf gateFlags
 		addGateFlags(wait, &wf)
+		addNodeGroupFlag(wait, &wf)
 		var timeout time.Duration
 		wait.Flag("timeout", "Give up (STOP) after this long; 0 waits forever.").Default("1h").DurationVar(&timeout)
 

@@ -89,6 +89,11 @@ func (f *promFake) set(readyC string, alerts ...string) {
 	for _, a := range alerts {
 		ss = append(ss, s("ALERTS", "1", "alertname", a, "alertstate", "firing", "severity", "warning"))
 	}
+	// The bundle's watchdog, which the default policy requires.
+	ss = append(ss, s("ALERTS", "1", "alertname", "UpgradeGuardWatchdog", "alertstate", "firing", "severity", "none"))
+	for _, n := range []string{"node-a", "node-c"} {
+		ss = append(ss, s("upgradeguard_node_info", "1", "node", n, "nodegroup", "ng-1"))
+	}
 	f.mu.Lock()
 	f.series = ss
 	f.mu.Unlock()
@@ -136,6 +141,13 @@ func TestGateCheck(t *testing.T) {
 		t.Errorf("node-c not ready: exit %d\n%s", code, out)
 	}
 
+	// --nodegroup: every node of the group is judged by the drain check.
+	f.set("1")
+	code, out, errOut = runGate(t, "gate", "check", "--query.url", f.srv.URL, "--policy", policy, "--nodegroup", "ng-1", "--consecutive", "1")
+	if code != 0 || !strings.Contains(out, "verdict GO  nodegroup ng-1") || !strings.Contains(out, "2 of 2 nodes of group ng-1 pass") {
+		t.Errorf("--nodegroup: exit %d\n%s\n%s", code, out, errOut)
+	}
+
 	// A baseline taken while an alert fires lets that alert pass.
 	f.set("1", "DiskFilling")
 	if code, out, _ := runGate(t, base...); code != 1 || !strings.Contains(out, "DiskFilling") {
@@ -165,6 +177,7 @@ func TestGateUsageErrors(t *testing.T) {
 		{"bad output", []string{"gate", "check", "--query.url", f.srv.URL, "-o", "yaml"}, ""},
 		{"bad baseline", []string{"gate", "check", "--query.url", f.srv.URL, "--baseline", writeFile(t, "b.json", `{"alerts":[{"labels":{}}]}`)}, "alerts[0] has no alertname"},
 		{"no subcommand", []string{"gate"}, ""},
+		{"node and nodegroup", []string{"gate", "wait", "--query.url", f.srv.URL, "--node", "a", "--nodegroup", "ng-1"}, "--node and --nodegroup: give one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, errOut := runGate(t, c.args...)

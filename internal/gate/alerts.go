@@ -1,22 +1,26 @@
 package gate
 
 // The alerts check: no firing alert matches the policy's selector, except
+// the always-firing ones, those that only say an upgrade is in progress,
 // the ignored ones and those of the baseline.
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/upgradeguard/upgradeguard/alerts"
 )
 
 func init() {
 	registerCheck(checkDef{
-		Name:  "alerts",
-		Order: 20,
-		// The alerts check runs even when alerts.enabled is false while a
-		// watchdog is required: it reads the same ALERTS answer.
+		Name:    "alerts",
+		Order:   20,
+		Switch:  "alerts.enabled: false",
+		Enabled: func(p *Policy) bool { return enabled(p.Alerts.Enabled) },
 		Defaults: func(p *Policy) {
 			if p.Alerts.Selector == "" {
 				p.Alerts.Selector = `severity=~"warning|critical"`
@@ -24,15 +28,20 @@ func init() {
 			if p.Alerts.Ignore == nil {
 				p.Alerts.Ignore = []string{"Watchdog", "InfoInhibitor"}
 			}
+			if p.Alerts.UpgradeInProgress == nil {
+				p.Alerts.UpgradeInProgress = slices.Clone(alerts.UpgradeInProgressAlerts)
+			}
 		},
 		Validate: func(p *Policy, bad func(field, format string, args ...any)) {
 			var err error
 			if p.Alerts.selector, err = parseMatchers(p.Alerts.Selector); err != nil {
 				bad("alerts.selector", "%v", err)
 			}
-			for i, name := range p.Alerts.Ignore {
-				if !model.LabelValue(name).IsValid() || name == "" {
-					bad(fmt.Sprintf("alerts.ignore[%d]", i), "empty or invalid alert name %q", name)
+			for field, names := range map[string][]string{"alerts.ignore": p.Alerts.Ignore, "alerts.upgrade_in_progress": p.Alerts.UpgradeInProgress} {
+				for i, name := range names {
+					if !model.LabelValue(name).IsValid() || name == "" {
+						bad(fmt.Sprintf("%s[%d]", field, i), "empty or invalid alert name %q", name)
+					}
 				}
 			}
 		},
@@ -41,7 +50,8 @@ func init() {
 }
 
 // AlertsPolicy: no firing alert may match Selector, except those named in
-// Ignore (and those of the baseline).
+// Ignore or UpgradeInProgress (and those of the baseline). The
+// always-firing alerts (alwaysFiring) never block, whatever the policy.
 type AlertsPolicy struct {
 	Enabled *bool `yaml:"enabled"`
 	// Selector is label matchers on ALERTS (default
@@ -50,64 +60,71 @@ type AlertsPolicy struct {
 	// Ignore lists alert names that never block (default Watchdog,
 	// InfoInhibitor; `ignore: []` ignores none).
 	Ignore []string `yaml:"ignore"`
+	// UpgradeInProgress lists the alerts that an ordinary upgrade causes by
+	// itself (default alerts.UpgradeInProgressAlerts: KubeVersionMismatch,
+	// UpgradeGuardKubeletVersionsMixed): reported in the alerts row, never
+	// blocking. `upgrade_in_progress: []` makes them block like any other.
+	UpgradeInProgress []string `yaml:"upgrade_in_progress"`
 	// Pending alerts block too.
 	Pending bool `yaml:"pending"`
 
 	selector []matcher
 }
 
-// checkAlerts judges the firing alerts (row alerts) and, when the policy
-// names one, the watchdog alert (row monitoring/watchdog).
-func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
-	p := g.policy.Alerts
-	wantWatchdog := g.policy.Monitoring.Watchdog != ""
-	if !enabled(p.Enabled) && !wantWatchdog {
-		return []CheckResult{skipRow("alerts", "disabled in the policy")}
-	}
+// alwaysFiring are alerts that fire all the time by design, to prove that
+// alerting works: kube-prometheus' Watchdog (severity none) and
+// InfoInhibitor (severity none, firing while an info alert fires), and the
+// bundle's alerts.WatchdogAlert. They never block, whatever the selector
+// and the ignore list say; the monitoring check requires the watchdog.
+var alwaysFiring = map[string]bool{"Watchdog": true, "InfoInhibitor": true, alerts.WatchdogAlert: true}
+
+// alertsQuery is the ALERTS selector of the firing (and, with pending,
+// pending) alerts of the policy's matchers. The monitoring check's watchdog
+// row reads the same query, sent once per evaluation.
+func (g *Gate) alertsQuery(pending bool) string {
 	parts := []string{`alertstate="firing"`}
-	if p.Pending {
+	if pending {
 		parts = []string{`alertstate=~"firing|pending"`}
 	}
 	for _, m := range g.policy.matchers {
 		parts = append(parts, m.String())
 	}
-	q := "ALERTS{" + strings.Join(parts, ", ") + "}"
+	return "ALERTS{" + strings.Join(parts, ", ") + "}"
+}
+
+// checkAlerts judges the firing alerts: row alerts.
+func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
+	p := g.policy.Alerts
+	q := g.alertsQuery(p.Pending)
 	res, err := s.query(ctx, q)
 	if err != nil {
-		names := []string{"alerts"}
-		if wantWatchdog {
-			names = append(names, "monitoring/watchdog")
-		}
-		return unknownRows(q, err, names...)
-	}
-	var out []CheckResult
-	if wantWatchdog {
-		wd := CheckResult{Name: "monitoring/watchdog", Query: q, Threshold: g.policy.Monitoring.Watchdog + " firing"}
-		for _, smp := range res.samples {
-			if smp.labels["alertname"] == g.policy.Monitoring.Watchdog && smp.labels["alertstate"] == "firing" {
-				wd.Status, wd.Value = Pass, "firing"
-			}
-		}
-		if wd.Status == "" {
-			wd.Status, wd.Value = Unknown, "absent"
-			wd.Why = fmt.Sprintf("the always-firing alert %s is absent: rule evaluation or the query path is broken, so an empty ALERTS proves nothing", g.policy.Monitoring.Watchdog)
-		}
-		out = append(out, wd)
-	}
-	if !enabled(p.Enabled) {
-		return append([]CheckResult{skipRow("alerts", "disabled in the policy")}, out...)
+		return unknownRows(q, err, "alerts")
 	}
 	ignore := map[string]bool{}
 	for _, n := range p.Ignore {
 		ignore[n] = true
 	}
+	inProgress := map[string]bool{}
+	for _, n := range p.UpgradeInProgress {
+		inProgress[n] = true
+	}
 	baseline := g.cfg.Baseline.severities(g.cfg.ReplicaLabels)
-	var blocking, tolerated []string
+	var blocking, tolerated, upgrading []string
 	matching := 0
 	seen := map[string]bool{}
 	for _, smp := range res.samples {
 		l := smp.labels
-		if ignore[l["alertname"]] {
+		name := l["alertname"]
+		if alwaysFiring[name] || ignore[name] {
+			continue
+		}
+		key := alertKey(l, g.cfg.ReplicaLabels) + l["alertstate"]
+		if seen[key] {
+			continue // the same alert from two replicas without deduplication
+		}
+		seen[key] = true
+		if inProgress[name] {
+			upgrading = append(upgrading, describeAlert(l))
 			continue
 		}
 		ok := true
@@ -119,11 +136,6 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 		if !ok {
 			continue
 		}
-		key := alertKey(l, g.cfg.ReplicaLabels) + l["alertstate"]
-		if seen[key] {
-			continue // the same alert from two replicas without deduplication
-		}
-		seen[key] = true
 		matching++
 		desc := describeAlert(l)
 		if sev, inBaseline := baseline[alertKey(l, g.cfg.ReplicaLabels)]; inBaseline {
@@ -141,18 +153,20 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	}
 	r := CheckResult{Name: "alerts", Query: q,
 		Value:     fmt.Sprintf("%d matching, %d blocking", matching, len(blocking)),
-		Threshold: fmt.Sprintf("no alert matching {%s} (ignored: %s)", p.Selector, ignored),
+		Threshold: fmt.Sprintf("no alert matching {%s} (ignored: %s; never blocking: the always-firing ones and those of an upgrade in progress)", p.Selector, ignored),
 	}
 	if len(blocking) > 0 {
 		r.Status, r.Why = Fail, list(blocking)
 	} else {
 		r.Status = Pass
 	}
+	if len(upgrading) > 0 {
+		r = withNote(r, "upgrade in progress, informational (alerts.upgrade_in_progress): "+list(upgrading))
+	}
 	if len(tolerated) > 0 {
 		r = withNote(r, "firing since the baseline, not blocking: "+list(tolerated))
 	}
-	out = append([]CheckResult{withNote(r, res.note)}, out...)
-	return out
+	return []CheckResult{withNote(r, res.note)}
 }
 
 func describeAlert(l map[string]string) string {

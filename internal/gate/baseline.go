@@ -88,7 +88,8 @@ func (b *Baseline) severities(replicaLabels []string) map[string]string {
 	return out
 }
 
-// Snapshot returns the alerts firing now (except those the policy ignores),
+// Snapshot returns the alerts firing now (except those that never block:
+// the ignored, always-firing and upgrade-in-progress ones),
 // for a baseline taken when the upgrade begins. Any doubt about the answer
 // (an error, a partial response) is an error: a baseline must be complete.
 func (g *Gate) Snapshot(ctx context.Context) (*Baseline, error) {
@@ -105,6 +106,12 @@ func (g *Gate) Snapshot(ctx context.Context) (*Baseline, error) {
 	}
 	ignore := map[string]bool{}
 	for _, n := range g.policy.Alerts.Ignore {
+		ignore[n] = true
+	}
+	for n := range alwaysFiring {
+		ignore[n] = true
+	}
+	for _, n := range g.policy.Alerts.UpgradeInProgress {
 		ignore[n] = true
 	}
 	b := &Baseline{Time: at.UTC(), Alerts: []BaselineAlert{}}

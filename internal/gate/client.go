@@ -49,6 +49,7 @@ type evalState struct {
 	mu          sync.Mutex
 	queries     int
 	unreachable bool
+	answers     map[string]*answer // by query
 
 	storesOnce sync.Once
 	stores     *storeView // nil: not Thanos
@@ -159,12 +160,33 @@ func snippet(b []byte) string {
 // query runs an instant query at the evaluation time and judges its
 // warnings: any warning not explained by a missing store with a live
 // replica peer is an error.
+// The same query asked twice in one evaluation (two checks reading
+// ALERTS) is sent once; both get its answer.
 func (s *evalState) query(ctx context.Context, q string) (result, error) {
-	res, err := s.queryRaw(ctx, q)
-	if err != nil {
-		s.markUnreachable(err)
+	s.mu.Lock()
+	if s.answers == nil {
+		s.answers = map[string]*answer{}
 	}
-	return res, err
+	a, ok := s.answers[q]
+	if !ok {
+		a = &answer{}
+		s.answers[q] = a
+	}
+	s.mu.Unlock()
+	a.once.Do(func() {
+		a.res, a.err = s.queryRaw(ctx, q)
+		if a.err != nil {
+			s.markUnreachable(a.err)
+		}
+	})
+	return a.res, a.err
+}
+
+// answer is a query's answer, shared within one evaluation.
+type answer struct {
+	once sync.Once
+	res  result
+	err  error
 }
 
 func (s *evalState) queryRaw(ctx context.Context, q string) (result, error) {
@@ -177,9 +199,16 @@ func (s *evalState) queryRaw(ctx context.Context, q string) (result, error) {
 		"time":    {strconv.FormatFloat(float64(s.at.UnixMilli())/1000, 'f', 3, 64)},
 		"timeout": {s.g.cfg.QueryTimeout.String()},
 	}
+	var sels []selection
 	if view != nil {
 		form.Set("dedup", "true")
 		form.Set("partial_response", "true")
+		// A missing store this query needs, with no live peer, makes its
+		// answer partial: no need to ask.
+		sels = selectionsOf(q, s.at)
+		if _, err := view.judge(nil, sels, s.g.cfg.ReplicaLabels); err != nil {
+			return result{}, err
+		}
 	}
 	r, err := s.do(ctx, http.MethodPost, "/api/v1/query", form)
 	if err != nil {
@@ -227,13 +256,13 @@ func (s *evalState) queryRaw(ctx context.Context, q string) (result, error) {
 		return result{}, &queryError{msg: fmt.Sprintf("query %q: result type %q, want an instant vector or a scalar", q, data.ResultType)}
 	}
 	if len(r.Warnings) > 0 {
-		note, err := s.judgeWarnings(view, r.Warnings)
+		note, err := s.judgeWarnings(view, sels, r.Warnings)
 		if err != nil {
 			return result{}, err
 		}
 		res.note = note
 	} else if view != nil {
-		res.note = view.note
+		res.note, _ = view.judge(nil, sels, s.g.cfg.ReplicaLabels)
 	}
 	return res, nil
 }

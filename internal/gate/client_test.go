@@ -3,9 +3,11 @@ package gate
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +97,6 @@ func TestPartialResponses(t *testing.T) {
 		{"r1 warned, r0 unhealthy", storesJSON("connection refused", ""), []string{warnR1}, false, "no live replica of it answered"},
 		{"unknown warning", storesJSON("", ""), []string{"something odd happened"}, false, "names no known store"},
 		{"no stores", `{}`, nil, false, "lists no store"},
-		{"store of another cluster down", `{"sidecar":[{"name":"a","lastError":null,"labelSets":[{"cluster":"prod","replica":"r0"}]},{"name":"b","lastError":"down","labelSets":[{"cluster":"dev","replica":"r0"}]}]}`, nil, false, `{cluster="dev", replica="r0"} is missing`},
 		{"store without replica label down", `{"store":[{"name":"gw","lastError":"down","labelSets":[{"cluster":"prod"}]}],"sidecar":[{"name":"a","lastError":null,"labelSets":[{"cluster":"prod","replica":"r0"}]}]}`, nil, false, "has no replica label"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -139,6 +140,108 @@ func TestPartialResponses(t *testing.T) {
 			t.Errorf("second evaluation: %d requests, %d counted, want 7 (no store list)", len(f.requests)-n, e.Queries)
 		}
 	})
+}
+
+// Issue 12 item 4: a missing store matters only when Thanos would ask it
+// for the query: its external labels could match the query's matchers and
+// its time range covers the time asked (thanos pkg/store/proxy.go
+// storeMatches).
+func TestMissingStoresThatCannotHoldTheAnswer(t *testing.T) {
+	now := time.Now()
+	ms := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).UnixMilli(), 10) }
+	const forever = "9223372036854775807"
+	prodSidecars := `{"name":"p0","lastError":null,"labelSets":[{"cluster":"prod","prometheus_replica":"prometheus-k8s-0"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `},
+	 {"name":"p1","lastError":null,"labelSets":[{"cluster":"prod","prometheus_replica":"prometheus-k8s-1"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `}`
+	gateway := func(maxAgo time.Duration) string {
+		return `"store":[{"name":"gw","lastError":"connection refused","labelSets":[{"cluster":"prod"}],"minTime":` + ms(-30*24*time.Hour) + `,"maxTime":` + ms(-maxAgo) + `}]`
+	}
+	for _, c := range []struct {
+		name, stores string
+		custom       bool   // add a custom query without the cluster matcher
+		goOK         bool   // the verdict
+		row, why     string // a row and its why
+	}{
+		// A down sidecar of another cluster, with matchers cluster="prod".
+		{"other cluster's sidecar down", `{"sidecar":[` + prodSidecars + `,
+		 {"name":"s0","lastError":"connection refused","labelSets":[{"cluster":"staging","prometheus_replica":"prometheus-k8s-0"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `}]}`,
+			false, true, "monitoring/stores", `down but holding nothing the queries asked for (external labels that do not match them, or data outside the time asked): s0 {cluster="staging", prometheus_replica="prometheus-k8s-0"}`},
+		// ... but a custom query over every cluster needs it.
+		{"other cluster's sidecar down, a query over all clusters", `{"sidecar":[` + prodSidecars + `,
+		 {"name":"s0","lastError":"connection refused","labelSets":[{"cluster":"staging","prometheus_replica":"prometheus-k8s-0"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `}]}`,
+			true, false, "custom/all-clusters", `Thanos store {cluster="staging", prometheus_replica="prometheus-k8s-0"} is missing and no live replica of it answered`},
+		// A store gateway whose blocks end two hours before the evaluation.
+		{"store gateway with old blocks down", `{"sidecar":[` + prodSidecars + `],` + gateway(2*time.Hour) + `}`,
+			false, true, "monitoring/stores", "down but holding nothing the queries asked for"},
+		// Blocks ending 3 minutes ago: within the 5m an instant selector
+		// reads. It has no replica, so nothing stands in for it.
+		{"store gateway with recent blocks down", `{"sidecar":[` + prodSidecars + `],` + gateway(3*time.Minute) + `}`,
+			false, false, "nodes/ready", "Thanos store {cluster=\"prod\"} is missing and has no replica label"},
+		// Blocks ending 8 minutes ago: only the transitions window (10m)
+		// reads that far back.
+		{"store gateway, blocks within the transitions window only", `{"sidecar":[` + prodSidecars + `],` + gateway(8*time.Minute) + `}`,
+			false, false, "nodes/transitions", "has no replica label"},
+		// Thanos Ruler replicas tell themselves apart by ruler_replica
+		// (a default replica label).
+		{"one ruler replica down", `{"sidecar":[` + prodSidecars + `],"rule":[
+		 {"name":"r0","lastError":"connection refused","labelSets":[{"cluster":"prod","ruler_replica":"0"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `},
+		 {"name":"r1","lastError":null,"labelSets":[{"cluster":"prod","ruler_replica":"1"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `}]}`,
+			false, true, "alerts", `store {cluster="prod", ruler_replica="0"} missing, covered by its replica {cluster="prod", ruler_replica="1"}`},
+		// The only ruler down: a sidecar with the same labels does not hold
+		// what the ruler evaluated.
+		{"the only ruler down", `{"sidecar":[` + prodSidecars + `],"rule":[
+		 {"name":"r0","lastError":"connection refused","labelSets":[{"cluster":"prod","ruler_replica":"0"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `}]}`,
+			false, false, "alerts", `Thanos store {cluster="prod", ruler_replica="0"} is missing and no live replica of it answered`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake(t)
+			f.set(healthy()...)
+			f.stores = c.stores
+			f.custom["count(up)"] = `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"3"]}]}}`
+			yml := ""
+			if c.custom {
+				yml = "custom:\n- {name: all-clusters, query: 'count(up)', min: 1}\n"
+			}
+			g, _ := newGate(t, f, testPolicy(t, yml), func(cfg *Config) { cfg.Now = func() time.Time { return now } })
+			e := eval(t, g, "node-a")
+			r := row(t, e, c.row)
+			if !strings.Contains(r.Why, c.why) {
+				t.Errorf("%s: %s %q, want it to contain %q", c.row, r.Status, r.Why, c.why)
+			}
+			if c.custom {
+				// The gate's own queries, all with cluster="prod", pass.
+				wantRow(t, e, "nodes/ready", Pass, "")
+				wantRow(t, e, c.row, Unknown, "")
+			}
+			if (e.Verdict == GO) != c.goOK {
+				t.Errorf("verdict %s, want GO %v:\n%s", e.Verdict, c.goOK, dump(e))
+			}
+		})
+	}
+}
+
+func TestSelectionsOf(t *testing.T) {
+	at := time.UnixMilli(10_000_000)
+	for _, c := range []struct {
+		q          string
+		mint, maxt int64 // of the first selector
+		n          int
+	}{
+		{`up{job="x"}`, 10_000_000 - 300_000, 10_000_000, 1},
+		{`increase(x[10m])`, 10_000_000 - 600_000, 10_000_000, 1},
+		{`x offset 1h`, 10_000_000 - 3_600_000 - 300_000, 10_000_000 - 3_600_000, 1},
+		{`max_over_time(x[5m:1m])`, 10_000_000 - 300_000 - 300_000, 10_000_000, 1},
+		{`a or b{c="d"}`, 10_000_000 - 300_000, 10_000_000, 2},
+	} {
+		sels := selectionsOf(c.q, at)
+		if len(sels) != c.n || sels[0].mint != c.mint || sels[0].maxt != c.maxt {
+			t.Errorf("%s: %+v, want %d selectors, the first [%d, %d]", c.q, sels, c.n, c.mint, c.maxt)
+		}
+	}
+	for _, q := range []string{`x @ 1000`, `not promql (`, `vector(1)`} {
+		if sels := selectionsOf(q, at); len(sels) != 1 || sels[0].mint != math.MinInt64 {
+			t.Errorf("%s: %+v, want everything", q, sels)
+		}
+	}
 }
 
 func TestAuthAndHeaders(t *testing.T) {

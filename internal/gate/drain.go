@@ -6,6 +6,10 @@ package gate
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
 )
 
 func init() {
@@ -29,43 +33,106 @@ type DrainPolicy struct {
 	AllAtOnce bool `yaml:"all_at_once"`
 }
 
-// checkDrain judges the node given with --node: rows drain/pdb,
-// drain/unmanaged and drain/local-storage; SKIP without a node.
+// The reasons of upgradeguard_node_drain_blocked_pods (collectors/pdb),
+// each an answer of the Eviction API (k8s.io/kubernetes
+// pkg/registry/core/pod/storage/eviction.go). Only an exhausted budget is
+// cured by the drain itself: once an evicted pod is replaced elsewhere the
+// budget lets the next one go. Every other reason, and a reason this gate
+// does not know, refuses the pod whatever the budget allows.
+const (
+	reasonBudgetExhausted = "budget_exhausted" // 429 while disruptionsAllowed is used up
+	reasonMultiplePDBs    = "multiple_pdbs"    // 500: more than one PDB selects the pod
+	reasonStatusStale     = "status_stale"     // 429 while status.observedGeneration < metadata.generation
+)
+
+// checkDrain judges the nodes about to be replaced: the node given with
+// --node, or every node of the node group given with --nodegroup
+// (upgradeguard_node_info{nodegroup}). Rows drain/pdb, drain/unmanaged and
+// drain/local-storage; SKIP without either.
 func (g *Gate) checkDrain(ctx context.Context, s *evalState) []CheckResult {
-	p := g.policy.Drain
-	if s.node == "" {
-		return []CheckResult{skipRow("drain", "no node given (--node)")}
+	rows := []string{"drain/pdb", "drain/unmanaged", "drain/local-storage"}
+	var nodes []string
+	var groupQuery, groupNote string
+	switch {
+	case s.node != "":
+		nodes = []string{s.node}
+	case g.cfg.NodeGroup != "":
+		groupQuery = g.sel("upgradeguard_node_info", fmt.Sprintf("nodegroup=%q", g.cfg.NodeGroup))
+		res, err := s.query(ctx, groupQuery)
+		if err != nil {
+			return unknownRows(groupQuery, err, rows...)
+		}
+		seen := map[string]bool{}
+		for _, smp := range res.samples {
+			if n := smp.labels["node"]; n != "" && !seen[n] {
+				seen[n] = true
+				nodes = append(nodes, n)
+			}
+		}
+		if len(nodes) == 0 {
+			out := unknownRows(groupQuery, fmt.Errorf("no node of node group %q in upgradeguard_node_info: the group is empty, misspelt, or unknown to the exporter", g.cfg.NodeGroup), rows...)
+			for i := range out {
+				out[i].Value = "no nodes"
+			}
+			return out
+		}
+		sort.Strings(nodes)
+		groupNote = res.note
+	default:
+		return []CheckResult{skipRow("drain", "no node given (--node or --nodegroup)")}
 	}
-	q := g.sel("upgradeguard_node_drainable|upgradeguard_node_evictable_pods|upgradeguard_node_unmanaged_pods|upgradeguard_node_local_storage_pods|upgradeguard_node_drain_blocked_pods",
-		fmt.Sprintf("node=%q", s.node))
+	nodeMatcher := fmt.Sprintf("node=%q", nodes[0])
+	if len(nodes) > 1 {
+		quoted := make([]string, len(nodes))
+		for i, n := range nodes {
+			quoted[i] = regexp.QuoteMeta(n)
+		}
+		nodeMatcher = fmt.Sprintf("node=~%q", strings.Join(quoted, "|"))
+	}
+	q := g.sel("upgradeguard_node_drainable|upgradeguard_node_evictable_pods|upgradeguard_node_unmanaged_pods|upgradeguard_node_local_storage_pods|upgradeguard_node_drain_blocked_pods", nodeMatcher)
 	res, err := s.query(ctx, q)
 	if err != nil {
-		return unknownRows(q, err, "drain/pdb", "drain/unmanaged", "drain/local-storage")
+		return unknownRows(q, err, rows...)
 	}
+	res.note = joinNotes(groupNote, res.note)
 	m := byName(res.samples)
-	one := func(name string, highIsWorse bool) (float64, bool) {
-		v, ok := perLabel(m[name], "node", highIsWorse)[s.node]
-		return v, ok
+	drainable := perLabel(m["upgradeguard_node_drainable"], "node", false)
+	evictable := perLabel(m["upgradeguard_node_evictable_pods"], "node", true)
+	blocked := map[string][]sample{}
+	for _, smp := range m["upgradeguard_node_drain_blocked_pods"] {
+		blocked[smp.labels["node"]] = append(blocked[smp.labels["node"]], smp)
 	}
-	var out []CheckResult
-	d := CheckResult{Name: "drain/pdb", Query: q, Threshold: "upgradeguard_node_drainable == 1"}
-	drainable, ok := one("upgradeguard_node_drainable", false)
-	evictable, okE := one("upgradeguard_node_evictable_pods", true)
-	switch {
-	case !ok:
-		d.Status, d.Value = Unknown, "no series"
-		d.Why = fmt.Sprintf("no upgradeguard_node_drainable for node %q: the node is unknown to the exporter or its pdb collector is off", s.node)
-	case isNaN(drainable):
-		d.Status, d.Value, d.Why = Unknown, "NaN", "drainable is NaN"
-	case drainable != 1:
-		d = g.judgeBlockedDrain(ctx, s, d, m["upgradeguard_node_drain_blocked_pods"])
-	default:
-		d.Status, d.Value = Pass, "drainable"
-		if okE {
-			d.Value += fmt.Sprintf(", %s pods to evict", fmtNum(evictable))
+	allowance := &pdbAllowance{}
+
+	// drain/pdb: each node judged alone, the row at the worst of them.
+	d := CheckResult{Name: "drain/pdb", Query: q, Threshold: "upgradeguard_node_drainable == 1, or every block a budget that allows a disruption now"}
+	if g.policy.Drain.AllAtOnce {
+		d.Threshold = "upgradeguard_node_drainable == 1 (drain.all_at_once)"
+	}
+	var verdicts []nodeDrain
+	for _, n := range nodes {
+		v := nodeDrain{node: n}
+		dr, ok := drainable[n]
+		switch {
+		case !ok:
+			v.status, v.value = Unknown, "no series"
+			v.why = fmt.Sprintf("no upgradeguard_node_drainable for node %q: the node is unknown to the exporter or its pdb collector is off", n)
+		case isNaN(dr):
+			v.status, v.value, v.why = Unknown, "NaN", "drainable is NaN"
+		case dr != 1:
+			v.status, v.value, v.why = g.judgeBlockedDrain(ctx, s, allowance, blocked[n])
+		default:
+			v.status, v.value = Pass, "drainable"
+			if e, ok := evictable[n]; ok {
+				v.value += fmt.Sprintf(", %s pods to evict", fmtNum(e))
+			}
 		}
+		verdicts = append(verdicts, v)
 	}
-	out = append(out, withNote(d, res.note))
+	d.Status, d.Value, d.Why = combineDrain(verdicts, g.cfg.NodeGroup)
+	out := []CheckResult{withNote(d, res.note)}
+
+	p := g.policy.Drain
 	for _, c := range []struct {
 		row, metric, what string
 		allowed           bool
@@ -78,89 +145,206 @@ func (g *Gate) checkDrain(ctx context.Context, s *evalState) []CheckResult {
 		if c.allowed {
 			r.Threshold = "any (" + c.option + ")"
 		}
-		v, ok := one(c.metric, true)
-		switch {
-		case !ok:
-			r.Status, r.Value, r.Why = Unknown, "no series", fmt.Sprintf("no %s for node %q", c.metric, s.node)
-		case isNaN(v):
-			r.Status, r.Value, r.Why = Unknown, "NaN", c.metric+" is NaN"
-		case v > 0 && !c.allowed:
-			r.Status, r.Value, r.Why = Fail, fmtNum(v), fmt.Sprintf("%s %s; set %s to accept", fmtNum(v), c.what, c.option)
-		default:
-			r.Status, r.Value = Pass, fmtNum(v)
+		values := perLabel(m[c.metric], "node", true)
+		var vs []nodeDrain
+		for _, n := range nodes {
+			v := nodeDrain{node: n}
+			x, ok := values[n]
+			switch {
+			case !ok:
+				v.status, v.value, v.why = Unknown, "no series", fmt.Sprintf("no %s for node %q", c.metric, n)
+			case isNaN(x):
+				v.status, v.value, v.why = Unknown, "NaN", c.metric+" is NaN"
+			case x > 0 && !c.allowed:
+				v.status, v.value, v.why = Fail, fmtNum(x), fmt.Sprintf("%s %s; set %s to accept", fmtNum(x), c.what, c.option)
+			default:
+				v.status, v.value = Pass, fmtNum(x)
+			}
+			vs = append(vs, v)
 		}
+		r.Status, r.Value, r.Why = combineDrain(vs, g.cfg.NodeGroup)
 		out = append(out, r)
 	}
 	return out
 }
 
-// judgeBlockedDrain decides a node that cannot be drained in one go. With
-// drain.all_at_once it fails. Otherwise it passes when every PDB that
-// blocks some of the node's pods allows at least one disruption now: the
-// drain (the roll's, or kubectl's) evicts what it can, retries the rest,
-// and the PDB lets the next pod go once the first is replaced elsewhere. A
-// PDB at 0 disruptions, a block with no PDB named (a pod under two PDBs, a
-// PDB whose status lags), or a PDB whose allowance is unknown fails or is
-// UNKNOWN: that drain would not start.
-func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, d CheckResult, blocked []sample) CheckResult {
-	type key struct{ ns, pdb string }
-	var blockers []key
-	pods := map[key]float64{}
-	for _, smp := range blocked {
-		k := key{smp.labels["namespace"], smp.labels["pdb"]}
-		if _, seen := pods[k]; !seen {
-			blockers = append(blockers, k)
-		}
-		pods[k] += smp.value
+// nodeDrain is the judgement of one node in a drain row.
+type nodeDrain struct {
+	node, value, why string
+	status           Status
+}
+
+// combineDrain makes one row of the nodes' judgements: one node's as it
+// is; for a node group the worst status, the failing and unknown nodes
+// named (then the notes of the passing ones).
+func combineDrain(vs []nodeDrain, group string) (Status, string, string) {
+	if len(vs) == 1 && group == "" {
+		return vs[0].status, vs[0].value, vs[0].why
 	}
-	describe := func(k key) string { return fmt.Sprintf("%s/%s blocks %s pods", k.ns, k.pdb, fmtNum(pods[k])) }
+	var failed, unknown, passed []string
+	for _, v := range vs {
+		line := v.node + ": " + v.value
+		if v.why != "" {
+			line += " (" + v.why + ")"
+		}
+		switch v.status {
+		case Fail:
+			failed = append(failed, line)
+		case Unknown:
+			unknown = append(unknown, line)
+		default:
+			if v.why != "" {
+				passed = append(passed, line)
+			}
+		}
+	}
+	value := fmt.Sprintf("%d of %d nodes of group %s pass", len(vs)-len(failed)-len(unknown), len(vs), group)
+	switch {
+	case len(failed) > 0:
+		return Fail, value, strings.Join(failed, "; ")
+	case len(unknown) > 0:
+		return Unknown, value, strings.Join(unknown, "; ")
+	}
+	return Pass, value, strings.Join(passed, "; ")
+}
+
+func joinNotes(notes ...string) string {
+	var out []string
+	for _, n := range notes {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// pdbAllowance reads upgradeguard_pdb_disruptions_allowed at most once per
+// evaluation, when a node's drain needs it.
+type pdbAllowance struct {
+	once    sync.Once
+	query   string
+	allowed map[pdbKey]float64
+	err     error
+}
+
+type pdbKey struct{ ns, pdb string }
+
+func (a *pdbAllowance) get(ctx context.Context, g *Gate, s *evalState) (map[pdbKey]float64, error) {
+	a.once.Do(func() {
+		a.query = g.sel("upgradeguard_pdb_disruptions_allowed")
+		res, err := s.query(ctx, a.query)
+		if err != nil {
+			a.err = err
+			return
+		}
+		a.allowed = map[pdbKey]float64{}
+		for _, smp := range res.samples {
+			k := pdbKey{smp.labels["namespace"], smp.labels["pdb"]}
+			if old, ok := a.allowed[k]; !ok || isNaN(smp.value) || smp.value < old {
+				a.allowed[k] = smp.value
+			}
+		}
+	})
+	return a.allowed, a.err
+}
+
+// judgeBlockedDrain decides a node that cannot be drained in one go, from
+// its upgradeguard_node_drain_blocked_pods samples. With drain.all_at_once
+// it fails. Otherwise it passes ("drains in steps") only when every block
+// is an exhausted budget (reason budget_exhausted) of a PDB that allows at
+// least one disruption now: the drain (the roll's, or kubectl's) evicts
+// what it can, retries the rest, and the PDB lets the next pod go once the
+// first is replaced elsewhere. A pod under several PDBs, a PDB whose
+// status lags its spec, or any other reason fails with the reason named:
+// waiting on the budget cannot cure those. A sample without a reason (an
+// exporter older than the reason label) is a block of unknown cause: never
+// "in steps". A PDB at 0 disruptions fails; an unknown allowance is
+// UNKNOWN.
+func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, a *pdbAllowance, blocked []sample) (Status, string, string) {
+	type key struct{ ns, pdb, reason string }
+	var blocks []key
+	pods := map[key]float64{}
+	nan := false
+	for _, smp := range blocked {
+		if isNaN(smp.value) {
+			nan = true
+			continue
+		}
+		if smp.value <= 0 {
+			continue // a reason that blocks no pod of this node
+		}
+		k := key{smp.labels["namespace"], smp.labels["pdb"], smp.labels["reason"]}
+		if _, seen := pods[k]; !seen {
+			blocks = append(blocks, k)
+		}
+		pods[k] = max(pods[k], smp.value) // two exporters' copies: the worst
+	}
+	name := func(k key) string { return k.ns + "/" + k.pdb }
+	describe := func(k key) string {
+		n := fmtNum(pods[k])
+		switch k.reason {
+		case reasonBudgetExhausted:
+			return fmt.Sprintf("%s blocks %s pods (budget exhausted)", name(k), n)
+		case reasonMultiplePDBs:
+			return fmt.Sprintf("%s blocks %s pods that more than one PodDisruptionBudget selects (the Eviction API refuses them whatever the budgets allow)", name(k), n)
+		case reasonStatusStale:
+			return fmt.Sprintf("%s blocks %s pods: its status lags its spec (status.observedGeneration < metadata.generation; the Eviction API refuses them until the disruption controller catches up)", name(k), n)
+		case "":
+			return fmt.Sprintf("%s blocks %s pods, cause unknown (no reason label: an exporter older than the gate)", name(k), n)
+		}
+		return fmt.Sprintf("%s blocks %s pods (reason %s)", name(k), n, k.reason)
+	}
 	var all []string
-	for _, k := range blockers {
+	for _, k := range blocks {
 		all = append(all, describe(k))
 	}
-	d.Status, d.Value = Fail, "not drainable"
-	d.Why = "a PodDisruptionBudget refuses evictions now"
+	why := "the Eviction API refuses pods of the node now"
 	if len(all) > 0 {
-		d.Why += ": " + list(all)
+		why += ": " + list(all)
 	}
-	if g.policy.Drain.AllAtOnce || len(blockers) == 0 {
-		return d
+	switch {
+	case len(blocks) == 0 && nan:
+		return Unknown, "not drainable", "upgradeguard_node_drain_blocked_pods is NaN"
+	case g.policy.Drain.AllAtOnce || len(blocks) == 0:
+		return Fail, "not drainable", why
 	}
-	q := g.sel("upgradeguard_pdb_disruptions_allowed")
-	res, err := s.query(ctx, q)
-	if err != nil {
-		d.Status, d.Value = Unknown, "query failed"
-		d.Why = "the node cannot be drained in one go and the disruptions its PDBs allow are unknown: " + err.Error()
-		return d
-	}
-	allowed := map[key]float64{}
-	known := map[key]bool{}
-	for _, smp := range res.samples {
-		k := key{smp.labels["namespace"], smp.labels["pdb"]}
-		if !known[k] || smp.value < allowed[k] {
-			allowed[k], known[k] = smp.value, true
+	// Blocks that no budget can cure fail at once, with their reasons.
+	var incurable []string
+	for _, k := range blocks {
+		if k.reason != reasonBudgetExhausted && k.reason != "" {
+			incurable = append(incurable, describe(k))
 		}
 	}
-	var stuck, unknown, steps []string
-	for _, k := range blockers {
-		switch v := allowed[k]; {
-		case !known[k] || isNaN(v):
-			unknown = append(unknown, k.ns+"/"+k.pdb)
+	if len(incurable) > 0 {
+		return Fail, "not drainable", "the Eviction API refuses pods of the node whatever the budgets allow: " + list(incurable)
+	}
+	allowed, err := a.get(ctx, g, s)
+	if err != nil {
+		return Unknown, "query failed", "the node cannot be drained in one go and the disruptions its PDBs allow are unknown: " + err.Error()
+	}
+	var stuck, unknown, noReason, steps []string
+	for _, k := range blocks {
+		v, known := allowed[pdbKey{k.ns, k.pdb}]
+		switch {
+		case !known || isNaN(v):
+			unknown = append(unknown, name(k))
 		case v < 1:
 			stuck = append(stuck, describe(k)+" and allows 0 disruptions")
+		case k.reason == "":
+			noReason = append(noReason, describe(k))
 		default:
-			steps = append(steps, fmt.Sprintf("%s/%s allows %s at a time, %s pods wait", k.ns, k.pdb, fmtNum(v), fmtNum(pods[k])))
+			steps = append(steps, fmt.Sprintf("%s allows %s at a time, %s pods wait", name(k), fmtNum(v), fmtNum(pods[k])))
 		}
 	}
 	switch {
 	case len(stuck) > 0:
-		d.Why = "a PodDisruptionBudget refuses evictions now: " + list(stuck)
+		return Fail, "not drainable", "a PodDisruptionBudget refuses evictions now: " + list(stuck)
 	case len(unknown) > 0:
-		d.Status, d.Value = Unknown, "not drainable in one go"
-		d.Why = "no upgradeguard_pdb_disruptions_allowed for " + list(unknown) + ", so whether the drain can progress is unknown"
-	default:
-		d.Status, d.Value = Pass, "drains in steps"
-		d.Why = list(steps) + " (drain.all_at_once: false)"
+		return Unknown, "not drainable in one go", "no upgradeguard_pdb_disruptions_allowed for " + list(unknown) + ", so whether the drain can progress is unknown"
+	case len(noReason) > 0:
+		return Unknown, "not drainable in one go", "whether the drain can progress in steps is unknown: " + list(noReason) + "; upgrade the exporter"
+	case nan:
+		return Unknown, "not drainable in one go", "upgradeguard_node_drain_blocked_pods is NaN for some PDB"
 	}
-	return d
+	return Pass, "drains in steps", list(steps) + " (drain.all_at_once: false)"
 }

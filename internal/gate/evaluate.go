@@ -20,6 +20,9 @@ func (g *Gate) Evaluate(ctx context.Context, node string) (Evaluation, error) {
 	began := time.Now()
 	at := g.cfg.Now()
 	e := Evaluation{Verdict: WAIT, Node: node, Time: at}
+	if node == "" {
+		e.NodeGroup = g.cfg.NodeGroup
+	}
 	if err := ctx.Err(); err != nil {
 		return e, err
 	}
@@ -63,6 +66,7 @@ func (g *Gate) audit(e Evaluation) {
 	level := slog.LevelInfo
 	g.logger.LogAttrs(context.Background(), level, "gate evaluation",
 		slog.String("node", e.Node),
+		slog.String("nodegroup", e.NodeGroup),
 		slog.String("verdict", string(e.Verdict)),
 		slog.Bool("passed", e.Passed()),
 		slog.Time("time", e.Time),

@@ -212,6 +212,10 @@ func healthy() []series {
 		if n == "node-new" {
 			created = strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
 		}
+		group := "nodes-a"
+		if n == "node-c" || n == "node-new" {
+			group = "nodes-b"
+		}
 		zone := "eu-west-1a"
 		if i == 1 {
 			zone = "eu-west-1b"
@@ -221,7 +225,7 @@ func healthy() []series {
 			j("12", "__name__", "upgradeguard_node_heartbeat_age_seconds", "node", n),
 			j("40", "__name__", "upgradeguard_node_lease_duration_seconds", "node", n),
 			j("0", "__name__", "increase:upgradeguard_node_ready_transitions_total", "node", n),
-			j("1", "__name__", "upgradeguard_node_info", "node", n, "zone", zone, "nodegroup", "nodes-a"),
+			j("1", "__name__", "upgradeguard_node_info", "node", n, "zone", zone, "nodegroup", group),
 			j(created, "__name__", "upgradeguard_node_created_timestamp_seconds", "node", n),
 			j("1", "__name__", "upgradeguard_node_drainable", "node", n),
 			j("3", "__name__", "upgradeguard_node_evictable_pods", "node", n),
@@ -229,9 +233,12 @@ func healthy() []series {
 			j("0", "__name__", "upgradeguard_node_local_storage_pods", "node", n),
 		)
 	}
-	// Alerts that must not block: the Watchdog and an info alert.
+	// Alerts that must not block: the bundle's watchdog, kube-prometheus'
+	// Watchdog and InfoInhibitor, and an info alert.
 	ss = append(ss,
+		ser("1", "__name__", "ALERTS", "alertname", "UpgradeGuardWatchdog", "alertstate", "firing", "severity", "none", "cluster", "prod"),
 		ser("1", "__name__", "ALERTS", "alertname", "Watchdog", "alertstate", "firing", "severity", "none", "cluster", "prod"),
+		ser("1", "__name__", "ALERTS", "alertname", "InfoInhibitor", "alertstate", "firing", "severity", "none", "cluster", "prod"),
 		ser("1", "__name__", "ALERTS", "alertname", "SomethingInfo", "alertstate", "firing", "severity", "info", "cluster", "prod"),
 	)
 	return ss
@@ -259,9 +266,12 @@ func replace(ss []series, value string, kv ...string) []series {
 	return out
 }
 
+// thanosStores is /api/v1/stores of two Prometheus replicas' sidecars: as
+// Thanos reports a sidecar, from its oldest sample to the end of time
+// (math.MaxInt64).
 const thanosStores = `{"sidecar":[
- {"name":"127.0.0.1:10901","lastCheck":"2026-01-01T00:00:00Z","lastError":%s,"labelSets":[{"cluster":"prod","replica":"r0"}],"minTime":0,"maxTime":1},
- {"name":"127.0.0.1:10902","lastCheck":"2026-01-01T00:00:00Z","lastError":%s,"labelSets":[{"cluster":"prod","replica":"r1"}],"minTime":0,"maxTime":1}]}`
+ {"name":"127.0.0.1:10901","lastCheck":"2026-01-01T00:00:00Z","lastError":%s,"labelSets":[{"cluster":"prod","replica":"r0"}],"minTime":1700000000000,"maxTime":9223372036854775807},
+ {"name":"127.0.0.1:10902","lastCheck":"2026-01-01T00:00:00Z","lastError":%s,"labelSets":[{"cluster":"prod","replica":"r1"}],"minTime":1700000000000,"maxTime":9223372036854775807}]}`
 
 func storesJSON(r0Err, r1Err string) string {
 	q := func(s string) string {

@@ -52,10 +52,12 @@ type CheckResult struct {
 
 // Evaluation is one evaluation of every check of the policy.
 type Evaluation struct {
-	Verdict Verdict       `json:"verdict"`
-	Node    string        `json:"node,omitempty"`
-	Checks  []CheckResult `json:"checks"`
-	Time    time.Time     `json:"time"` // the evaluation time sent with every query
+	Verdict Verdict `json:"verdict"`
+	Node    string  `json:"node,omitempty"`
+	// NodeGroup is the node group judged when no node is (Config.NodeGroup).
+	NodeGroup string        `json:"nodegroup,omitempty"`
+	Checks    []CheckResult `json:"checks"`
+	Time      time.Time     `json:"time"` // the evaluation time sent with every query
 	// Duration is how long the evaluation took; Queries how many HTTP
 	// requests it made (PromQL queries and the Thanos store list).
 	Duration time.Duration `json:"duration_ns"`
@@ -137,8 +139,20 @@ type Config struct {
 	Concurrency int
 	// Baseline holds the alerts that were firing when the upgrade began.
 	Baseline *Baseline
+	// NodeGroup, when set and no node is given to Evaluate, names the node
+	// group about to be replaced (the nodegroup label of
+	// upgradeguard_node_info): every node of it must be drainable, at least
+	// in steps.
+	NodeGroup string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// DefaultReplicaLabels returns the external labels that tell replicas apart
+// when none are configured: Prometheus Operator's prometheus_replica, the
+// common replica, and Thanos Ruler's ruler_replica.
+func DefaultReplicaLabels() []string {
+	return []string{"replica", "prometheus_replica", "ruler_replica"}
 }
 
 // Kinds of monitoring API.
@@ -178,7 +192,7 @@ func New(cfg Config, policy Policy, logger *slog.Logger) (*Gate, error) {
 		cfg.QueryTimeout = 20 * time.Second
 	}
 	if len(cfg.ReplicaLabels) == 0 {
-		cfg.ReplicaLabels = []string{"replica", "prometheus_replica"}
+		cfg.ReplicaLabels = DefaultReplicaLabels()
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4

@@ -9,7 +9,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/upgradeguard/upgradeguard/alerts"
 )
 
 func init() {
@@ -28,8 +33,15 @@ func init() {
 				d := Duration(3 * time.Hour)
 				p.Monitoring.AWSQuotaMaxAge = &d
 			}
+			if p.Monitoring.Watchdog == nil {
+				w := alerts.WatchdogAlert
+				p.Monitoring.Watchdog = &w
+			}
 		},
 		Validate: func(p *Policy, bad func(field, format string, args ...any)) {
+			if w := p.Monitoring.Watchdog; w != nil && *w != "" && !model.LabelValue(*w).IsValid() {
+				bad("monitoring.watchdog", "invalid alert name %q", *w)
+			}
 			for i, c := range p.Monitoring.Collectors {
 				if c == "" {
 					bad(fmt.Sprintf("monitoring.collectors[%d]", i), "empty collector name")
@@ -53,16 +65,30 @@ type MonitoringPolicy struct {
 	// AWSQuotaMaxAge is the same for the quota limits and the utilization
 	// report, which the exporter refreshes hourly by default (default 3h).
 	AWSQuotaMaxAge *Duration `yaml:"aws_quota_max_age"`
-	// Watchdog names an always-firing alert that must be present, proving
-	// that rules are evaluated (default: none).
-	Watchdog string `yaml:"watchdog"`
+	// Watchdog names the always-firing alert that must be firing in ALERTS,
+	// proving that the alerting rules are evaluated and their ALERTS reach
+	// the query (default alerts.WatchdogAlert, UpgradeGuardWatchdog, of the
+	// bundle's rules). Only an explicit `watchdog: ""` turns the
+	// requirement off.
+	Watchdog *string `yaml:"watchdog"`
 }
 
 var awsCollectors = map[string]bool{"cni": true, "awsquota": true}
 
 // checkMonitoring judges the monitoring itself: rows monitoring/up,
-// monitoring/collectors and monitoring/aws-fresh.
+// monitoring/collectors, monitoring/aws-fresh and monitoring/watchdog.
 func (g *Gate) checkMonitoring(ctx context.Context, s *evalState) []CheckResult {
+	var wd CheckResult
+	var wg sync.WaitGroup
+	wg.Go(func() { wd = g.checkWatchdog(ctx, s) })
+	out := g.checkExporter(ctx, s)
+	wg.Wait()
+	return append(out, wd)
+}
+
+// checkExporter is the exporter's part of the monitoring check: rows
+// monitoring/up, monitoring/collectors and monitoring/aws-fresh.
+func (g *Gate) checkExporter(ctx context.Context, s *evalState) []CheckResult {
 	q := g.sel("up|upgradeguard_collector_success|upgradeguard_aws_refresh_last_success_timestamp_seconds")
 	res, err := s.query(ctx, q)
 	if err != nil {

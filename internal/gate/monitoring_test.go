@@ -21,14 +21,46 @@ func TestMonitoringRows(t *testing.T) {
 	})
 }
 
+// Issue 12 item 3: the default policy requires the bundle's watchdog; an
+// ALERTS answer without it proves nothing.
 func TestWatchdog(t *testing.T) {
 	f := newFake(t)
 	f.stores = storesJSON("", "")
 	base := healthy()
-	// The Watchdog, when required, must be present.
-	gw, _ := newGate(t, f, testPolicy(t, "monitoring: {watchdog: Watchdog}"))
+	g, _ := newGate(t, f, testPolicy(t, ""))
 	f.set(base...)
-	wantRow(t, eval(t, gw, "node-a"), "monitoring/watchdog", Pass, "")
+	e := eval(t, g, "node-a")
+	wantRow(t, e, "monitoring/watchdog", Pass, "")
+	if e.Verdict != GO || e.Queries != 8 {
+		t.Errorf("verdict %s after %d requests, want GO after 8 (the watchdog shares the alerts' query)", e.Verdict, e.Queries)
+	}
+	// The evaluator went away: ALERTS is empty, no warning. Not GO.
+	f.set(replace(base, "", "__name__", "ALERTS")...)
+	e = eval(t, g, "node-a")
+	for _, why := range []string{"UpgradeGuardWatchdog is not firing", "load deploy/generated's rules", `monitoring.watchdog: ""`} {
+		wantRow(t, e, "monitoring/watchdog", Unknown, why)
+	}
+	wantRow(t, e, "alerts", Pass, "")
+	if e.Verdict == GO {
+		t.Errorf("GO without the watchdog:\n%s", dump(e))
+	}
+	// Another cluster's watchdog proves nothing about this one.
+	f.set(append(replace(base, "", "alertname", "UpgradeGuardWatchdog"),
+		ser("1", "__name__", "ALERTS", "alertname", "UpgradeGuardWatchdog", "alertstate", "firing", "severity", "none", "cluster", "staging"))...)
+	wantRow(t, eval(t, g, "node-a"), "monitoring/watchdog", Unknown, "not firing")
+	// Required with the alerts check turned off too.
+	off, _ := newGate(t, f, testPolicy(t, "alerts: {enabled: false}"))
+	wantRow(t, eval(t, off, "node-a"), "monitoring/watchdog", Unknown, "not firing")
+	// Opting out takes an explicit line; another name can be required.
+	out, _ := newGate(t, f, testPolicy(t, "monitoring: {watchdog: \"\"}"))
+	e = eval(t, out, "node-a")
+	wantRow(t, e, "monitoring/watchdog", Skip, "opts out")
+	if e.Verdict != GO {
+		t.Errorf("opted out: %s", dump(e))
+	}
+	kp, _ := newGate(t, f, testPolicy(t, "monitoring: {watchdog: Watchdog}"))
+	f.set(base...)
+	wantRow(t, eval(t, kp, "node-a"), "monitoring/watchdog", Pass, "")
 	f.set(replace(base, "", "alertname", "Watchdog")...)
-	wantRow(t, eval(t, gw, "node-a"), "monitoring/watchdog", Unknown, "absent")
+	wantRow(t, eval(t, kp, "node-a"), "monitoring/watchdog", Unknown, "the always-firing alert Watchdog is not firing")
 }

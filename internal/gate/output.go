@@ -12,11 +12,14 @@ import (
 // threshold, status, why. Queries longer than maxQuery characters are cut
 // (0: never); the JSON output has them whole.
 func WriteTable(w io.Writer, e Evaluation, maxQuery int) error {
-	node := e.Node
-	if node == "" {
-		node = "(none)"
+	target := "node " + e.Node
+	switch {
+	case e.Node == "" && e.NodeGroup != "":
+		target = "nodegroup " + e.NodeGroup
+	case e.Node == "":
+		target = "node (none)"
 	}
-	fmt.Fprintf(w, "verdict %s  node %s  at %s  %d queries in %s", e.Verdict, node, e.Time.UTC().Format("2006-01-02T15:04:05Z"), e.Queries, e.Duration.Round(1e6))
+	fmt.Fprintf(w, "verdict %s  %s  at %s  %d queries in %s", e.Verdict, target, e.Time.UTC().Format("2006-01-02T15:04:05Z"), e.Queries, e.Duration.Round(1e6))
 	if e.Consecutive > 0 {
 		fmt.Fprintf(w, "  %d consecutive passing", e.Consecutive)
 	}

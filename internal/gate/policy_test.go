@@ -34,7 +34,7 @@ func TestPolicyDefaults(t *testing.T) {
 
 func TestBadPolicyNamesTheField(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
-		{"alerts:\n  severiy: critical\n", `line 2: unknown field "severiy" in alerts (known fields: enabled, selector, ignore, pending)`},
+		{"alerts:\n  severiy: critical\n", `line 2: unknown field "severiy" in alerts (known fields: enabled, selector, ignore, upgrade_in_progress, pending)`},
 		{"consecutiv: 3\n", `line 1: unknown field "consecutiv" in the top level`},
 		{"custom:\n- name: a\n  query: up\n  maximum: 1\n", `line 4: unknown field "maximum" in custom[]`},
 		{"drain:\n  allow_unmanaged_pods: yes please\n", `line 2: "yes please" is a str, but the field wants true or false`},

@@ -2,35 +2,195 @@ package gate
 
 // The Thanos store list: which stores Thanos Query fans out to, and whether
 // a partial answer (a store missing) can still be trusted.
+//
+// A missing store matters to a query only when Thanos would ask it for that
+// query: Thanos Query's proxy skips a store whose time range
+// [minTime, maxTime] does not overlap the time the selector reads, or none
+// of whose external label sets match the selector's matchers (a matcher on
+// a label the set does not have does not exclude it), as
+// github.com/thanos-io/thanos pkg/store/proxy.go storeMatches and
+// labelSetsMatch do. The gate applies the same rule to each query, with the
+// time range the PromQL engine reads for it (prometheus promql/engine.go
+// FindMinMaxTime): a down sidecar of another cluster, or a store gateway
+// whose blocks end before the evaluation time, cannot hold the answer and
+// does not make it unknown.
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// store is one entry of Thanos Query's /api/v1/stores.
+// lookbackDelta is how far back an instant selector reads: Thanos Query's
+// and Prometheus' default --query.lookback-delta.
+const lookbackDelta = 5 * time.Minute
+
+// store is one entry of Thanos Query's /api/v1/stores. MinTime and
+// MaxTime are the store's data range in milliseconds (nil when Thanos does
+// not say: the store may hold anything).
 type store struct {
 	Name      string              `json:"name"`
 	LastError *string             `json:"lastError"`
 	LabelSets []map[string]string `json:"labelSets"`
+	MinTime   *int64              `json:"minTime"`
+	MaxTime   *int64              `json:"maxTime"`
 	kind      string
 }
 
 func (st store) healthy() bool { return st.LastError == nil || *st.LastError == "" }
 
-// storeView is the store list of one evaluation and what it says about
-// the completeness of the data.
+// overlaps reports whether the store may hold data in [mint, maxt].
+func (st store) overlaps(mint, maxt int64) bool {
+	if st.MinTime == nil || st.MaxTime == nil {
+		return true
+	}
+	return !(mint > *st.MaxTime || maxt < *st.MinTime)
+}
+
+// selection is what one selector of a query asks of the stores: its
+// matchers and the time range it reads, in milliseconds.
+type selection struct {
+	matchers   []*labels.Matcher
+	mint, maxt int64
+}
+
+// promqlParser parses the gate's queries, with the default options.
+var promqlParser = parser.NewParser(parser.Options{})
+
+// everything is the selection of a query the gate cannot parse: every store
+// may matter.
+var everything = []selection{{mint: math.MinInt64, maxt: math.MaxInt64}}
+
+// selectionsOf returns the selectors of q evaluated at at, with the time
+// range each reads: an instant selector the lookback delta before at, a
+// range selector its range, both moved by offsets and enclosing subqueries
+// (the rule of prometheus promql/engine.go getTimeRangesForSelector). A
+// query that does not parse, or uses the @ modifier, may read anything.
+func selectionsOf(q string, at time.Time) []selection {
+	expr, err := promqlParser.ParseExpr(q)
+	if err != nil {
+		return everything
+	}
+	var out []selection
+	var evalRange time.Duration
+	conservative := false
+	atMs := at.UnixMilli()
+	parser.Inspect(expr, func(node parser.Node, path []parser.Node) error {
+		switch n := node.(type) {
+		case *parser.MatrixSelector:
+			evalRange = n.Range
+		case *parser.VectorSelector:
+			if n.Timestamp != nil || n.StartOrEnd != 0 {
+				conservative = true
+			}
+			var back time.Duration
+			for _, p := range path {
+				if sq, ok := p.(*parser.SubqueryExpr); ok {
+					if sq.Timestamp != nil || sq.StartOrEnd != 0 {
+						conservative = true
+					}
+					back += sq.OriginalOffset + sq.Range
+				}
+			}
+			offset := n.OriginalOffset
+			for _, p := range path {
+				if sq, ok := p.(*parser.SubqueryExpr); ok {
+					offset += sq.OriginalOffset
+				}
+			}
+			reach := lookbackDelta
+			if evalRange > 0 {
+				reach = evalRange
+			}
+			back += n.OriginalOffset + reach
+			out = append(out, selection{matchers: n.LabelMatchers, mint: atMs - back.Milliseconds(), maxt: atMs - offset.Milliseconds()})
+			evalRange = 0
+		}
+		return nil
+	})
+	if conservative || len(out) == 0 {
+		return everything
+	}
+	return out
+}
+
+// labelSetMatches is Thanos' rule for one external label set: every
+// matcher whose label the set has must match it.
+func labelSetMatches(ls map[string]string, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if v, ok := ls[m.Name]; ok && v != "" && !m.Matches(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// needed returns the label sets of st that some selection may read from
+// it, and whether it is needed at all (a store without label sets matches
+// any matchers, as in Thanos).
+func (st store) needed(sels []selection) ([]map[string]string, bool) {
+	var sets []map[string]string
+	seen := map[int]bool{}
+	needed := false
+	for _, sel := range sels {
+		if !st.overlaps(sel.mint, sel.maxt) {
+			continue
+		}
+		if len(st.LabelSets) == 0 {
+			needed = true
+			continue
+		}
+		for i, ls := range st.LabelSets {
+			if labelSetMatches(ls, sel.matchers) {
+				needed = true
+				if !seen[i] {
+					seen[i] = true
+					sets = append(sets, ls)
+				}
+			}
+		}
+	}
+	return sets, needed
+}
+
+// storeView is the store list of one evaluation and what the queries
+// found about the completeness of their data.
 type storeView struct {
-	stores  []store
-	problem error  // an unhealthy store without a live peer: every query is partial
-	note    string // unhealthy stores covered by peers
+	stores []store
+	empty  error // no store at all: every query fails
+
+	mu       sync.Mutex
+	notes    map[string]bool // stores missing and covered, for the stores row
+	problems map[string]bool // stores missing and not covered
+	used     map[string]bool // unhealthy stores some query needed, by name
+}
+
+func (v *storeView) record(used []string, note string, problem error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, u := range used {
+		v.used[u] = true
+	}
+	for _, n := range strings.Split(note, "; ") {
+		if n != "" {
+			v.notes[n] = true
+		}
+	}
+	if problem != nil {
+		v.problems[problem.Error()] = true
+	}
 }
 
 // storeView returns the Thanos store list of this evaluation (nil for
@@ -60,7 +220,7 @@ func (s *evalState) storeView(ctx context.Context) (*storeView, error) {
 		if kind == KindAuto {
 			g.setKind(KindThanos)
 		}
-		v := &storeView{}
+		v := &storeView{notes: map[string]bool{}, problems: map[string]bool{}, used: map[string]bool{}}
 		kinds := make([]string, 0, len(data))
 		for k := range data {
 			kinds = append(kinds, k)
@@ -72,7 +232,9 @@ func (s *evalState) storeView(ctx context.Context) (*storeView, error) {
 				v.stores = append(v.stores, st)
 			}
 		}
-		v.note, v.problem = v.judge(nil, g.cfg.ReplicaLabels)
+		if len(v.stores) == 0 {
+			v.empty = &queryError{msg: "Thanos Query lists no store: it can answer nothing"}
+		}
 		s.stores = v
 	})
 	if s.storesErr != nil {
@@ -81,8 +243,8 @@ func (s *evalState) storeView(ctx context.Context) (*storeView, error) {
 	if s.stores == nil {
 		return nil, nil // auto resolved to Prometheus
 	}
-	if s.stores.problem != nil {
-		return nil, s.stores.problem
+	if s.stores.empty != nil {
+		return nil, s.stores.empty
 	}
 	return s.stores, nil
 }
@@ -110,9 +272,10 @@ var (
 
 // judgeWarnings decides whether a Thanos answer with warnings is complete:
 // every warning must name a store (by its external labels or its address)
-// that has a live replica peer which answered. Prometheus warnings are
-// never explained.
-func (s *evalState) judgeWarnings(view *storeView, warnings []string) (string, error) {
+// that has a live replica peer which answered. A store named by a warning
+// was selected by Thanos for this query, so it always matters. Prometheus
+// warnings are never explained.
+func (s *evalState) judgeWarnings(view *storeView, sel []selection, warnings []string) (string, error) {
 	if view == nil {
 		return "", &queryError{msg: "Prometheus answered with warnings, so the data may be incomplete: " + strings.Join(warnings, "; ")}
 	}
@@ -146,18 +309,27 @@ func (s *evalState) judgeWarnings(view *storeView, warnings []string) (string, e
 		}
 		missing = append(missing, sets...)
 	}
-	note, problem := view.judge(missing, s.g.cfg.ReplicaLabels)
+	note, problem := view.judge(missing, sel, s.g.cfg.ReplicaLabels)
 	if problem != nil {
 		return "", problem
 	}
 	return note, nil
 }
 
-// judge checks that every unhealthy store and every store in warned has a
-// healthy peer: a store whose label set equals its own but for the replica
-// labels, with a different replica, and that is itself neither unhealthy nor
-// warned about.
-func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (string, error) {
+// judge checks that every store in warned, and every unhealthy store that
+// the selections need, has a healthy peer: a store of the same type whose
+// label set equals its own but for the replica labels, with a different
+// replica, that is
+// itself neither unhealthy nor warned about, and that the selections need
+// too (it holds data of the time asked). Unhealthy stores the selections
+// do not need are left alone.
+func (v *storeView) judge(warned []map[string]string, sels []selection, replicaLabels []string) (string, error) {
+	note, used, err := v.judgeStores(warned, sels, replicaLabels)
+	v.record(used, note, err)
+	return note, err
+}
+
+func (v *storeView) judgeStores(warned []map[string]string, sels []selection, replicaLabels []string) (string, []string, error) {
 	isReplica := map[string]bool{}
 	for _, r := range replicaLabels {
 		isReplica[r] = true
@@ -176,18 +348,6 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (s
 		}
 		return sb.String()
 	}
-	full := func(ls map[string]string) string {
-		keys := make([]string, 0, len(ls))
-		for k := range ls {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s=%q", k, ls[k]))
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	}
 	hasReplica := func(ls map[string]string) bool {
 		for k := range ls {
 			if isReplica[k] {
@@ -196,26 +356,35 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (s
 		}
 		return false
 	}
-	if len(v.stores) == 0 {
-		return "", &queryError{msg: "Thanos Query lists no store: it can answer nothing"}
-	}
+	var used []string
 	down := map[string]map[string]string{} // full label set -> labels
+	kinds := map[string]string{}           // full label set -> store type ("sidecar", "rule", ...)
+	for _, st := range v.stores {
+		for _, ls := range st.LabelSets {
+			kinds[fullLabels(ls)] = st.kind
+		}
+	}
 	for _, ls := range warned {
-		down[full(ls)] = ls
+		down[fullLabels(ls)] = ls
 	}
 	for _, st := range v.stores {
 		if st.healthy() {
 			continue
 		}
-		if len(st.LabelSets) == 0 {
-			return "", &queryError{msg: fmt.Sprintf("Thanos store %s (%s) is down (%s) and has no external labels, so no replica can stand in for it", st.Name, st.kind, *st.LastError)}
+		sets, needed := st.needed(sels)
+		if !needed {
+			continue
 		}
-		for _, ls := range st.LabelSets {
-			down[full(ls)] = ls
+		used = append(used, st.Name)
+		if len(st.LabelSets) == 0 {
+			return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s (%s) is down (%s) and has no external labels, so no replica can stand in for it", st.Name, st.kind, *st.LastError)}
+		}
+		for _, ls := range sets {
+			down[fullLabels(ls)] = ls
 		}
 	}
 	if len(down) == 0 {
-		return "", nil
+		return "", used, nil
 	}
 	var notes []string
 	names := make([]string, 0, len(down))
@@ -226,46 +395,95 @@ func (v *storeView) judge(warned []map[string]string, replicaLabels []string) (s
 	for _, name := range names {
 		ls := down[name]
 		if !hasReplica(ls) {
-			return "", &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it", name, strings.Join(replicaLabels, ", "))}
+			return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it", name, strings.Join(replicaLabels, ", "))}
 		}
 		var peer string
 		for _, st := range v.stores {
 			if !st.healthy() {
 				continue
 			}
-			for _, pls := range st.LabelSets {
-				if _, isDown := down[full(pls)]; isDown {
+			sets, _ := st.needed(sels)
+			for _, pls := range sets {
+				if _, isDown := down[fullLabels(pls)]; isDown {
 					continue
 				}
-				if hasReplica(pls) && key(pls) == key(ls) {
-					peer = full(pls)
+				// A replica of the same kind: a sidecar does not hold what a
+				// Thanos Ruler evaluates, even with the same labels.
+				if hasReplica(pls) && key(pls) == key(ls) && (kinds[name] == "" || kinds[name] == st.kind) {
+					peer = fullLabels(pls)
 				}
 			}
 		}
 		if peer == "" {
-			return "", &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered", name)}
+			return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered", name)}
 		}
 		notes = append(notes, fmt.Sprintf("store %s missing, covered by its replica %s", name, peer))
 	}
-	return strings.Join(notes, "; "), nil
+	return strings.Join(notes, "; "), used, nil
 }
 
-// storesRow is the monitoring/stores row of an evaluation through Thanos.
+func fullLabels(ls map[string]string) string {
+	keys := make([]string, 0, len(ls))
+	for k := range ls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, ls[k]))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// storesRow is the monitoring/stores row of an evaluation through Thanos:
+// how many stores are healthy, which missing ones were covered by a
+// replica, which down ones no query needed, and UNKNOWN when a query needed
+// a missing store that nothing covered (the rows of that query say so too).
 func storesRow(v *storeView) CheckResult {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	healthy := 0
+	var unneeded []string
 	for _, st := range v.stores {
 		if st.healthy() {
 			healthy++
+			continue
+		}
+		if !v.used[st.Name] {
+			desc := st.Name
+			if len(st.LabelSets) > 0 {
+				var sets []string
+				for _, ls := range st.LabelSets {
+					sets = append(sets, fullLabels(ls))
+				}
+				desc += " " + strings.Join(sets, " ")
+			}
+			unneeded = append(unneeded, desc)
 		}
 	}
 	r := CheckResult{
 		Name: "monitoring/stores", Query: "GET /api/v1/stores",
 		Value:     fmt.Sprintf("%d of %d stores healthy", healthy, len(v.stores)),
-		Threshold: "every missing store has a live replica peer",
-		Status:    Pass, Why: v.note,
+		Threshold: "every missing store that could hold an answer (its external labels match the query, its time range covers the time asked) has a live replica peer",
+		Status:    Pass,
 	}
-	if v.problem != nil {
-		r.Status, r.Why = Unknown, v.problem.Error()
+	var notes []string
+	for n := range v.notes {
+		notes = append(notes, n)
+	}
+	sort.Strings(notes)
+	if len(unneeded) > 0 {
+		sort.Strings(unneeded)
+		notes = append(notes, "down but holding nothing the queries asked for (external labels that do not match them, or data outside the time asked): "+strings.Join(unneeded, ", "))
+	}
+	r.Why = strings.Join(notes, "; ")
+	if len(v.problems) > 0 {
+		var ps []string
+		for p := range v.problems {
+			ps = append(ps, p)
+		}
+		sort.Strings(ps)
+		r.Status, r.Why = Unknown, strings.Join(ps, "; ")
 	}
 	return r
 }
