@@ -1,0 +1,202 @@
+package preflight
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+)
+
+// The interfaces that k8s.io/api's zz_generated.prerelease-lifecycle.go
+// files implement, as k8s.io/apiserver/pkg/endpoints/deprecation/deprecation.go
+// reads them.
+type (
+	apiLifecycleDeprecated  interface{ APILifecycleDeprecated() (major, minor int) }
+	apiLifecycleRemoved     interface{ APILifecycleRemoved() (major, minor int) }
+	apiLifecycleReplacement interface {
+		APILifecycleReplacement() schema.GroupVersionKind
+	}
+)
+
+// Lifecycle is what is known of one API version of a kind.
+type Lifecycle struct {
+	// Deprecated and Removed are the releases that deprecate and stop
+	// serving it; zero when none is announced.
+	Deprecated, Removed Version
+	// Replacement is the kind to use instead; empty when none is named.
+	Replacement schema.GroupVersionKind
+	// CRD marks a custom resource version its CRD marks deprecated.
+	CRD bool
+	// Warning is a CRD version's own deprecationWarning.
+	Warning string
+}
+
+// APITable judges API versions: the built-in ones from the lifecycle methods
+// of the k8s.io/api types registered in client-go's scheme (the same
+// generated data the API server uses for its deprecation warnings and
+// apiserver_requested_deprecated_apis), plus the deprecated versions of the
+// cluster's CRDs when AddCRDVersion is given them.
+type APITable struct {
+	kinds map[schema.GroupVersionKind]Lifecycle
+	// resources maps a group/version/resource (as the API server's metrics
+	// label it) to its kind.
+	resources map[schema.GroupVersionResource]schema.GroupVersionKind
+	// groups are the API groups the scheme knows: a kind of such a group in
+	// a version the scheme does not have is not served by this release.
+	groups map[string]bool
+	// known are every kind of the scheme.
+	known map[schema.GroupVersionKind]bool
+	// Release is the Kubernetes release of the k8s.io/api module compiled
+	// in (its v0.N.P is Kubernetes 1.N).
+	Release Version
+}
+
+// NewAPITable builds the table from the scheme at run time: every
+// registered type implementing any of the lifecycle methods.
+func NewAPITable() *APITable {
+	return newAPITable(scheme.Scheme)
+}
+
+func newAPITable(s *runtime.Scheme) *APITable {
+	t := &APITable{
+		kinds:     map[schema.GroupVersionKind]Lifecycle{},
+		resources: map[schema.GroupVersionResource]schema.GroupVersionKind{},
+		groups:    map[string]bool{},
+		known:     map[schema.GroupVersionKind]bool{},
+		Release:   apiModuleRelease(),
+	}
+	for gvk := range s.AllKnownTypes() {
+		if gvk.Version == runtime.APIVersionInternal || gvk.Kind == "WatchEvent" || strings.HasSuffix(gvk.Kind, "Options") {
+			continue
+		}
+		t.groups[gvk.Group] = true
+		t.known[gvk] = true
+		obj, err := s.New(gvk)
+		if err != nil {
+			continue
+		}
+		var lc Lifecycle
+		var has bool
+		if d, ok := obj.(apiLifecycleDeprecated); ok {
+			major, minor := d.APILifecycleDeprecated()
+			lc.Deprecated, has = Version{major, minor}, has || major != 0 || minor != 0
+		}
+		if r, ok := obj.(apiLifecycleRemoved); ok {
+			major, minor := r.APILifecycleRemoved()
+			lc.Removed, has = Version{major, minor}, has || major != 0 || minor != 0
+		}
+		if r, ok := obj.(apiLifecycleReplacement); ok {
+			lc.Replacement = r.APILifecycleReplacement()
+		}
+		if !has {
+			continue
+		}
+		t.kinds[gvk] = lc
+		if !strings.HasSuffix(gvk.Kind, "List") {
+			// The resource name as the API server derives it for built-in
+			// kinds (apimachinery's UnsafeGuessKindToResource).
+			plural, _ := meta.UnsafeGuessKindToResource(gvk)
+			t.resources[plural] = gvk
+		}
+	}
+	return t
+}
+
+// apiRelease is the Kubernetes release of the k8s.io/api module in go.mod
+// (v0.37.x is 1.37); TestAPIReleaseMatchesGoMod keeps them together. Test
+// binaries carry no module versions in their build information, so it is
+// not read from there.
+var apiRelease = Version{1, 37}
+
+// apiModuleRelease returns the release of the compiled-in k8s.io/api.
+func apiModuleRelease() Version {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "k8s.io/api" {
+				if v, err := ParseVersion(strings.TrimPrefix(d.Version, "v0.")); err == nil {
+					return Version{1, v.Major}
+				}
+			}
+		}
+	}
+	return apiRelease
+}
+
+// AddCRDVersion records a CRD version its CRD marks deprecated, with the
+// CRD's deprecationWarning (may be empty) and the kind's replacement (the
+// CRD's storage version when it is served and not deprecated; else zero).
+func (t *APITable) AddCRDVersion(gvk schema.GroupVersionKind, plural, warning string, replacement schema.GroupVersionKind) {
+	t.kinds[gvk] = Lifecycle{CRD: true, Warning: warning, Replacement: replacement}
+	t.resources[gvk.GroupVersion().WithResource(plural)] = gvk
+}
+
+// Lookup returns what is known of a kind's API version.
+func (t *APITable) Lookup(gvk schema.GroupVersionKind) (Lifecycle, bool) {
+	lc, ok := t.kinds[gvk]
+	return lc, ok
+}
+
+// KindOf returns the kind of a group/version/resource with a lifecycle.
+func (t *APITable) KindOf(gvr schema.GroupVersionResource) (schema.GroupVersionKind, bool) {
+	gvk, ok := t.resources[gvr]
+	return gvk, ok
+}
+
+// Judgement is the verdict on one API version at a target release.
+type Judgement struct {
+	Severity    Severity // "" when there is nothing to say
+	Message     string
+	Removed     string // "1.25"; empty when none is announced
+	Replacement string // "policy/v1 PodDisruptionBudget"; empty when none
+}
+
+// Judge rules on gvk at target, following deprecation.go's IsDeprecated and
+// RemovedRelease: removed at or before the target is a blocker; deprecated
+// at or before it (or a deprecated CRD version) is a warning. A kind of a
+// built-in group in a version k8s.io/api no longer has is a blocker too:
+// the API server of this release no longer serves it (types are dropped
+// from k8s.io/api after their removal).
+func (t *APITable) Judge(gvk schema.GroupVersionKind, target Version) Judgement {
+	name := gvkString(gvk)
+	lc, ok := t.kinds[gvk]
+	if !ok {
+		if t.groups[gvk.Group] && !t.known[gvk] && !t.Release.IsZero() && !target.Less(t.Release) {
+			return Judgement{Severity: Blocker, Message: fmt.Sprintf("%s is not served by Kubernetes %s (k8s.io/api of %s no longer has it: removed earlier)", name, target, t.Release)}
+		}
+		return Judgement{}
+	}
+	j := Judgement{}
+	if !lc.Replacement.Empty() {
+		j.Replacement = gvkString(lc.Replacement)
+	}
+	if !lc.Removed.IsZero() {
+		j.Removed = lc.Removed.String()
+	}
+	switch {
+	case lc.CRD:
+		j.Severity = Warning
+		j.Message = fmt.Sprintf("%s is a deprecated version of a custom resource", name)
+		if lc.Warning != "" {
+			j.Message += ": " + lc.Warning
+		}
+	case !lc.Removed.IsZero() && !target.Less(lc.Removed):
+		j.Severity = Blocker
+		j.Message = fmt.Sprintf("%s is removed in %s (target %s)", name, lc.Removed, target)
+	case !lc.Deprecated.IsZero() && !target.Less(lc.Deprecated):
+		j.Severity = Warning
+		j.Message = fmt.Sprintf("%s is deprecated since %s", name, lc.Deprecated)
+		if j.Removed == "" {
+			j.Message += ", no removal announced"
+		}
+	}
+	return j
+}
+
+// gvkString writes "apps/v1 Deployment" ("v1 Endpoints" for the core group).
+func gvkString(gvk schema.GroupVersionKind) string {
+	return gvk.GroupVersion().String() + " " + gvk.Kind
+}
