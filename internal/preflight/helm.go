@@ -153,8 +153,7 @@ func CheckHelmReleases(ctx context.Context, cs kubernetes.Interface, table *APIT
 		objs, _, errs := parseManifests([]byte(rls.Manifest))
 		nobjs += len(objs)
 		for _, err := range errs {
-			out = append(out, Finding{Check: FamilyAPIsBySource, Severity: Unknown, Object: "helm release " + k, Source: source,
-				Message: fmt.Sprintf("manifest %v: not judged", err)})
+			out = append(out, docFinding("helm release "+k, source+" manifest", err))
 		}
 		for _, o := range objs {
 			if o.namespace == "" && isNamespaced(o.gvk.Kind) {

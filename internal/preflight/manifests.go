@@ -25,6 +25,16 @@ type manifestObject struct {
 	where     string // "document 2", "document 2 item 3"
 }
 
+// docError is a document that could not be read, and where it is.
+type docError struct {
+	where string // "document 3", "document 2 item 1"
+	err   error
+}
+
+func (e *docError) Error() string { return e.where + ": " + e.err.Error() }
+
+func docErr(where string, err error) error { return &docError{where, err} }
+
 // parseManifests splits a YAML or JSON stream into documents (YAML "---"
 // separators; a JSON file is one document) and returns the objects in them,
 // the items of a List included. Documents that are empty or not Kubernetes
@@ -39,7 +49,7 @@ func parseManifests(data []byte) (objs []manifestObject, docs int, errs []error)
 			return objs, docs, errs
 		}
 		if err != nil {
-			return objs, docs, append(errs, fmt.Errorf("document %d: %w", n, err))
+			return objs, docs, append(errs, docErr(fmt.Sprintf("document %d", n), err))
 		}
 		if len(bytes.TrimSpace(doc)) == 0 {
 			n--
@@ -48,7 +58,7 @@ func parseManifests(data []byte) (objs []manifestObject, docs int, errs []error)
 		docs++
 		var m map[string]any
 		if err := yaml.Unmarshal(doc, &m); err != nil {
-			errs = append(errs, fmt.Errorf("document %d: %w", n, err))
+			errs = append(errs, docErr(fmt.Sprintf("document %d", n), err))
 			continue
 		}
 		where := fmt.Sprintf("document %d", n)
@@ -66,7 +76,7 @@ func parseManifests(data []byte) (objs []manifestObject, docs int, errs []error)
 				im, _ := it.(map[string]any)
 				iw := fmt.Sprintf("%s item %d", where, i+1)
 				if im == nil {
-					errs = append(errs, fmt.Errorf("%s: not an object", iw))
+					errs = append(errs, docErr(iw, errors.New("not an object")))
 					continue
 				}
 				item, ok, err := objectOf(im, iw)
@@ -99,11 +109,11 @@ func objectOf(m map[string]any, where string) (manifestObject, bool, error) {
 	apiVersion, ok1 := av.(string)
 	kind, ok2 := k.(string)
 	if !ok1 || !ok2 || apiVersion == "" || kind == "" {
-		return manifestObject{}, false, fmt.Errorf("%s: apiVersion and kind must be non-empty strings", where)
+		return manifestObject{}, false, docErr(where, errors.New("apiVersion and kind must be non-empty strings"))
 	}
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
-		return manifestObject{}, false, fmt.Errorf("%s: %w", where, err)
+		return manifestObject{}, false, docErr(where, err)
 	}
 	o := manifestObject{gvk: gv.WithKind(kind), where: where}
 	if md, ok := m["metadata"].(map[string]any); ok {
@@ -174,8 +184,7 @@ func CheckManifests(files []string, table *APITable, target Version) []Finding {
 		ndocs += docs
 		nobjs += len(objs)
 		for _, err := range errs {
-			out = append(out, Finding{Check: FamilyAPIsBySource, Severity: Unknown, Object: f, Source: f,
-				Message: fmt.Sprintf("%v: not judged (malformed YAML or JSON, or a template)", err)})
+			out = append(out, docFinding(f, f, err))
 		}
 		for _, o := range objs {
 			if fd, ok := judgeObject(o, table, target, f+" "+o.where, ""); ok {
@@ -208,4 +217,15 @@ func judgeObject(o manifestObject, table *APITable, target Version, source, why 
 	}
 	return Finding{Check: FamilyAPIsBySource, Severity: j.Severity, Object: obj, Source: source,
 		Message: msg, RemovedRelease: j.Removed, Replacement: j.Replacement}, true
+}
+
+// docFinding is the unknown finding of a document that could not be read.
+func docFinding(object, source string, err error) Finding {
+	var de *docError
+	if errors.As(err, &de) {
+		source += " " + de.where
+		err = de.err
+	}
+	return Finding{Check: FamilyAPIsBySource, Severity: Unknown, Object: object, Source: source,
+		Message: fmt.Sprintf("not judged: malformed YAML or JSON (or a template): %v", err)}
 }

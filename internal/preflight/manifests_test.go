@@ -90,7 +90,7 @@ func TestCheckManifests(t *testing.T) {
 		"warning storagemigration.k8s.io/v1beta1 StorageVersionMigration migrate": multi + " document 4",
 		"blocker extensions/v1beta1 Ingress shop/front":                           list + " document 1 item 1",
 		"warning example.com/v1beta1 Widget w":                                    filepath.Join(dir, "crd/widget-old.yaml") + " document 1",
-		"unknown " + broken:                                                       broken,
+		"unknown " + broken:                                                       broken + " document 2",
 	} {
 		f, ok := by[key]
 		if !ok {
@@ -105,8 +105,8 @@ func TestCheckManifests(t *testing.T) {
 	if pdb.RemovedRelease != "1.25" || pdb.Replacement != "policy/v1 PodDisruptionBudget" {
 		t.Errorf("PDB finding = %+v", pdb)
 	}
-	if u := by["unknown "+broken]; !strings.Contains(u.Message, "document 2") {
-		t.Errorf("malformed document finding does not name the document: %q", u.Message)
+	if u := by["unknown "+broken]; !strings.Contains(u.Message, "malformed") {
+		t.Errorf("malformed document finding: %q", u.Message)
 	}
 	// The PDB after the malformed document was judged too.
 	n := 0

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/config"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/preflight"
+)
+
+// preflightFlags are the flags of the preflight command.
+type preflightFlags struct {
+	target          string
+	files           []string
+	checks          []string
+	skip            []string
+	kubeconfig      string
+	noCluster       bool
+	nodegroupLabel  string
+	queryURL        string
+	queryTimeout    time.Duration
+	matchers        string
+	window          time.Duration
+	httpConfigFile  string
+	caFile          string
+	insecure        bool
+	bearerTokenFile string
+	headers         []string
+	output          string
+}
+
+func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
+	cmd.Flag("target-version", "The Kubernetes release the cluster is upgraded to: 1.N.").Required().StringVar(&f.target)
+	cmd.Flag("filename", "Manifest file or directory (read recursively: .yaml, .yml, .json; multi-document; Lists) to judge (repeatable).").Short('f').StringsVar(&f.files)
+	cmd.Flag("check", "Run only these finding families (repeatable): "+strings.Join(preflight.Families, ", ")+".").StringsVar(&f.checks)
+	cmd.Flag("skip", "Do not run these finding families (repeatable).").StringsVar(&f.skip)
+	cmd.Flag("kubeconfig", "Kubeconfig; in a pod the in-cluster configuration is used when empty.").Envar("KUBECONFIG").StringVar(&f.kubeconfig)
+	cmd.Flag("no-cluster", "Do not ask the cluster: the Helm releases are then not read when -f is given; the other families that need the cluster are unknown unless skipped.").BoolVar(&f.noCluster)
+	cmd.Flag("nodegroup-label", "Node label naming the node group, tried before kops.k8s.io/instancegroup and eks.amazonaws.com/nodegroup.").StringVar(&f.nodegroupLabel)
+	cmd.Flag("query.url", "Thanos Query or Prometheus URL (the part before /api/v1), for the API requests the API servers saw.").Envar("UPGRADEGUARD_QUERY_URL").StringVar(&f.queryURL)
+	cmd.Flag("query.timeout", "Timeout of each query.").Default("30s").DurationVar(&f.queryTimeout)
+	cmd.Flag("query.matchers", `Label matchers selecting this cluster's API server series, e.g. 'cluster="prod"'.`).StringVar(&f.matchers)
+	cmd.Flag("apis.window", "A deprecated API version counts when it was requested within this window.").Default("24h").DurationVar(&f.window)
+	cmd.Flag("http.config.file", "Prometheus-style HTTP client configuration of the query URL (tls_config, authorization, basic_auth, oauth2, http_headers, proxy).").StringVar(&f.httpConfigFile)
+	cmd.Flag("tls.ca-file", "CA certificate to verify the query server.").StringVar(&f.caFile)
+	cmd.Flag("tls.insecure-skip-verify", "Do not verify the query server's certificate.").BoolVar(&f.insecure)
+	cmd.Flag("bearer-token-file", "File holding a bearer token for the query URL.").StringVar(&f.bearerTokenFile)
+	cmd.Flag("header", `Extra query request header "Name: value" (repeatable).`).StringsVar(&f.headers)
+	cmd.Flag("output", "table, json or markdown.").Short('o').Default("table").EnumVar(&f.output, "table", "json", "markdown")
+}
+
+// preflightExit is the error of a preflight that was not clean.
+type preflightExit struct {
+	code int
+	msg  string
+}
+
+func (e *preflightExit) Error() string { return e.msg }
+func (e *preflightExit) ExitCode() int { return e.code }
+
+func preflightUsage(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(gateStderr, "upgradeguard: error: %s\n", msg)
+	return &preflightExit{code: preflight.ExitUsage, msg: msg}
+}
+
+// options checks the flags and makes the run's options: every usage error
+// (exit 2) before anything is asked of the cluster or the monitoring.
+func (f *preflightFlags) options() (preflight.Options, error) {
+	var o preflight.Options
+	target, err := preflight.ParseVersion(f.target)
+	if err != nil {
+		return o, preflightUsage("--target-version: %v", err)
+	}
+	o.Target = target
+	for _, c := range append(append([]string{}, f.checks...), f.skip...) {
+		if !slices.Contains(preflight.Families, c) {
+			return o, preflightUsage("--check/--skip %q: want one of %s", c, strings.Join(preflight.Families, ", "))
+		}
+	}
+	o.Checks = preflight.Families
+	if len(f.checks) > 0 {
+		o.Checks = f.checks
+	}
+	o.Checks = slices.DeleteFunc(slices.Clone(o.Checks), func(c string) bool { return slices.Contains(f.skip, c) })
+	if len(f.files) > 0 {
+		files, err := preflight.ManifestFiles(f.files)
+		if err != nil {
+			return o, preflightUsage("%v", err)
+		}
+		o.Manifests = files
+	}
+	if f.window <= 0 {
+		return o, preflightUsage("--apis.window %s: want a positive duration", f.window)
+	}
+	o.Window, o.Matchers, o.NodegroupLabel, o.NoCluster = f.window, f.matchers, f.nodegroupLabel, f.noCluster
+	if f.queryURL != "" {
+		if f.queryTimeout <= 0 {
+			return o, preflightUsage("--query.timeout %s: want a positive duration", f.queryTimeout)
+		}
+		hc := config.DefaultHTTPClientConfig
+		if f.httpConfigFile != "" {
+			c, _, err := config.LoadHTTPConfigFile(f.httpConfigFile)
+			if err != nil {
+				return o, preflightUsage("--http.config.file: %v", err)
+			}
+			hc = *c
+		}
+		if f.caFile != "" {
+			hc.TLSConfig.CAFile = f.caFile
+		}
+		if f.insecure {
+			hc.TLSConfig.InsecureSkipVerify = true
+		}
+		if f.bearerTokenFile != "" {
+			hc.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: f.bearerTokenFile}
+		}
+		for _, hv := range f.headers {
+			name, value, ok := strings.Cut(hv, ":")
+			name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+			if !ok || name == "" || strings.ContainsAny(name, " \t") {
+				return o, preflightUsage("--header %q: want \"Name: value\"", hv)
+			}
+			if hc.HTTPHeaders == nil {
+				hc.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{}}
+			}
+			h := hc.HTTPHeaders.Headers[name]
+			h.Values = append(h.Values, value)
+			hc.HTTPHeaders.Headers[name] = h
+		}
+		q, err := preflight.NewQueryClient(f.queryURL, hc, f.queryTimeout)
+		if err != nil {
+			return o, preflightUsage("%v", err)
+		}
+		o.Query = q
+	}
+	return o, nil
+}
+
+func init() {
+	subcommands = append(subcommands, func(app *kingpin.Application) []subcommand {
+		cmd := app.Command("preflight", "Before an upgrade to --target-version: removed and deprecated APIs by use and by source, version skew, drain blockers and add-ons. Exit 0 clean, 1 blockers, 3 unknown, 4 warnings only.")
+		var f preflightFlags
+		addPreflightFlags(cmd, &f)
+		return []subcommand{{cmd, func(ctx context.Context, logger *slog.Logger) error {
+			o, err := f.options()
+			if err != nil {
+				return err
+			}
+			if !f.noCluster {
+				cfg, err := kube.RESTConfig(f.kubeconfig)
+				if err != nil {
+					// Not a usage error: the families needing the cluster
+					// are reported unknown.
+					logger.Warn("no cluster", "err", err)
+				} else {
+					cfg.QPS, cfg.Burst = 20, 40
+					if o.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+						return err
+					}
+					if o.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+						return err
+					}
+				}
+			}
+			r := preflight.Run(ctx, o, logger)
+			switch f.output {
+			case "json":
+				err = preflight.WriteJSON(gateStdout, r)
+			case "markdown":
+				err = preflight.WriteMarkdown(gateStdout, r)
+			default:
+				err = preflight.WriteTable(gateStdout, r)
+			}
+			if err != nil {
+				return err
+			}
+			if code := r.ExitCode(); code != preflight.ExitClean {
+				return &preflightExit{code: code, msg: fmt.Sprintf("preflight for %s: %d blockers, %d unknown, %d warnings", r.Target, r.Count(preflight.Blocker), r.Count(preflight.Unknown), r.Count(preflight.Warning))}
+			}
+			return nil
+		}}}
+	})
+}

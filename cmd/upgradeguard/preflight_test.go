@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPreflightUsage: bad flags or input paths exit with 2 before any
+// cluster or monitoring is asked.
+func TestPreflightUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no target", []string{"preflight", "--no-cluster"}, ""}, // kingpin's own message
+		{"bad target", []string{"preflight", "--target-version", "latest", "--no-cluster"}, "latest"},
+		{"missing manifest", []string{"preflight", "--target-version", "1.37", "--no-cluster", "-f", "/nonexistent/app.yaml"}, "/nonexistent/app.yaml"},
+		{"unknown check", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--check", "nothing"}, "nothing"},
+		{"bad window", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--apis.window", "0s"}, "apis.window"},
+		{"bad header", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--query.url", "http://127.0.0.1:1", "--header", "nocolon"}, "nocolon"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runGate(t, tc.args...)
+			if code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Errorf("stderr %q does not name %q", errOut, tc.want)
+			}
+		})
+	}
+}
+
+// TestPreflightExitCodes: manifests only, no cluster: a removed API exits
+// 1, a deprecated one 4, a clean file 0; a family that could not run
+// (the Helm releases without a cluster) is unknown, 3.
+func TestPreflightExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	removed := write("removed.yaml", "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n")
+	deprecated := write("deprecated.yaml", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: legacy}\n")
+	clean := write("clean.json", `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"api"}}`)
+	src := []string{"preflight", "--target-version", "1.37", "--no-cluster", "--check", "apis-by-source"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"removed", append(src, "-f", removed), 1, "BLOCKER (1)"},
+		{"deprecated", append(src, "-f", deprecated), 4, "WARNING (1)"},
+		{"clean", append(src, "-f", clean), 0, "clean"},
+		{"no cluster, no manifests", src, 3, "not checked: no cluster"},
+		{"all families, no sources", []string{"preflight", "--target-version", "1.37", "--no-cluster"}, 3, "no --query.url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, _ := runGate(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.out) {
+				t.Errorf("exit %d, want %d; output:\n%s", code, tc.code, out)
+			}
+		})
+	}
+	// JSON output carries the exit code and the findings.
+	code, out, _ := runGate(t, append(src, "-f", removed, "-o", "json")...)
+	var doc struct {
+		ExitCode int `json:"exit_code"`
+		Findings []struct {
+			Severity, Object, Replacement string
+			RemovedRelease                string `json:"removed_release"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if code != 1 || doc.ExitCode != 1 || doc.Findings[0].Severity != "blocker" || doc.Findings[0].RemovedRelease != "1.25" || doc.Findings[0].Replacement != "policy/v1 PodDisruptionBudget" {
+		t.Errorf("exit %d, JSON %+v", code, doc)
+	}
+	code, out, _ = runGate(t, append(src, "-f", removed, "-o", "markdown")...)
+	if code != 1 || !strings.Contains(out, "## blocker (1)") || !strings.Contains(out, "| apis-by-source | policy/v1beta1 PodDisruptionBudget web |") {
+		t.Errorf("markdown, exit %d:\n%s", code, out)
+	}
+}

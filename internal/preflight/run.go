@@ -1,0 +1,91 @@
+package preflight
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Families are the finding families Run knows, in report order.
+var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource}
+
+// Options are what a preflight run reads. A family asked for in Checks whose
+// source is missing (no query client, no cluster) is one unknown finding:
+// preflight never calls clean what it did not look at.
+type Options struct {
+	Target Version
+	// Checks are the families to run (default: all of Families).
+	Checks []string
+	// Manifests are the files of -f (see ManifestFiles).
+	Manifests []string
+	// Kube and Dynamic are the cluster's clients; nil: no cluster.
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	// NoCluster says the cluster was left out on purpose: the Helm
+	// releases are then not read (info), where a cluster that could not be
+	// reached makes them unknown.
+	NoCluster bool
+	// Query asks Thanos Query or Prometheus; nil: no query URL.
+	Query Querier
+	// Matchers are extra label matchers of the API server's series
+	// (`cluster="prod"`); Window is how far back a request counts.
+	Matchers string
+	Window   time.Duration
+	// NodegroupLabel names the node label of the node group, tried before
+	// kops.k8s.io/instancegroup and eks.amazonaws.com/nodegroup.
+	NodegroupLabel string
+}
+
+// Run runs the families asked for and returns the report.
+func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
+	r := &Report{Target: o.Target}
+	checks := o.Checks
+	if len(checks) == 0 {
+		checks = Families
+	}
+	want := func(f string) bool { return slices.Contains(checks, f) }
+	missing := func(family, what string) {
+		r.Add(Finding{Check: family, Severity: Unknown, Object: family, Source: "-", Message: "not checked: " + what})
+	}
+	table := NewAPITable()
+	if o.Dynamic != nil && (want(FamilyAPIsByUse) || want(FamilyAPIsBySource)) {
+		n, err := AddClusterCRDs(ctx, o.Dynamic, table)
+		if err != nil {
+			r.Add(Finding{Check: FamilyAPIsBySource, Severity: Unknown, Object: "CustomResourceDefinitions", Source: "cluster",
+				Message: fmt.Sprintf("deprecated CRD versions unknown: %v", err)})
+		}
+		logger.Debug("deprecated CRD versions", "count", n)
+	}
+	if table.Release.Less(o.Target) {
+		r.Add(Finding{Check: FamilyAPIsBySource, Severity: Warning, Object: "API table", Source: "k8s.io/api " + table.Release.String(),
+			Message: fmt.Sprintf("the API lifecycle table is of Kubernetes %s, older than the target %s: removals announced after %s are not known; use an upgradeguard built with a newer k8s.io/api", table.Release, o.Target, table.Release)})
+	}
+	if want(FamilyAPIsByUse) {
+		began := time.Now()
+		if o.Query == nil {
+			missing(FamilyAPIsByUse, "no --query.url")
+		} else {
+			r.Add(CheckAPIsByUse(ctx, o.Query, o.Matchers, o.Window, table, o.Target)...)
+		}
+		logger.Debug("apis by use", "duration", time.Since(began))
+	}
+	if want(FamilyAPIsBySource) {
+		if len(o.Manifests) > 0 {
+			r.Add(CheckManifests(o.Manifests, table, o.Target)...)
+		}
+		switch {
+		case o.Kube == nil && o.NoCluster && len(o.Manifests) > 0:
+			r.Add(Finding{Check: FamilyAPIsBySource, Severity: Info, Object: "Helm releases", Source: "-", Message: "not read (--no-cluster)"})
+		case o.Kube == nil:
+			missing(FamilyAPIsBySource, "no cluster for the Helm releases (--kubeconfig)")
+		default:
+			r.Add(CheckHelmReleases(ctx, o.Kube, table, o.Target)...)
+		}
+	}
+	return r
+}
