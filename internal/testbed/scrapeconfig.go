@@ -20,6 +20,9 @@ type ScrapeConfig struct {
 	BasicAuth      *ScrapeBasicAuth
 	Authorization  *ScrapeAuthorization
 	RelabelConfigs []RelabelConfig
+	// MetricRelabelConfigs apply to the scraped samples (e.g. keep only
+	// some metrics of a target exposing thousands of series).
+	MetricRelabelConfigs []RelabelConfig
 }
 
 // ScrapeTLS is a scrape_config's tls_config.
@@ -89,25 +92,37 @@ func (c ScrapeConfig) render() map[string]any {
 		set(az, "credentials_file", a.CredentialsFile)
 		sc["authorization"] = az
 	}
+	if rcs := renderRelabels(c.RelabelConfigs); len(rcs) > 0 {
+		sc["relabel_configs"] = rcs
+	}
+	if rcs := renderRelabels(c.MetricRelabelConfigs); len(rcs) > 0 {
+		sc["metric_relabel_configs"] = rcs
+	}
+	return sc
+}
+
+func renderRelabels(rs []RelabelConfig) []any {
 	var rcs []any
-	for _, r := range c.RelabelConfigs {
+	for _, r := range rs {
 		rc := map[string]any{}
+		set := func(k, v string) {
+			if v != "" {
+				rc[k] = v
+			}
+		}
 		if len(r.SourceLabels) > 0 {
 			rc["source_labels"] = r.SourceLabels
 		}
-		set(rc, "separator", r.Separator)
-		set(rc, "regex", r.Regex)
-		set(rc, "target_label", r.TargetLabel)
+		set("separator", r.Separator)
+		set("regex", r.Regex)
+		set("target_label", r.TargetLabel)
 		if r.Replacement != nil {
 			rc["replacement"] = *r.Replacement
 		}
-		set(rc, "action", r.Action)
+		set("action", r.Action)
 		rcs = append(rcs, rc)
 	}
-	if len(rcs) > 0 {
-		sc["relabel_configs"] = rcs
-	}
-	return sc
+	return rcs
 }
 
 // Target is one scrape target as the first Prometheus replica reports it
