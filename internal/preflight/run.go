@@ -12,7 +12,7 @@ import (
 )
 
 // Families are the finding families Run knows, in report order.
-var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource}
+var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew}
 
 // Options are what a preflight run reads. A family asked for in Checks whose
 // source is missing (no query client, no cluster) is one unknown finding:
@@ -85,6 +85,13 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 			missing(FamilyAPIsBySource, "no cluster for the Helm releases (--kubeconfig)")
 		default:
 			r.Add(CheckHelmReleases(ctx, o.Kube, table, o.Target)...)
+		}
+	}
+	if want(FamilySkew) {
+		if o.Kube == nil {
+			missing(FamilySkew, "no cluster (--kubeconfig)")
+		} else {
+			r.Add(CheckSkew(ctx, o.Kube, o.Target, o.NodegroupLabel)...)
 		}
 	}
 	return r
