@@ -12,7 +12,7 @@ import (
 )
 
 // Families are the finding families Run knows, in report order.
-var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew}
+var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew, FamilyDrain, FamilyAddons}
 
 // Options are what a preflight run reads. A family asked for in Checks whose
 // source is missing (no query client, no cluster) is one unknown finding:
@@ -92,6 +92,20 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 			missing(FamilySkew, "no cluster (--kubeconfig)")
 		} else {
 			r.Add(CheckSkew(ctx, o.Kube, o.Target, o.NodegroupLabel)...)
+		}
+	}
+	if want(FamilyDrain) {
+		if o.Kube == nil {
+			missing(FamilyDrain, "no cluster (--kubeconfig)")
+		} else {
+			r.Add(CheckDrainBlockers(ctx, o.Kube, o.NodegroupLabel)...)
+		}
+	}
+	if want(FamilyAddons) {
+		if o.Kube == nil {
+			missing(FamilyAddons, "no cluster (--kubeconfig)")
+		} else {
+			r.Add(CheckAddons(ctx, o.Kube, o.Target)...)
 		}
 	}
 	return r
