@@ -46,7 +46,7 @@ const prometheusOperator = "github.com/prometheus-operator/prometheus-operator@v
 const fieldManager = "upgradeguard-deploy-test"
 
 // collectorNames are every collector the overlays enable.
-var collectorNames = []string{"nodes", "pdb", "cni", "awsquota"}
+var collectorNames = []string{"nodes", "pdb", "workloads", "cni", "awsquota"}
 
 // TestBundleOnTestbed applies the bundle to a real kube-apiserver and runs
 // the exporter under its ServiceAccount: the manifests are valid (server-side
@@ -118,7 +118,7 @@ func TestBundleOnTestbed(t *testing.T) {
 		nodes = append(nodes, n.Name)
 	}
 	one := intstr.FromInt32(1)
-	if err := tb.CreateWorkload(ctx, testbed.Workload{Namespace: "shop", Name: "web", Replicas: 2, MaxUnavailable: &one}); err != nil {
+	if err := tb.CreateWorkload(ctx, testbed.Workload{Namespace: "shop", Name: "web", Replicas: 2, MaxUnavailable: &one, Service: true}); err != nil {
 		t.Fatal(err)
 	}
 	aws, err := awsfake.Start()
@@ -169,8 +169,13 @@ func TestBundleOnTestbed(t *testing.T) {
 					return false, fmt.Errorf("collectors not succeeding: %v", bad)
 				}
 				// What each informer feeds is there: Leases (heartbeats),
-				// nodes, pods and PDBs, and the AWS collectors' data.
+				// nodes, pods, PDBs, Deployments and EndpointSlices, and the
+				// AWS collectors' data.
+				web := map[string]string{"namespace": "shop", "service": "web", "ready": "true"}
+				webReady, _ := mfs.Value("upgradeguard_service_endpoints", web)
 				counts := map[string]int{
+					"upgradeguard_deployment_spec_replicas":   len(mfs.Samples("upgradeguard_deployment_spec_replicas", map[string]string{"namespace": "shop", "deployment": "web"})),
+					"ready endpoints of shop/web":             int(webReady),
 					"upgradeguard_node_heartbeat_age_seconds": len(mfs.Samples("upgradeguard_node_heartbeat_age_seconds", nil)),
 					"upgradeguard_node_ready":                 len(mfs.Samples("upgradeguard_node_ready", nil)),
 					"upgradeguard_node_evictable_pods":        len(mfs.Samples("upgradeguard_node_evictable_pods", nil)),
@@ -183,6 +188,7 @@ func TestBundleOnTestbed(t *testing.T) {
 					"upgradeguard_node_heartbeat_age_seconds": len(nodes), "upgradeguard_node_ready": len(nodes),
 					"upgradeguard_node_evictable_pods": len(nodes), "upgradeguard_pdb_expected_pods": 1,
 					"upgradeguard_node_ip_capacity": len(nodes), "upgradeguard_subnet_available_ips": len(zones),
+					"upgradeguard_deployment_spec_replicas": 1, "ready endpoints of shop/web": 2,
 				}
 				for name, n := range want {
 					if counts[name] != n {

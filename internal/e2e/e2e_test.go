@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -248,6 +249,90 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("Service endpoints and workload replicas agree with the API server", func(t *testing.T) {
+		if err := tb.CreateWorkload(ctx, testbed.Workload{Namespace: "avail", Name: "api", Replicas: 2, Service: true}); err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]string{"app": "db"}
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "avail", Name: "db"},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: ptr(int32(1)), ServiceName: "db",
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+					Tolerations: []corev1.Toleration{{Key: testbed.KwokAnnotation, Operator: corev1.TolerationOpExists}},
+					Containers:  []corev1.Container{{Name: "db", Image: "db"}},
+				}},
+			},
+		}
+		if _, err := tb.Client.AppsV1().StatefulSets("avail").Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		api := map[string]string{"namespace": "avail", "service": "api"}
+		with := func(m map[string]string, k, v string) map[string]string {
+			out := map[string]string{k: v}
+			for k, v := range m {
+				out[k] = v
+			}
+			return out
+		}
+		err := testbed.WaitFor(ctx, 2*time.Minute, "the exporter to show 2 ready endpoints of avail/api and the workloads available", func(ctx context.Context) (bool, error) {
+			mfs, err := scrape.Get(ctx, metricsURL)
+			if err != nil {
+				return false, err
+			}
+			ready, _ := mfs.Value("upgradeguard_service_endpoints", with(api, "ready", "true"))
+			avail, _ := mfs.Value("upgradeguard_deployment_status_replicas_available", map[string]string{"namespace": "avail", "deployment": "api"})
+			maxUnavail, _ := mfs.Value("upgradeguard_deployment_strategy_max_unavailable", map[string]string{"namespace": "avail", "deployment": "api"})
+			db, _ := mfs.Value("upgradeguard_statefulset_status_replicas_available", map[string]string{"namespace": "avail", "statefulset": "db"})
+			dbMax, _ := mfs.Value("upgradeguard_statefulset_strategy_max_unavailable", map[string]string{"namespace": "avail", "statefulset": "db"})
+			ok, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": "workloads"})
+			// The Deployment's defaults (25% of 2: 0 unavailable, 1 surge)
+			// and the StatefulSet's (1), as the API server filled them in.
+			return ready == 2 && avail == 2 && maxUnavail == 0 && db == 1 && dbMax == 1 && ok == 1, fmt.Errorf(
+				"ready endpoints %v, api available %v (max unavailable %v), db available %v (max unavailable %v), success %v", ready, avail, maxUnavail, db, dbMax, ok)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same numbers as the API server's objects.
+		dep, err := tb.Client.AppsV1().Deployments("avail").Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfs, err := scrape.Get(ctx, metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]int32{
+			"upgradeguard_deployment_spec_replicas":             *dep.Spec.Replicas,
+			"upgradeguard_deployment_status_replicas_ready":     dep.Status.ReadyReplicas,
+			"upgradeguard_deployment_status_replicas_updated":   dep.Status.UpdatedReplicas,
+			"upgradeguard_deployment_status_replicas_available": dep.Status.AvailableReplicas,
+		} {
+			if v, ok := mfs.Value(name, map[string]string{"namespace": "avail", "deployment": "api"}); !ok || v != float64(want) {
+				t.Errorf("%s = %v (%v), the API server says %d", name, v, ok, want)
+			}
+		}
+		// Without pods the Service keeps its series, at 0 ready endpoints.
+		if _, err := tb.Client.AppsV1().Deployments("avail").Patch(ctx, "api", types.MergePatchType,
+			[]byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		err = testbed.WaitFor(ctx, 2*time.Minute, "avail/api at 0 ready endpoints", func(ctx context.Context) (bool, error) {
+			mfs, err := scrape.Get(ctx, metricsURL)
+			if err != nil {
+				return false, err
+			}
+			ready, okR := mfs.Value("upgradeguard_service_endpoints", with(api, "ready", "true"))
+			notReady, okN := mfs.Value("upgradeguard_service_endpoints", with(api, "ready", "false"))
+			return okR && okN && ready == 0 && notReady == 0, fmt.Errorf("ready %v (%v), not ready %v (%v)", ready, okR, notReady, okN)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("drain verdicts agree with the Eviction API", func(t *testing.T) {
 		// Wait until the disruption controller has computed both PDBs and
 		// the exporter shows the verdicts.
@@ -370,7 +455,7 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		if v, _ := mfs.Value("upgradeguard_node_ready_transitions_total", map[string]string{"node": victim}); v < 1 {
 			t.Errorf("ready transitions of %s = %v, want >= 1", victim, v)
 		}
-		for _, c := range []string{"nodes", "pdb"} {
+		for _, c := range []string{"nodes", "pdb", "workloads"} {
 			if v, _ := mfs.Value("upgradeguard_collector_success", map[string]string{"collector": c}); v != 1 {
 				t.Errorf("collector %s success = %v", c, v)
 			}

@@ -29,6 +29,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors/cni"
 	"github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/collectors/pdb"
+	"github.com/upgradeguard/upgradeguard/collectors/workloads"
 	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/webserver"
@@ -67,8 +68,9 @@ type Config struct {
 
 // collectorDefaults lists the collector families and whether they are on by default.
 var collectorDefaults = map[string]bool{
-	"nodes": true,
-	"pdb":   true,
+	"nodes":     true,
+	"pdb":       true,
+	"workloads": true,
 	// The AWS collectors need AWS credentials and --aws.region.
 	"cni":      false,
 	"awsquota": false,
@@ -227,6 +229,9 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 	if *cfg.enabled["pdb"] {
 		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets())
 	}
+	if *cfg.enabled["workloads"] {
+		enabled["workloads"] = workloads.New(informers.EndpointSlices(), informers.Deployments(), informers.StatefulSets(), informers.DaemonSets())
+	}
 	var refreshers []*awsapi.Refresher
 	if *cfg.enabled["cni"] || *cfg.enabled["awsquota"] {
 		requests, err := awsapi.NewRequests(reg)
@@ -311,7 +316,7 @@ func Handler(reg *prometheus.Registry, ready func() bool, logger *slog.Logger) h
 	webserver.HandleHealth(mux, syncedErr(ready))
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "upgradeguard exporter",
-		Description: "Node readiness, PDB drain headroom and AWS limits for safe Kubernetes upgrades",
+		Description: "Node readiness, PDB drain headroom, workload availability and AWS limits for safe Kubernetes upgrades",
 		Links: []web.LandingLinks{
 			{Address: "/metrics", Text: "Metrics"},
 			{Address: "/healthz", Text: "Health"},

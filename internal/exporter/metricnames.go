@@ -14,6 +14,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors/cni"
 	"github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/collectors/pdb"
+	"github.com/upgradeguard/upgradeguard/collectors/workloads"
 	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 )
 
@@ -24,6 +25,7 @@ import (
 func Describe(ch chan<- *prometheus.Desc) {
 	nodes.Describe(ch)
 	pdb.Describe(ch)
+	workloads.Describe(ch)
 	cni.Describe(ch)
 	awsquota.Describe(ch)
 	awsapi.Describe(ch)

@@ -169,8 +169,8 @@ func (tb *Testbed) ResumeHeartbeat(ctx context.Context, node string) error {
 	return nil
 }
 
-// Workload describes a Deployment and, when MinAvailable or MaxUnavailable
-// is set, its PodDisruptionBudget. Its pods carry the label app=<Name>.
+// Workload describes a Deployment, when MinAvailable or MaxUnavailable
+// is set its PodDisruptionBudget, and with Service its Service. Its pods carry the label app=<Name>.
 type Workload struct {
 	Namespace, Name string
 	Replicas        int32
@@ -178,11 +178,14 @@ type Workload struct {
 	MinAvailable    *intstr.IntOrString // PDB spec.minAvailable
 	MaxUnavailable  *intstr.IntOrString // PDB spec.maxUnavailable
 	EmptyDir        bool                // give the pods an emptyDir volume (local storage)
+	// Service creates a ClusterIP Service of the same name selecting the
+	// pods (port 80 to 8080): the EndpointSlice controller lists them.
+	Service bool
 }
 
 // CreateWorkload creates the namespace if missing, a Deployment whose pods
-// tolerate the kwok taint (kwok fakes them: the image is never pulled) and
-// the PodDisruptionBudget if one is asked for.
+// tolerate the kwok taint (kwok fakes them: the image is never pulled), and
+// the Service and PodDisruptionBudget if they are asked for.
 func (tb *Testbed) CreateWorkload(ctx context.Context, w Workload) error {
 	if w.Namespace == "" {
 		w.Namespace = "default"
@@ -222,6 +225,18 @@ func (tb *Testbed) CreateWorkload(ctx context.Context, w Workload) error {
 	}
 	if _, err := tb.Client.AppsV1().Deployments(w.Namespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating deployment %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	if w.Service {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name, Labels: labels},
+			Spec: corev1.ServiceSpec{
+				Selector: labels,
+				Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			},
+		}
+		if _, err := tb.Client.CoreV1().Services(w.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating service %s/%s: %w", w.Namespace, w.Name, err)
+		}
 	}
 	if w.MinAvailable == nil && w.MaxUnavailable == nil {
 		return nil

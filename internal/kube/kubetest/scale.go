@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -156,4 +159,113 @@ func (s Scale) pod(i int) *corev1.Pod {
 		p.Status.Conditions[0].Status = corev1.ConditionFalse
 	}
 	return p
+}
+
+// FillWorkloads adds, through their transforms, what the workloads
+// collector reads: per app a Deployment (its pod template included, as the
+// API server sends it), a Service whose EndpointSlices list the app's pods
+// (up to 100 endpoints a slice, the EndpointSlice controller's default), and
+// per namespace one StatefulSet; plus five DaemonSets in kube-system.
+func (s Scale) FillWorkloads(f *kube.Informers) error {
+	add := func(inf *kube.Informer, strip cache.TransformFunc, obj any) error {
+		stripped, err := strip(obj)
+		if err != nil {
+			return err
+		}
+		return inf.GetIndexer().Add(stripped)
+	}
+	// The pods of each app, as Fill creates them.
+	type appKey struct{ ns, a int }
+	pods := map[appKey][]int{}
+	for i := range s.Nodes * s.PodsPerNode {
+		k := appKey{i % s.Namespaces, (i / s.Namespaces) % s.AppsPerNamespace}
+		pods[k] = append(pods[k], i)
+	}
+	for ns := range s.Namespaces {
+		namespace := fmt.Sprintf("team-%03d", ns)
+		for a := range s.AppsPerNamespace {
+			name := fmt.Sprintf("app-%d", a)
+			members := pods[appKey{ns, a}]
+			if err := add(f.Deployments(), kube.StripDeployment, deployment(namespace, name, int32(len(members)))); err != nil {
+				return err
+			}
+			for start := 0; start < len(members); start += 100 {
+				sl := &discoveryv1.EndpointSlice{
+					ObjectMeta: metav1.ObjectMeta{
+						Namespace: namespace, Name: fmt.Sprintf("%s-%05d", name, start), ResourceVersion: "1",
+						Labels: map[string]string{
+							discoveryv1.LabelServiceName: name,
+							discoveryv1.LabelManagedBy:   "endpointslice-controller.k8s.io",
+						},
+					},
+					AddressType: discoveryv1.AddressTypeIPv4,
+					Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080), Protocol: ptr.To(corev1.ProtocolTCP)}},
+				}
+				for _, i := range members[start:min(start+100, len(members))] {
+					ready := i%s.PodsPerNode != 2
+					sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
+						Addresses:  []string{fmt.Sprintf("10.%d.%d.%d", 100+i>>16, (i>>8)&255, i&255)},
+						Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)},
+						NodeName:   ptr.To(nodeName(i / s.PodsPerNode)),
+						Zone:       ptr.To([]string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}[(i/s.PodsPerNode)%3]),
+						TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: namespace, Name: fmt.Sprintf("%s-7d9f8c6b5-%05d", name, i), UID: types.UID(fmt.Sprintf("pod-%d", i))},
+					})
+				}
+				if err := add(f.EndpointSlices(), kube.StripEndpointSlice, sl); err != nil {
+					return err
+				}
+			}
+		}
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "db", ResourceVersion: "1", Generation: 1},
+			Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), Template: podTemplate("db")},
+			Status:     appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, UpdatedReplicas: 3, CurrentReplicas: 3},
+		}
+		if err := add(f.StatefulSets(), kube.StripStatefulSet, sts); err != nil {
+			return err
+		}
+	}
+	for d := range 5 {
+		n := int32(s.Nodes)
+		ds := &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: fmt.Sprintf("daemon-%d", d), ResourceVersion: "1", Generation: 1},
+			Spec: appsv1.DaemonSetSpec{Template: podTemplate("daemon"),
+				UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+					RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptr.To(intstr.FromString("10%"))}}},
+			Status: appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: n, CurrentNumberScheduled: n, NumberReady: n, NumberAvailable: n, UpdatedNumberScheduled: n},
+		}
+		if err := add(f.DaemonSets(), kube.StripDaemonSet, ds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func podTemplate(name string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/name": name}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: name, Image: "example/" + name + ":1.2.3",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+			Env:   []corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}, {Name: "PORT", Value: "8080"}},
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi"),
+			}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromString("http")}}},
+		}}},
+	}
+}
+
+func deployment(namespace, name string, replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, ResourceVersion: "1", Generation: 1,
+			Annotations: map[string]string{"deployment.kubernetes.io/revision": "1"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": name}},
+			Template: podTemplate(name),
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType},
+		},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas, UpdatedReplicas: replicas},
+	}
 }

@@ -1,0 +1,88 @@
+package kube
+
+import (
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// EndpointSlice is what the EndpointSlice informer stores of a slice:
+// StripEndpointSlice turns every *discoveryv1.EndpointSlice into one. It keeps
+// the Service the slice belongs to, its address type and, per endpoint, the
+// first address and the three conditions - what collectors/workloads counts.
+//
+// Why not a stripped *discoveryv1.EndpointSlice: an Endpoint there is about
+// 150 bytes before its address, plus one allocation per condition pointer;
+// a cluster has an endpoint per serving pod (150,000 at the scale the
+// exporter is sized for). An Endpoint here is 24 bytes and its address.
+//
+// The embedded ObjectMeta makes meta.Accessor, and so the informer's key
+// function, work as on any object. It holds only Name, Namespace and
+// ResourceVersion. An EndpointSlice is shared by every reader of the cache
+// and must never be modified.
+type EndpointSlice struct {
+	metav1.ObjectMeta
+
+	// Service is the slice's kubernetes.io/service-name label: the Service
+	// it belongs to, "" when it has none.
+	Service string
+	// AddressType is IPv4, IPv6 or FQDN; a dual-stack Service has slices of
+	// both IP types listing the same pods.
+	AddressType discoveryv1.AddressType
+	// Endpoints are the slice's endpoints.
+	Endpoints []Endpoint
+}
+
+// Endpoint is one endpoint of an EndpointSlice.
+type Endpoint struct {
+	// Address is the endpoint's first address; the API says the addresses
+	// of an endpoint are fungible and that consumers may use the first only.
+	Address string
+	// Ready, Serving and Terminating are the endpoint's conditions, with the
+	// API's meaning of a missing one: ready and serving when nil, not
+	// terminating when nil (k8s.io/api discovery/v1 EndpointConditions).
+	Ready, Serving, Terminating bool
+}
+
+// StripEndpointSlice is the EndpointSlice informer's transform: it turns a
+// *discoveryv1.EndpointSlice into an *EndpointSlice. Other objects (an
+// *EndpointSlice already stripped, cache.DeletedFinalStateUnknown) pass
+// through unchanged.
+func StripEndpointSlice(obj any) (any, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil
+	}
+	out := &EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            s.Name,
+			Namespace:       s.Namespace,
+			ResourceVersion: s.ResourceVersion,
+		},
+		Service:     s.Labels[discoveryv1.LabelServiceName],
+		AddressType: s.AddressType,
+	}
+	if len(s.Endpoints) > 0 {
+		out.Endpoints = make([]Endpoint, 0, len(s.Endpoints))
+	}
+	for i := range s.Endpoints {
+		e := &s.Endpoints[i]
+		if len(e.Addresses) == 0 {
+			continue // invalid; the API server requires one
+		}
+		c := e.Conditions
+		out.Endpoints = append(out.Endpoints, Endpoint{
+			Address:     e.Addresses[0],
+			Ready:       c.Ready == nil || *c.Ready,
+			Serving:     c.Serving == nil || *c.Serving,
+			Terminating: c.Terminating != nil && *c.Terminating,
+		})
+	}
+	return out, nil
+}
+
+// EndpointSlices returns the shared EndpointSlice informer. Its store holds
+// *EndpointSlice, not *discoveryv1.EndpointSlice: see StripEndpointSlice.
+func (f *Informers) EndpointSlices() *Informer {
+	c := f.client.DiscoveryV1().EndpointSlices(metav1.NamespaceAll)
+	return f.get("endpointslices", &discoveryv1.EndpointSlice{}, listWatch(c.List, c.Watch), StripEndpointSlice, nil)
+}
