@@ -264,6 +264,18 @@ func definitions(o Options) []group {
 					Description: "Node {{ $labels.node }}, created {{ $value | humanizeDuration }} ago, has been cordoned for over " + forPlaceholder + " without being replaced.",
 				},
 				{
+					// kops validate's comparison of a group's instances with
+					// its nodes; the `for` covers a new instance's start.
+					Name: "UpgradeGuardASGInstanceWithoutNode", Severity: "warning", For: 15 * time.Minute,
+					Expr: "(time() - " + o.exp("upgradeguard_aws_asg_instance_launch_time_seconds") + ")" +
+						" * on (" + o.ClusterLabel + ", account, region, asg, instance_id) group_left (nodegroup, zone) " +
+						o.exp("upgradeguard_aws_asg_instance_info", `lifecycle_state="InService"`) +
+						" unless on (" + o.ClusterLabel + ", instance_id) " + o.exp("upgradeguard_node_info"),
+					Summary: "An Auto Scaling group's instance in service has no node; the group is a node short.",
+					Description: "Instance {{ $labels.instance_id }} of Auto Scaling group {{ $labels.asg }} (node group {{ $labels.nodegroup }}, {{ $labels.zone }}) was launched {{ $value | humanizeDuration }} ago" +
+						" and has been in service for " + forPlaceholder + " without a node of its instance ID: its kubelet never registered, or its node was deleted.",
+				},
+				{
 					Name: "UpgradeGuardKubeletVersionsMixed", Severity: "warning", For: 4 * time.Hour,
 					Expr:        RecordKubeletVersions + " > 1",
 					Summary:     "Nodes have run different kubelet versions for a long time; an upgrade is unfinished.",

@@ -35,6 +35,10 @@
 //     (attribute-based selection, unknown types) are counted in
 //     upgradeguard_aws_surge_unresolved_groups: the demand is then a lower
 //     bound, and the gate and alerts treat it as unknown.
+//   - The cluster's groups, their desired capacity and their instances by
+//     lifecycle state, with launch times, are exported from the same
+//     DescribeAutoScalingGroups and DescribeInstances answers (groups.go), for
+//     comparing a group's instances with its nodes.
 package awsquota
 
 import (
@@ -202,6 +206,11 @@ type result struct {
 	groupIPs         map[string]float64
 	unresolvedGroups float64
 	groupsKnown      bool
+	// groups are the cluster's Auto Scaling groups and their instances
+	// (known with groupsKnown); launched the launch times of the pending
+	// and running instances, by instance ID.
+	groups   []asgGroup
+	launched map[string]time.Time
 }
 
 // source holds the last good result of one describe call (or group of
@@ -269,6 +278,7 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 	defer r.mu.Unlock()
 	limit, usage, surge, ratio := map[qkey]float64{}, map[qkey]float64{}, map[qkey]float64{}, map[qkey]float64{}
 	sqNames := map[qkey]string{}
+	launched := map[string]time.Time{}
 	var groups result
 	// Service Quotas first, so that the fresher limits of other sources
 	// (Auto Scaling's DescribeAccountLimits) win.
@@ -290,6 +300,7 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 		maps.Copy(surge, s.res.surge)
 		maps.Copy(ratio, s.res.ratio)
 		maps.Copy(sqNames, s.res.names)
+		maps.Copy(launched, s.res.launched)
 		if s.res.groupsKnown {
 			groups = s.res
 		}
@@ -308,6 +319,7 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 			ch <- prometheus.MustNewConstMetric(groupIPsDesc, prometheus.GaugeValue, v, account, r.name, name)
 		}
 		ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.GaugeValue, groups.unresolvedGroups, account, r.name)
+		sendGroups(ch, account, r.name, groups.groups, launched)
 	}
 	return sent, errors.Join(errs...)
 }

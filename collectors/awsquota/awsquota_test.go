@@ -96,7 +96,8 @@ func refresh(t *testing.T, c *Collector) error {
 	return errors.Join(errs...)
 }
 
-// scrape gathers the collector's metrics, keyed "metric/quota_code".
+// scrape gathers the collector's metrics, keyed "metric/quota_code",
+// "metric/asg" or "metric/asg/instance_id".
 func scrape(t *testing.T, c *Collector) (map[string]float64, error) {
 	t.Helper()
 	var updateErr error
@@ -109,11 +110,17 @@ func scrape(t *testing.T, c *Collector) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			code := ""
+			code, instance := "", ""
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "quota_code" || l.GetName() == "asg" {
+				switch l.GetName() {
+				case "quota_code", "asg":
 					code = l.GetValue()
+				case "instance_id":
+					instance = l.GetValue()
 				}
+			}
+			if instance != "" {
+				code += "/" + instance
 			}
 			if code == "" && mf.GetName() != "upgradeguard_aws_surge_unresolved_groups" {
 				continue

@@ -10,6 +10,7 @@ import "github.com/prometheus/client_golang/prometheus"
 func Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		limitDesc, usageDesc, ratioDesc, surgeDesc, groupIPsDesc, unresolvedDesc,
+		desiredCapacityDesc, instanceInfoDesc, instanceLaunchDesc,
 	} {
 		ch <- d
 	}

@@ -72,6 +72,9 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 	}
 	n := float64(r.opts.SurgeNodes)
 	res := result{surge: map[qkey]float64{}, groupIPs: map[string]float64{}, groupsKnown: true}
+	for _, g := range groups {
+		res.groups = append(res.groups, groupOf(g))
+	}
 	bump := func(k qkey, v float64) { res.surge[k] = max(res.surge[k], v) }
 	for _, name := range slices.Sorted(maps.Keys(shapes)) {
 		s := shapes[name]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -168,7 +169,7 @@ func (r *region) typeInfos(ctx context.Context, types []string) (map[string]type
 }
 
 // vcpuUsage sums the vCPUs of pending and running instances per class,
-// on-demand and spot apart.
+// on-demand and spot apart, and keeps their launch times (groups.go).
 func (r *region) vcpuUsage(ctx context.Context) (result, error) {
 	type inst struct {
 		typ       string
@@ -177,6 +178,7 @@ func (r *region) vcpuUsage(ctx context.Context) (result, error) {
 	}
 	var insts []inst
 	var types []string
+	launched := map[string]time.Time{}
 	p := ec2.NewDescribeInstancesPaginator(r.cl.EC2, &ec2.DescribeInstancesInput{
 		MaxResults: aws.Int32(1000),
 		Filters:    []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}}},
@@ -194,6 +196,9 @@ func (r *region) vcpuUsage(ctx context.Context) (result, error) {
 				}
 				insts = append(insts, x)
 				types = append(types, x.typ)
+				if i.LaunchTime != nil {
+					launched[aws.ToString(i.InstanceId)] = *i.LaunchTime
+				}
 			}
 		}
 	}
@@ -228,7 +233,7 @@ func (r *region) vcpuUsage(ctx context.Context) (result, error) {
 			}
 		}
 	}
-	return usageOnly(usage), nil
+	return result{usage: usage, launched: launched}, nil
 }
 
 func (r *region) volumeUsage(ctx context.Context) (result, error) {

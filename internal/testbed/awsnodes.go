@@ -32,8 +32,10 @@ func InstanceNodeName(inst awsfake.Instance, region string) string {
 // BackInstances sets acct's OnLaunch and OnTerminate hooks so that every
 // instance of an Auto Scaling group (those AddASG launches, those the
 // groups launch later, after Timing.LaunchDelay) is a kwok node named
-// InstanceNodeName, in the instance's zone, with the group as NodeGroup and
-// the aws:/// provider ID of the instance. customize, when not nil, may
+// InstanceNodeName, in the instance's zone, with the aws:/// provider ID of
+// the instance and as NodeGroup the kops.k8s.io/instancegroup tag the group
+// propagates to its instances, as kops labels a node with its instance
+// group (else the group's name). customize, when not nil, may
 // change the Node before it is created (labels, kubelet version).
 // Instances outside groups are left alone. ctx bounds the API calls the
 // hooks make; errors are kept for Err.
@@ -43,8 +45,12 @@ func (tb *Testbed) BackInstances(ctx context.Context, acct *awsfake.Account, cus
 		if inst.ASG == "" {
 			return
 		}
+		group := inst.Tags[DefaultNodeGroupLabel]
+		if group == "" {
+			group = inst.ASG
+		}
 		n := Node{
-			Name: InstanceNodeName(inst, acct.Region), Zone: inst.AZ, InstanceType: inst.Type, NodeGroup: inst.ASG,
+			Name: InstanceNodeName(inst, acct.Region), Zone: inst.AZ, InstanceType: inst.Type, NodeGroup: group,
 			ProviderID: fmt.Sprintf("aws:///%s/%s", inst.AZ, inst.ID),
 		}
 		if customize != nil {
