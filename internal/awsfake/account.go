@@ -46,6 +46,7 @@ type Account struct {
 	lts       map[string]*LaunchTemplate
 	lcs       map[string]*LaunchConfiguration
 	asgs      map[string]*asg
+	refreshes refreshes // instance refreshes (refresh.go)
 	lbs       map[string]*LoadBalancer
 	tgs       map[string]*TargetGroup
 	clbs      map[string]*ClassicLoadBalancer

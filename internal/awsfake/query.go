@@ -34,6 +34,9 @@ func init() {
 			"DescribeScalingActivities":           asDescribeScalingActivities,
 			"CreateOrUpdateTags":                  asCreateOrUpdateTags,
 			"DeleteTags":                          asDeleteTags,
+			"StartInstanceRefresh":                asStartInstanceRefresh,
+			"DescribeInstanceRefreshes":           asDescribeInstanceRefreshes,
+			"CancelInstanceRefresh":               asCancelInstanceRefresh,
 		},
 	})
 	register("2015-12-01", &service{
