@@ -300,6 +300,6 @@ func init() {
 			})
 			return wf.report(e, err)
 		}
-		return []subcommand{{check, runCheck}, {wait, runWait}}
+		return []subcommand{{check, runCheck}, {wait, runWait}, addHoldCommand(g)}
 	})
 }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/prometheus/client_golang/prometheus"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	corev1 "k8s.io/api/core/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/internal/hold"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
+)
+
+// holdFlags are the flags of gate hold besides the gate's.
+type holdFlags struct {
+	kubeconfig       string
+	stopAfter        time.Duration
+	nodePools        []string
+	nodePoolSelector string
+	autoscaler       bool
+	autoscalerNodes  string
+	nodegroupLabel   string
+	refreshGroups    []string
+	awsRegion        string
+	awsRoleARN       string
+	awsEndpoint      string
+	leaderElect      bool
+	leaseNamespace   string
+	leaseName        string
+	identity         string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
+	web              *web.FlagConfig
+	gate             gateFlags
+}
+
+// holdUsage is a bad combination of flags: exit 2.
+type holdUsage struct{ msg string }
+
+func (e *holdUsage) Error() string { return e.msg }
+func (e *holdUsage) ExitCode() int { return exitUsage }
+
+// addHoldCommand adds `gate hold` under the gate command.
+func addHoldCommand(g *kingpin.CmdClause) subcommand {
+	cmd := g.Command("hold", "Run as a controller: evaluate the gate every interval and, while it does not say GO, pause Karpenter NodePools, kops validation (/gate readiness), cluster-autoscaler scale-down and (on STOP) Auto Scaling instance refreshes; restore them after GO.")
+	f := &holdFlags{}
+	addGateFlags(cmd, &f.gate)
+	// The hold gates no single node, and logs rather than prints verdicts.
+	cmd.GetFlag("node").Hidden()
+	cmd.GetFlag("output").Hidden()
+	cmd.Flag("kubeconfig", "Kubeconfig; in a pod the in-cluster configuration is used when empty.").Envar("KUBECONFIG").StringVar(&f.kubeconfig)
+	cmd.Flag("stop-after", "Turn a hold into STOP when the gate has not said GO for this long (0: never); only STOP cancels instance refreshes.").Default("1h").DurationVar(&f.stopAfter)
+	cmd.Flag("karpenter.nodepool", "Karpenter NodePool to pause (repeatable).").StringsVar(&f.nodePools)
+	cmd.Flag("karpenter.nodepool-selector", "Label selector of Karpenter NodePools to pause.").StringVar(&f.nodePoolSelector)
+	cmd.Flag("autoscaler.scale-down-disabled", "While held, annotate the nodes of node groups being upgraded with cluster-autoscaler.kubernetes.io/scale-down-disabled.").BoolVar(&f.autoscaler)
+	cmd.Flag("autoscaler.node-selector", "Label selector of the nodes whose node groups --autoscaler.scale-down-disabled considers (default: every node).").StringVar(&f.autoscalerNodes)
+	cmd.Flag("nodegroup-label", "Node label naming the node group, tried before kops.k8s.io/instancegroup, eks.amazonaws.com/nodegroup and karpenter.sh/nodepool.").StringVar(&f.nodegroupLabel)
+	cmd.Flag("aws.instance-refresh-group", "Auto Scaling group whose instance refresh is cancelled on STOP (repeatable).").StringsVar(&f.refreshGroups)
+	cmd.Flag("aws.region", "AWS region of the Auto Scaling groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
+	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
+	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's (a VPC endpoint proxy, or the test fake).").StringVar(&f.awsEndpoint)
+	cmd.Flag("leader-elect", "Apply the verdict only while holding the leader Lease (every replica evaluates and serves /gate).").Default("true").BoolVar(&f.leaderElect)
+	cmd.Flag("leader-elect.namespace", "Namespace of the leader Lease.").Envar("POD_NAMESPACE").Default("upgradeguard").StringVar(&f.leaseNamespace)
+	cmd.Flag("leader-elect.lease-name", "Name of the leader Lease.").Default("upgradeguard-hold").StringVar(&f.leaseName)
+	cmd.Flag("leader-elect.identity", "This replica's identity in the Lease (default: the pod name, else the host name, with a random suffix).").Envar("POD_NAME").StringVar(&f.identity)
+	cmd.Flag("leader-elect.lease-duration", "How long a Lease not renewed keeps others from taking over.").Default("15s").DurationVar(&f.leaseDuration)
+	cmd.Flag("leader-elect.renew-deadline", "How long the leader keeps trying to renew before it gives up leading.").Default("10s").DurationVar(&f.renewDeadline)
+	cmd.Flag("leader-elect.retry-period", "Time between tries to acquire or renew the Lease.").Default("2s").DurationVar(&f.retryPeriod)
+	f.web = webflag.AddFlags(cmd, ":9742")
+	return subcommand{cmd, f.run}
+}
+
+func (f *holdFlags) awsClient(ctx context.Context) (*autoscaling.Client, error) {
+	if f.awsRegion == "" {
+		return nil, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if f.awsEndpoint != "" {
+		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
+	}
+	if f.awsRoleARN != "" {
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), f.awsRoleARN,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "upgradeguard-hold" }))
+	}
+	return autoscaling.NewFromConfig(cfg), nil
+}
+
+func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
+	if f.gate.node != "" {
+		return &holdUsage{"gate hold gates no single node: --node is not for it"}
+	}
+	if f.stopAfter < 0 {
+		return &holdUsage{fmt.Sprintf("--stop-after %s: want 0 or more", f.stopAfter)}
+	}
+	if path := *f.web.WebConfigFile; path != "" {
+		if err := web.Validate(path); err != nil {
+			return &holdUsage{fmt.Sprintf("--web.config.file %s: %v", path, err)}
+		}
+	}
+	g, policy, err := f.gate.build(logger)
+	if err != nil {
+		return err
+	}
+	restCfg, err := kube.RESTConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	restCfg.UserAgent = "upgradeguard-hold"
+	restCfg.QPS, restCfg.Burst = 20, 40
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	var targets []hold.Target
+	if len(f.nodePools) > 0 || f.nodePoolSelector != "" {
+		dyn, err := dynamic.NewForConfig(restCfg)
+		if err != nil {
+			return fmt.Errorf("creating the Kubernetes client: %w", err)
+		}
+		targets = append(targets, &hold.NodePools{Client: dyn, Names: f.nodePools, Selector: f.nodePoolSelector})
+	}
+	if f.autoscaler {
+		targets = append(targets, &hold.Autoscaler{Client: client, Selector: f.autoscalerNodes, GroupLabel: f.nodegroupLabel})
+	}
+	if len(f.refreshGroups) > 0 {
+		asc, err := f.awsClient(ctx)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, &hold.InstanceRefreshes{Client: asc, Groups: f.refreshGroups})
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		promcollectors.NewGoCollector(),
+		promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("upgradeguard"),
+	)
+	cfg := hold.Config{
+		Gate: g, Consecutive: policy.Consecutive, Interval: time.Duration(policy.Interval), StopAfter: f.stopAfter,
+		Targets: targets, Client: client, Registerer: reg, Logger: logger,
+		Anchor: corev1.ObjectReference{APIVersion: "coordination.k8s.io/v1", Kind: "Lease", Namespace: f.leaseNamespace, Name: f.leaseName},
+	}
+	if f.leaderElect {
+		id := f.identity
+		if id == "" {
+			id, _ = os.Hostname()
+		}
+		cfg.LeaderElection = &hold.LeaderElection{
+			Client: client, Namespace: f.leaseNamespace, Name: f.leaseName, Identity: id + "_" + utilrand.String(5),
+			LeaseDuration: f.leaseDuration, RenewDeadline: f.renewDeadline, RetryPeriod: f.retryPeriod,
+		}
+	}
+	c, err := hold.New(cfg)
+	if err != nil {
+		return &holdUsage{err.Error()}
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/gate", c.Readiness())
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "ok") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(srv, f.web, logger) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	kinds := []string{hold.ReadinessTarget}
+	for _, t := range targets {
+		kinds = append(kinds, t.Kind())
+	}
+	logger.Info("starting gate hold", "targets", kinds, "interval", time.Duration(policy.Interval), "consecutive", policy.Consecutive,
+		"stop_after", f.stopAfter, "leader_elect", f.leaderElect)
+	runErr := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { runErr <- c.Run(rctx) }()
+	select {
+	case err := <-serveErr:
+		cancel()
+		<-runErr
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving /gate and /metrics: %w", err)
+		}
+		return nil
+	case err := <-runErr:
+		// Pauses stay in place: the next controller takes them over.
+		return err
+	}
+}

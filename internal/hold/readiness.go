@@ -1,0 +1,78 @@
+package hold
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/upgradeguard/upgradeguard/internal/gate"
+)
+
+// ReadinessTarget is the target name of the /gate endpoint in metrics and
+// Events.
+const ReadinessTarget = "kops-readiness"
+
+// staleAfter is how old the last evaluation may be before /gate stops
+// answering 200: a loop that is stuck must not keep a stale GO.
+func (c *Controller) staleAfter() time.Duration { return 3*c.cfg.Interval + time.Minute }
+
+// Readiness is the /gate endpoint: 200 only while this replica's last
+// decision is GO and fresh, 503 otherwise (WAIT, STOP, no evaluation yet, or
+// the last one older than three intervals and a minute). Its body is the
+// decision as JSON. deploy/hold makes it the readiness probe of a
+// system-cluster-critical pod, which kops' cluster validation requires to be
+// ready.
+func (c *Controller) Readiness() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		d, at := c.Last()
+		status, why := http.StatusOK, ""
+		switch {
+		case at.IsZero():
+			status, why = http.StatusServiceUnavailable, "no evaluation yet"
+		case time.Since(at) > c.staleAfter():
+			status, why = http.StatusServiceUnavailable, fmt.Sprintf("the last evaluation is %s old", time.Since(at).Round(time.Second))
+		case d.Verdict != gate.GO:
+			status, why = http.StatusServiceUnavailable, d.Reasons()
+		}
+		verdict := d.Verdict
+		if verdict == "" || status != http.StatusOK && verdict == gate.GO {
+			verdict = gate.WAIT
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(struct {
+			Verdict     gate.Verdict `json:"verdict"`
+			Why         string       `json:"why,omitempty"`
+			Consecutive int          `json:"consecutive"`
+			Time        time.Time    `json:"time,omitzero"`
+		}{verdict, why, d.Evaluation.Consecutive, at})
+	})
+}
+
+// readinessChanged records the /gate endpoint's pauses and resumptions.
+func (c *Controller) readinessChanged(ctx context.Context, prev, d Decision) {
+	wasGO, isGO := prev.Verdict == gate.GO, d.Verdict == gate.GO
+	first := prev.Verdict == ""
+	switch {
+	case isGO && (first || !wasGO):
+		c.rep.Active(ReadinessTarget, false)
+		if !first {
+			c.m.transitions.WithLabelValues(ReadinessTarget, "resume").Inc()
+			if c.isLeading() {
+				c.rep.event(ctx, nil, "Normal", ReasonResumed, fmt.Sprintf("%s: /gate answers 200 (gate GO after %d passing evaluations in a row)", ReadinessTarget, d.Evaluation.Consecutive))
+			}
+			c.logger.Info("resumed", "target", ReadinessTarget, "verdict", d.Verdict, "what", "/gate answers 200")
+		}
+	case !isGO && (first || wasGO):
+		c.rep.Active(ReadinessTarget, true)
+		if !first {
+			c.m.transitions.WithLabelValues(ReadinessTarget, "pause").Inc()
+			if c.isLeading() {
+				c.rep.event(ctx, nil, "Normal", ReasonPaused, fmt.Sprintf("%s: /gate answers 503 (gate %s: %s)", ReadinessTarget, d.Verdict, d.Reasons()))
+			}
+			c.logger.Info("paused", "target", ReadinessTarget, "verdict", d.Verdict, "what", "/gate answers 503", "reasons", d.Evaluation.Reasons())
+		}
+	}
+}
