@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,8 +18,6 @@ import (
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/exporter-toolkit/web"
-	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	corev1 "k8s.io/api/core/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
@@ -28,6 +25,7 @@ import (
 
 	"github.com/upgradeguard/upgradeguard/internal/hold"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/webserver"
 )
 
 // holdFlags are the flags of gate hold besides the gate's.
@@ -50,7 +48,7 @@ type holdFlags struct {
 	leaseDuration    time.Duration
 	renewDeadline    time.Duration
 	retryPeriod      time.Duration
-	web              *web.FlagConfig
+	web              *webserver.Config
 	gate             gateFlags
 }
 
@@ -86,7 +84,7 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	cmd.Flag("leader-elect.lease-duration", "How long a Lease not renewed keeps others from taking over.").Default("15s").DurationVar(&f.leaseDuration)
 	cmd.Flag("leader-elect.renew-deadline", "How long the leader keeps trying to renew before it gives up leading.").Default("10s").DurationVar(&f.renewDeadline)
 	cmd.Flag("leader-elect.retry-period", "Time between tries to acquire or renew the Lease.").Default("2s").DurationVar(&f.retryPeriod)
-	f.web = webflag.AddFlags(cmd, ":9742")
+	f.web = webserver.AddFlags(cmd, ":9742")
 	return subcommand{cmd, f.run}
 }
 
@@ -115,10 +113,8 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	if f.stopAfter < 0 {
 		return &holdUsage{fmt.Sprintf("--stop-after %s: want 0 or more", f.stopAfter)}
 	}
-	if path := *f.web.WebConfigFile; path != "" {
-		if err := web.Validate(path); err != nil {
-			return &holdUsage{fmt.Sprintf("--web.config.file %s: %v", path, err)}
-		}
+	if err := f.web.Validate(); err != nil {
+		return &holdUsage{err.Error()}
 	}
 	g, policy, err := f.gate.build(logger)
 	if err != nil {
@@ -179,13 +175,17 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 		return &holdUsage{err.Error()}
 	}
 
+	// /gate and /metrics behind the web config; /healthz and /readyz (GO
+	// or not, for the readiness probe) also on the health listener, which
+	// answers without authentication.
 	mux := http.NewServeMux()
 	mux.Handle("/gate", c.Readiness())
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- web.ListenAndServe(srv, f.web, logger) }()
+	webserver.HandleHealth(mux, c.Ready)
+	srv, err := webserver.Start(f.web, mux, c.Ready, logger)
+	if err != nil {
+		return &holdUsage{err.Error()}
+	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -203,13 +203,10 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	defer cancel()
 	go func() { runErr <- c.Run(rctx) }()
 	select {
-	case err := <-serveErr:
+	case err := <-srv.Err():
 		cancel()
 		<-runErr
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving /gate and /metrics: %w", err)
-		}
-		return nil
+		return fmt.Errorf("serving /gate and /metrics: %w", err)
 	case err := <-runErr:
 		// Pauses stay in place: the next controller takes them over.
 		return err

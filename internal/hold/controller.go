@@ -238,3 +238,7 @@ func (c *Controller) Last() (Decision, time.Time) {
 	defer c.mu.Unlock()
 	return c.last, c.lastAt
 }
+
+// Reporter is the controller's reporter, for applying decisions outside
+// Run (tests, and tools that drive a target themselves).
+func (c *Controller) Reporter() *Reporter { return c.rep }

@@ -3,8 +3,10 @@ package hold
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/upgradeguard/upgradeguard/internal/gate"
@@ -18,27 +20,38 @@ const ReadinessTarget = "kops-readiness"
 // answering 200: a loop that is stuck must not keep a stale GO.
 func (c *Controller) staleAfter() time.Duration { return 3*c.cfg.Interval + time.Minute }
 
-// Readiness is the /gate endpoint: 200 only while this replica's last
-// decision is GO and fresh, 503 otherwise (WAIT, STOP, no evaluation yet, or
-// the last one older than three intervals and a minute). Its body is the
-// decision as JSON. deploy/hold makes it the readiness probe of a
-// system-cluster-critical pod, which kops' cluster validation requires to be
-// ready.
+// Ready returns nil while this replica's last decision is GO and fresh, and
+// an error saying why not otherwise (WAIT, STOP, no evaluation yet, or the
+// last one older than three intervals and a minute). It is /gate's status
+// and the /readyz of the unauthenticated health listener, which deploy/hold
+// makes the readiness probe of a system-cluster-critical pod: kops' cluster
+// validation requires such pods to be ready.
+func (c *Controller) Ready() error {
+	d, at := c.Last()
+	switch {
+	case at.IsZero():
+		return errors.New("WAIT: no evaluation yet")
+	case time.Since(at) > c.staleAfter():
+		return fmt.Errorf("WAIT: the last evaluation is %s old", time.Since(at).Round(time.Second))
+	case d.Verdict != gate.GO:
+		return fmt.Errorf("%s: %s", d.Verdict, d.Reasons())
+	}
+	return nil
+}
+
+// Readiness is the /gate endpoint: the status of Ready (200 or 503) with
+// the decision as JSON.
 func (c *Controller) Readiness() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		d, at := c.Last()
 		status, why := http.StatusOK, ""
-		switch {
-		case at.IsZero():
-			status, why = http.StatusServiceUnavailable, "no evaluation yet"
-		case time.Since(at) > c.staleAfter():
-			status, why = http.StatusServiceUnavailable, fmt.Sprintf("the last evaluation is %s old", time.Since(at).Round(time.Second))
-		case d.Verdict != gate.GO:
-			status, why = http.StatusServiceUnavailable, d.Reasons()
-		}
 		verdict := d.Verdict
-		if verdict == "" || status != http.StatusOK && verdict == gate.GO {
-			verdict = gate.WAIT
+		if err := c.Ready(); err != nil {
+			status, why = http.StatusServiceUnavailable, err.Error()
+			if verdict == "" || verdict == gate.GO {
+				verdict = gate.WAIT // none yet, or stale
+			}
+			why = strings.TrimPrefix(why, string(verdict)+": ")
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)

@@ -1,0 +1,179 @@
+// Package hold_test checks gate hold's deploy files: its IAM policy grants
+// every AWS call the hold makes and nothing else, and lets it cancel only
+// the instance refreshes of Auto Scaling groups tagged with the cluster's
+// tag.
+package hold_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+
+	"github.com/upgradeguard/upgradeguard/internal/awsfake"
+	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/hold"
+)
+
+type statement struct {
+	Sid       string
+	Effect    string
+	Action    []string
+	Resource  string
+	Condition map[string]map[string]string
+}
+
+func readPolicy(t *testing.T) []statement {
+	t.Helper()
+	b, err := os.ReadFile("iam-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Version   string
+		Statement []statement
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("iam-policy.json: %v", err)
+	}
+	if p.Version != "2012-10-17" {
+		t.Errorf("policy version %q", p.Version)
+	}
+	return p.Statement
+}
+
+// allows evaluates the policy for an action on a group with these tags, as
+// IAM would for the statements' shapes used here (Allow, Resource "*" or
+// the group ARN pattern, a Null condition on aws:ResourceTag).
+func allows(stmts []statement, action, cluster string, tags map[string]string) bool {
+	for _, s := range stmts {
+		if s.Effect != "Allow" || !slices.Contains(s.Action, action) {
+			continue
+		}
+		ok := true
+		for op, kv := range s.Condition {
+			for k, v := range kv {
+				key := strings.ReplaceAll(strings.TrimPrefix(k, "aws:ResourceTag/"), "CLUSTER_NAME", cluster)
+				_, has := tags[key]
+				if op == "Null" && v == "false" {
+					ok = ok && has
+				} else {
+					ok = false // a condition this test cannot evaluate
+				}
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// reasons is a failing evaluation, for the decisions below.
+var failing = gate.Evaluation{Checks: []gate.CheckResult{{Name: "alerts", Status: gate.Fail, Why: "a test alert"}}}
+
+func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
+	stmts := readPolicy(t)
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a := srv.Account()
+	a.SetTiming(awsfake.Timing{LaunchDelay: time.Minute})
+	a.SetInstanceRefreshStep(10 * time.Millisecond)
+	tags := map[string]string{"kubernetes.io/cluster/prod": "owned"}
+	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a", Tags: tags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupTags := map[string]map[string]string{"nodes": tags, "foreign": {"kubernetes.io/cluster/other": "owned"}}
+	for name, tg := range groupTags {
+		if _, err := a.AddASG(awsfake.ASGSpec{Name: name, LaunchTemplate: lt.ID, Min: 1, Max: 4, Desired: 2, Subnets: []string{sub.ID}, Tags: tg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.StartInstanceRefresh("nodes", awsfake.InstanceRefreshSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Every decision the target acts on: WAIT (describe), STOP (cancel), GO.
+	tgt := &hold.InstanceRefreshes{Client: autoscaling.NewFromConfig(srv.Config("eu-west-1")), Groups: []string{"nodes"}}
+	c, err := hold.New(hold.Config{Gate: nopGate{}, Targets: []hold.Target{tgt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Reporter()
+	for _, d := range []hold.Decision{
+		{Action: hold.Hold, Verdict: gate.WAIT, Evaluation: failing},
+		{Action: hold.Hold, Verdict: gate.STOP, Evaluation: failing},
+		{Action: hold.Release, Verdict: gate.GO},
+	} {
+		if err := tgt.Apply(ctx, d, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.Calls("CancelInstanceRefresh") != 1 {
+		t.Fatalf("the hold made %d CancelInstanceRefresh calls, want 1", srv.Calls("CancelInstanceRefresh"))
+	}
+
+	var called []string
+	for key := range srv.CallCounts() {
+		called = append(called, awsfake.IAMAction(key))
+	}
+	sort.Strings(called)
+	var granted []string
+	for _, s := range stmts {
+		if s.Effect != "Allow" {
+			t.Errorf("statement %s: %s; the policy only allows", s.Sid, s.Effect)
+		}
+		for _, act := range s.Action {
+			if strings.Contains(act, "*") {
+				t.Errorf("action %s: name each action, no wildcards", act)
+			}
+			granted = append(granted, act)
+		}
+		if slices.Contains(s.Action, "autoscaling:CancelInstanceRefresh") && (len(s.Condition) == 0 || s.Resource == "*") {
+			t.Errorf("statement %s grants CancelInstanceRefresh without the cluster tag condition and a group ARN resource", s.Sid)
+		}
+	}
+	for _, act := range called {
+		if !slices.Contains(granted, act) {
+			t.Errorf("the hold calls %s, which iam-policy.json does not grant", act)
+		}
+	}
+	for _, act := range granted {
+		if !slices.Contains(called, act) {
+			t.Errorf("iam-policy.json grants %s, which the hold never calls", act)
+		}
+	}
+	const cancelAction = "autoscaling:CancelInstanceRefresh"
+	if !allows(stmts, cancelAction, "prod", tags) {
+		t.Errorf("%s is not allowed on the cluster's group", cancelAction)
+	}
+	if allows(stmts, cancelAction, "prod", groupTags["foreign"]) {
+		t.Errorf("%s is allowed on another cluster's group", cancelAction)
+	}
+	if allows(stmts, cancelAction, "prod", nil) {
+		t.Errorf("%s is allowed on an untagged group", cancelAction)
+	}
+}
+
+type nopGate struct{}
+
+func (nopGate) Evaluate(context.Context, string) (gate.Evaluation, error) { return failing, nil }
