@@ -119,4 +119,3 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, target string) float64 
 	}
 	return -1
 }
-
