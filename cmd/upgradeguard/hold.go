@@ -175,14 +175,17 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 		return &holdUsage{err.Error()}
 	}
 
-	// /gate and /metrics behind the web config; /healthz and /readyz (GO
-	// or not, for the readiness probe) also on the health listener, which
-	// answers without authentication.
+	// /gate and /metrics behind the web config; /gate also on the health
+	// listener, beside /healthz and /readyz, which answers without
+	// authentication: the kubelet's readiness probe reads it.
 	mux := http.NewServeMux()
 	mux.Handle("/gate", c.Readiness())
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
-	webserver.HandleHealth(mux, c.Ready)
-	srv, err := webserver.Start(f.web, mux, c.Ready, logger)
+	webserver.HandleHealth(mux, nil)
+	health := http.NewServeMux()
+	health.Handle("/gate", c.Readiness())
+	webserver.HandleHealth(health, nil)
+	srv, err := webserver.Start(f.web, mux, health, logger)
 	if err != nil {
 		return &holdUsage{err.Error()}
 	}

@@ -22,9 +22,9 @@ func (c *Controller) staleAfter() time.Duration { return 3*c.cfg.Interval + time
 
 // Ready returns nil while this replica's last decision is GO and fresh, and
 // an error saying why not otherwise (WAIT, STOP, no evaluation yet, or the
-// last one older than three intervals and a minute). It is /gate's status
-// and the /readyz of the unauthenticated health listener, which deploy/hold
-// makes the readiness probe of a system-cluster-critical pod: kops' cluster
+// last one older than three intervals and a minute). It is /gate's status;
+// deploy/hold makes /gate (on the unauthenticated health listener) the
+// readiness probe of a system-cluster-critical pod: kops' cluster
 // validation requires such pods to be ready.
 func (c *Controller) Ready() error {
 	d, at := c.Last()
