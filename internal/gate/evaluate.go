@@ -164,16 +164,6 @@ func withNote(r CheckResult, note string) CheckResult {
 	return r
 }
 
-func countNaN(m map[string]float64) int {
-	n := 0
-	for _, v := range m {
-		if isNaN(v) {
-			n++
-		}
-	}
-	return n
-}
-
 // promDuration renders d as PromQL accepts it (whole seconds at least).
 func promDuration(d time.Duration) string {
 	if d < time.Second {

@@ -116,6 +116,34 @@ func (f *fakeProm) answer(w http.ResponseWriter, q string) {
 		fmt.Fprint(w, b)
 		return
 	}
+	type vs struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}
+	res := []vs{}
+	// "a or b": the union of the selectors (the fake's series never
+	// collide).
+	for _, part := range strings.Split(q, " or ") {
+		ms, prefix, ok := f.parse(w, part)
+		if !ok {
+			return
+		}
+		for _, l := range f.match(ms, prefix) {
+			res = append(res, vs{Metric: l, Value: [2]any{1700000000.0, l["\x00value"]}})
+			delete(l, "\x00value")
+		}
+	}
+	out := map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": res}}
+	if len(f.warnings) > 0 {
+		out["warnings"] = f.warnings
+	}
+	b, _ := json.Marshal(out)
+	w.Write(b)
+}
+
+// parse parses one selector, optionally in increase(...[w]); it answers
+// 400 and false when it cannot.
+func (f *fakeProm) parse(w http.ResponseWriter, q string) ([]matcher, string, bool) {
 	prefix := ""
 	sel := q
 	if m := increaseRE.FindStringSubmatch(q); m != nil {
@@ -125,7 +153,7 @@ func (f *fakeProm) answer(w http.ResponseWriter, q string) {
 	if m == nil {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":"fake cannot parse %q"}`, q)
-		return
+		return nil, "", false
 	}
 	var ms []matcher
 	if m[2] != "" {
@@ -137,11 +165,13 @@ func (f *fakeProm) answer(w http.ResponseWriter, q string) {
 	if m[1] != "" {
 		ms = append(ms, matcher{name: "__name__", op: "=", value: m[1]})
 	}
-	type vs struct {
-		Metric map[string]string `json:"metric"`
-		Value  [2]any            `json:"value"`
-	}
-	res := []vs{}
+	return ms, prefix, true
+}
+
+// match returns the labels of the series matching ms (with prefix, the
+// increase: series), each with its value under the key "\x00value".
+func (f *fakeProm) match(ms []matcher, prefix string) []map[string]string {
+	var res []map[string]string
 	for _, s := range f.series {
 		name := s.labels["__name__"]
 		if prefix != "" {
@@ -169,14 +199,10 @@ func (f *fakeProm) answer(w http.ResponseWriter, q string) {
 		if prefix != "" {
 			delete(l, "__name__")
 		}
-		res = append(res, vs{Metric: l, Value: [2]any{1700000000.0, s.value}})
+		l["\x00value"] = s.value
+		res = append(res, l)
 	}
-	out := map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": res}}
-	if len(f.warnings) > 0 {
-		out["warnings"] = f.warnings
-	}
-	b, _ := json.Marshal(out)
-	w.Write(b)
+	return res
 }
 
 // healthy is a healthy cluster of three nodes in two zones, node-b under a
@@ -225,13 +251,19 @@ func healthy() []series {
 			j("12", "__name__", "upgradeguard_node_heartbeat_age_seconds", "node", n),
 			j("40", "__name__", "upgradeguard_node_lease_duration_seconds", "node", n),
 			j("0", "__name__", "increase:upgradeguard_node_ready_transitions_total", "node", n),
-			j("1", "__name__", "upgradeguard_node_info", "node", n, "zone", zone, "nodegroup", group),
+			j("1", "__name__", "upgradeguard_node_info", "node", n, "zone", zone, "nodegroup", group, "instance_id", "i-"+n),
+			j("1", "__name__", "upgradeguard_aws_asg_instance_info", "account", "1", "region", "eu-west-1", "asg", "asg-"+group, "nodegroup", group,
+				"instance_id", "i-"+n, "zone", zone, "lifecycle_state", "InService"),
+			j(created, "__name__", "upgradeguard_aws_asg_instance_launch_time_seconds", "account", "1", "region", "eu-west-1", "asg", "asg-"+group, "instance_id", "i-"+n),
 			j(created, "__name__", "upgradeguard_node_created_timestamp_seconds", "node", n),
 			j("1", "__name__", "upgradeguard_node_drainable", "node", n),
 			j("3", "__name__", "upgradeguard_node_evictable_pods", "node", n),
 			j("0", "__name__", "upgradeguard_node_unmanaged_pods", "node", n),
 			j("0", "__name__", "upgradeguard_node_local_storage_pods", "node", n),
 		)
+	}
+	for _, group := range []string{"nodes-a", "nodes-b"} {
+		ss = append(ss, j("2", "__name__", "upgradeguard_aws_asg_desired_capacity", "account", "1", "region", "eu-west-1", "asg", "asg-"+group, "nodegroup", group))
 	}
 	// Alerts that must not block: the bundle's watchdog, kube-prometheus'
 	// Watchdog and InfoInhibitor, and an info alert.

@@ -1,11 +1,16 @@
 package gate
 
 // The nodes check: every node Ready, its Lease heartbeat within the lease
-// duration, and no readiness flapping within the transitions window.
+// duration, and no readiness flapping within the transitions window. Nodes
+// on their way out (being deleted, or tainted for removal by the cluster
+// autoscaler or Karpenter) and new nodes within their startup grace are
+// set aside and named; the node about to be replaced (--node) is reported,
+// never blocking: a dead node must be replaceable.
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,25 +26,70 @@ func init() {
 				d := Duration(10 * time.Minute)
 				p.Nodes.TransitionsWindow = &d
 			}
+			if p.Nodes.StartupGrace == nil {
+				d := Duration(5 * time.Minute)
+				p.Nodes.StartupGrace = &d
+			}
+			if p.Nodes.LeavingTaints == nil {
+				p.Nodes.LeavingTaints = append([]string(nil), DefaultLeavingTaints...)
+			}
+		},
+		Validate: func(p *Policy, bad func(field, format string, args ...any)) {
+			for i, t := range p.Nodes.LeavingTaints {
+				if strings.TrimSpace(t) == "" {
+					bad(fmt.Sprintf("nodes.leaving_taints[%d]", i), "empty taint key")
+				}
+			}
 		},
 		Run: (*Gate).checkNodes,
 	})
 }
 
+// DefaultLeavingTaints are the taint keys that mark a node on its way out:
+// the cluster autoscaler's (ToBeDeletedByClusterAutoscaler, set before it
+// drains and deletes a node: cluster-autoscaler utils/taints), Karpenter's
+// (karpenter.sh/disrupted since v1; karpenter.sh/disruption before).
+var DefaultLeavingTaints = []string{"ToBeDeletedByClusterAutoscaler", "karpenter.sh/disrupted", "karpenter.sh/disruption"}
+
 // NodesPolicy: every node Ready, heartbeats within the lease duration, no
-// readiness flapping.
+// readiness flapping; nodes leaving or starting set aside.
 type NodesPolicy struct {
 	Enabled *bool `yaml:"enabled"`
 	// TransitionsWindow: no Ready transitions in this window (default 10m;
 	// 0 turns that part off).
 	TransitionsWindow *Duration `yaml:"transitions_window"`
+	// StartupGrace: a node created this recently (its
+	// upgradeguard_node_created_timestamp_seconds) that is not Ready yet,
+	// or has no heartbeat yet, is set aside, and an Auto Scaling instance
+	// launched this recently may lack its node (default 5m; 0: none).
+	StartupGrace *Duration `yaml:"startup_grace"`
+	// LeavingTaints are taint keys marking a node on its way out (default
+	// DefaultLeavingTaints); such nodes, and nodes with a
+	// deletionTimestamp, are set aside. `leaving_taints: []`: only the
+	// deletionTimestamp.
+	LeavingTaints []string `yaml:"leaving_taints"`
+}
+
+// asideNotes renders the nodes set aside for a row.
+func asideNotes(leaving, starting, target []string) string {
+	var notes []string
+	if len(leaving) > 0 {
+		notes = append(notes, "set aside, on their way out: "+list(leaving))
+	}
+	if len(starting) > 0 {
+		notes = append(notes, "set aside, starting within nodes.startup_grace: "+list(starting))
+	}
+	if len(target) > 0 {
+		notes = append(notes, "the node to replace, reported, not blocking: "+strings.Join(target, ", "))
+	}
+	return strings.Join(notes, "; ")
 }
 
 // checkNodes judges every node of the cluster: rows nodes/ready,
 // nodes/heartbeat and nodes/transitions.
 func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
-	q := g.sel("upgradeguard_node_ready|upgradeguard_node_heartbeat_age_seconds|upgradeguard_node_lease_duration_seconds|upgradeguard_node_created_timestamp_seconds")
 	window := time.Duration(*g.policy.Nodes.TransitionsWindow)
+	grace := time.Duration(*g.policy.Nodes.StartupGrace)
 	var qt string
 	var tres result
 	var terr error
@@ -48,8 +98,9 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 		qt = fmt.Sprintf("increase(%s[%s])", g.sel("upgradeguard_node_ready_transitions_total"), promDuration(window))
 		wg.Go(func() { tres, terr = s.query(ctx, qt) })
 	}
-	res, err := s.query(ctx, q)
+	v, err := g.nodeView(ctx, s)
 	wg.Wait()
+	q := v.query
 	if err != nil {
 		rows := unknownRows(q, err, "nodes/ready", "nodes/heartbeat")
 		if window > 0 {
@@ -57,33 +108,49 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 		}
 		return rows
 	}
-	m := byName(res.samples)
-	ready := perLabel(m["upgradeguard_node_ready"], "node", false)
-	age := perLabel(m["upgradeguard_node_heartbeat_age_seconds"], "node", true)
-	lease := perLabel(m["upgradeguard_node_lease_duration_seconds"], "node", false)
-	created := perLabel(m["upgradeguard_node_created_timestamp_seconds"], "node", true)
+	// The nodes judged: all but those on their way out.
+	var judged, leaving []string
+	for _, name := range v.names() {
+		n := v.nodes[name]
+		if n.leaving != "" {
+			leaving = append(leaving, fmt.Sprintf("%s (%s)", name, n.leaving))
+			continue
+		}
+		judged = append(judged, name)
+	}
 	var out []CheckResult
 
-	r := CheckResult{Name: "nodes/ready", Query: q, Threshold: "upgradeguard_node_ready == 1 for every node"}
-	var notReady, nan []string
-	for n, v := range ready {
+	r := CheckResult{Name: "nodes/ready", Query: q, Threshold: "upgradeguard_node_ready == 1 for every node (nodes leaving or starting set aside)"}
+	var notReady, nan, starting, target []string
+	withReady := 0
+	for _, name := range judged {
+		n := v.nodes[name]
+		if !n.hasReady {
+			nan = append(nan, name+" (no readiness series)")
+			continue
+		}
+		withReady++
 		switch {
-		case isNaN(v):
-			nan = append(nan, n)
-		case v != 1:
-			notReady = append(notReady, n)
+		case n.ready == 1:
+		case name == s.node:
+			target = append(target, name+" is not Ready")
+		case isNaN(n.ready):
+			nan = append(nan, name)
+		case n.starting(s.at, grace):
+			starting = append(starting, fmt.Sprintf("%s (created %s ago, not Ready yet)", name, n.createdAgo(s.at)))
+		default:
+			notReady = append(notReady, name)
 		}
 	}
-	// A node known from its heartbeat but without a readiness series.
-	for n := range age {
-		if _, ok := ready[n]; !ok {
-			nan = append(nan, n+" (no readiness series)")
-		}
+	r.Value = fmt.Sprintf("%d of %d ready", readyCount(v, judged), withReady)
+	if len(leaving) > 0 || len(starting) > 0 {
+		r.Value += fmt.Sprintf(", %d set aside", len(leaving)+len(starting))
 	}
-	r.Value = fmt.Sprintf("%d of %d ready", len(ready)-len(notReady)-countNaN(ready), len(ready))
 	switch {
-	case len(ready) == 0:
+	case withReady == 0 && len(leaving) == 0:
 		r.Status, r.Value, r.Why = Unknown, "no series", "no upgradeguard_node_ready series: the nodes collector is off or not scraped"
+	case withReady == 0:
+		r.Status, r.Why = Unknown, "no node to check: every node is on its way out"
 	case len(notReady) > 0:
 		r.Status, r.Why = Fail, "not ready: "+list(notReady)
 	case len(nan) > 0:
@@ -91,33 +158,55 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	default:
 		r.Status = Pass
 	}
-	out = append(out, withNote(r, res.note))
+	r = withNote(r, asideNotes(leaving, starting, target))
+	out = append(out, withNote(r, v.note))
 
-	h := CheckResult{Name: "nodes/heartbeat", Query: q, Threshold: "heartbeat age <= lease duration"}
+	h := CheckResult{Name: "nodes/heartbeat", Query: q, Threshold: "heartbeat age <= lease duration (age on the exporter's clock)"}
 	var late, unknown []string
+	starting, target = nil, nil
 	worst := -1.0
-	for n := range ready {
-		a, okA := age[n]
-		d, okD := lease[n]
-		switch {
-		case !okA:
-			unknown = append(unknown, n+" has no Lease heartbeat series")
-		case !okD:
-			unknown = append(unknown, n+" has no lease duration series")
-		case isNaN(a) || isNaN(d):
-			unknown = append(unknown, n+" NaN")
-		case a > d:
-			late = append(late, fmt.Sprintf("%s %ss old (lease %ss)", n, fmtNum(float64(int(a))), fmtNum(d)))
+	for _, name := range judged {
+		n := v.nodes[name]
+		if !n.hasReady {
+			continue // nodes/ready says so
 		}
-		if okA && !isNaN(a) && a > worst {
-			worst = a
+		var problem string
+		bad := false // late, as opposed to unknown
+		switch {
+		case !n.hasAge:
+			problem = name + " has no Lease heartbeat series"
+		case !n.hasLease:
+			problem = name + " has no lease duration series"
+		case isNaN(n.age) || isNaN(n.lease):
+			problem = name + " NaN"
+		case n.age < 0:
+			// The exporter measures the age on its own clock since it saw
+			// the Lease renewed: never negative. A negative age comes from
+			// an exporter that compared the kubelet's clock with its own.
+			problem = fmt.Sprintf("%s has a negative heartbeat age (%ss): an exporter that reads the kubelet's clock; upgrade the exporter", name, fmtNum(n.age))
+		case n.age > n.lease:
+			problem, bad = fmt.Sprintf("%s %ss old (lease %ss)", name, fmtNum(float64(int(n.age))), fmtNum(n.lease)), true
+		}
+		if n.hasAge && !isNaN(n.age) && n.age > worst {
+			worst = n.age
+		}
+		switch {
+		case problem == "":
+		case name == s.node:
+			target = append(target, problem)
+		case n.starting(s.at, grace):
+			starting = append(starting, fmt.Sprintf("%s (created %s ago)", problem, n.createdAgo(s.at)))
+		case bad:
+			late = append(late, problem)
+		default:
+			unknown = append(unknown, problem)
 		}
 	}
 	if worst >= 0 {
 		h.Value = fmt.Sprintf("oldest %ss", fmtNum(float64(int(worst))))
 	}
 	switch {
-	case len(ready) == 0:
+	case withReady == 0:
 		h.Status, h.Why = Unknown, "no nodes to check"
 	case len(late) > 0:
 		h.Status, h.Why = Fail, "heartbeat overdue: "+list(late)
@@ -126,7 +215,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	default:
 		h.Status = Pass
 	}
-	out = append(out, h)
+	out = append(out, withNote(h, asideNotes(nil, starting, target)))
 
 	if window <= 0 {
 		return append(out, skipRow("nodes/transitions", "nodes.transitions_window is 0"))
@@ -138,27 +227,43 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	}
 	inc := perLabel(tres.samples, "node", true)
 	var flapping []string
-	unknown = nil
+	unknown, starting, target = nil, nil, nil
 	since := float64(s.at.Add(-window).UnixMilli()) / 1000
-	for n := range ready {
-		v, ok := inc[n]
+	for _, name := range judged {
+		n := v.nodes[name]
+		if !n.hasReady {
+			continue
+		}
+		val, ok := inc[name]
 		// A node created within the window has had one transition, its
 		// first Ready; increase() extrapolates that one to between 1 and
 		// 2, and a flap after it to 2 or more.
-		c, okC := created[n]
-		young := okC && !isNaN(c) && c > since
+		young := !isNaN(n.created) && n.created > since
+		var problem string
+		flap := false
 		switch {
 		case !ok:
-			unknown = append(unknown, n+" (no transitions counter over the window yet)")
-		case isNaN(v):
-			unknown = append(unknown, n+" NaN")
-		case young && v >= 2, !young && v > 0:
-			flapping = append(flapping, fmt.Sprintf("%s (%s)", n, fmtNum(v)))
+			problem = name + " (no transitions counter over the window yet)"
+		case isNaN(val):
+			problem = name + " NaN"
+		case young && val >= 2, !young && val > 0:
+			problem, flap = fmt.Sprintf("%s (%s)", name, fmtNum(val)), true
+		}
+		switch {
+		case problem == "":
+		case name == s.node:
+			target = append(target, "readiness changed: "+problem)
+		case n.starting(s.at, grace):
+			starting = append(starting, problem)
+		case flap:
+			flapping = append(flapping, problem)
+		default:
+			unknown = append(unknown, problem)
 		}
 	}
 	t.Value = fmt.Sprintf("%d nodes changed readiness", len(flapping))
 	switch {
-	case len(ready) == 0:
+	case withReady == 0:
 		t.Status, t.Why = Unknown, "no nodes to check"
 	case len(flapping) > 0:
 		t.Status, t.Why = Fail, "readiness changed: "+list(flapping)
@@ -167,5 +272,17 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 	default:
 		t.Status = Pass
 	}
+	t = withNote(t, asideNotes(nil, starting, target))
 	return append(out, withNote(t, tres.note))
+}
+
+// readyCount counts the judged nodes that are Ready.
+func readyCount(v *nodeView, judged []string) int {
+	c := 0
+	for _, name := range judged {
+		if n := v.nodes[name]; n.hasReady && n.ready == 1 {
+			c++
+		}
+	}
+	return c
 }

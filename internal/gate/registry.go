@@ -22,7 +22,7 @@ package gate
 //  4. Put its tests in <name>_test.go against the fake API (fake_test.go),
 //     and document the check and its fields in docs/gate.md.
 //
-// Orders in use: monitoring 10, alerts 20, nodes 30, drain 40,
+// Orders in use: monitoring 10, alerts 20, nodes 30, nodes/groups 33, drain 40,
 // capacity/ips 50, capacity/quotas 60, custom 1000.
 
 import (

@@ -1,0 +1,68 @@
+package gate
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Issue 12 item 7: an Auto Scaling group with 3 instances in service whose
+// third never registered as a node is short of a node: not GO.
+func TestNodeGroupShortOfNodes(t *testing.T) {
+	f := newFake(t)
+	f.stores = storesJSON("", "")
+	g, _ := newGate(t, f, testPolicy(t, ""))
+	j := func(value string, kv ...string) series {
+		return ser(value, append(kv, "job", "upgradeguard", "instance", "10.0.0.9:9741", "cluster", "prod")...)
+	}
+	ago := func(d time.Duration) string { return strconv.FormatInt(time.Now().Add(-d).Unix(), 10) }
+	instance := func(id, state string, launched time.Duration) []series {
+		ss := []series{j("1", "__name__", "upgradeguard_aws_asg_instance_info", "account", "1", "region", "eu-west-1", "asg", "asg-nodes-a", "nodegroup", "nodes-a",
+			"instance_id", id, "zone", "eu-west-1a", "lifecycle_state", state)}
+		if launched > 0 {
+			ss = append(ss, j(ago(launched), "__name__", "upgradeguard_aws_asg_instance_launch_time_seconds", "account", "1", "region", "eu-west-1", "asg", "asg-nodes-a", "instance_id", id))
+		}
+		return ss
+	}
+	f.set(append(healthy(), instance("i-0third", "InService", 48*time.Hour)...)...)
+	e := eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Fail, "node group short of nodes: asg-nodes-a (node group nodes-a): 1 of 3 InService instances without a node: i-0third (no node)")
+	wantRow(t, e, "nodes/ready", Pass, "")
+	if r := row(t, e, "nodes/groups"); r.Value != "Ready nodes / InService instances: asg-nodes-a (node group nodes-a) 2/3, asg-nodes-b (node group nodes-b) 2/2" {
+		t.Errorf("value %q", r.Value)
+	}
+	// Launched a minute ago: within the startup grace, named, not blocking.
+	f.set(append(healthy(), instance("i-0third", "InService", time.Minute)...)...)
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Pass, "asg-nodes-a (node group nodes-a): i-0third (no node, launched 1m")
+	if e.Verdict != GO {
+		t.Errorf("a starting instance blocks: %s", dump(e))
+	}
+	// Without a launch time the grace cannot apply.
+	f.set(append(healthy(), instance("i-0third", "InService", 0)...)...)
+	wantRow(t, eval(t, g, "node-a"), "nodes/groups", Fail, "i-0third (no node, launch time unknown)")
+	// Instances not in service are the Auto Scaling group's business.
+	for _, state := range []string{"Pending", "Terminating", "Standby"} {
+		f.set(append(healthy(), instance("i-0third", state, 48*time.Hour)...)...)
+		wantRow(t, eval(t, g, "node-a"), "nodes/groups", Pass, "")
+	}
+	// The node of an instance on its way out, or the node to replace, is
+	// set aside; a registered node that is not Ready is nodes/ready's.
+	f.set(append(replace(healthy(), "0", "__name__", "upgradeguard_node_ready", "node", "node-b"),
+		j("1", "__name__", "upgradeguard_node_spec_taint", "node", "node-b", "key", "ToBeDeletedByClusterAutoscaler", "value", "1", "effect", "NoSchedule"))...)
+	wantRow(t, eval(t, g, "node-a"), "nodes/groups", Pass, "i-node-b (node node-b tainted ToBeDeletedByClusterAutoscaler)")
+	f.set(replace(healthy(), "0", "__name__", "upgradeguard_node_ready", "node", "node-b")...)
+	e = eval(t, g, "node-b")
+	wantRow(t, e, "nodes/groups", Pass, "i-node-b (node node-b, the node to replace)")
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Pass, "registered but not Ready (judged by nodes/ready): asg-nodes-a (node group nodes-a): i-node-b (node node-b)")
+	wantRow(t, e, "nodes/ready", Fail, "not ready: node-b")
+	// Without the awsquota collector there are no Auto Scaling series:
+	// skipped with a note, not UNKNOWN.
+	f.set(replace(healthy(), "", "__name__", "upgradeguard_aws_asg_instance_info")...)
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Skip, "the awsquota collector is off")
+	if e.Verdict != GO {
+		t.Errorf("no Auto Scaling series: %s", dump(e))
+	}
+}
