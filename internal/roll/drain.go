@@ -35,6 +35,15 @@ type DrainOptions struct {
 	// Poll is how often the node's pods are listed while waiting for the
 	// evicted ones to be gone (default 1s).
 	Poll time.Duration
+	// UnreachableGrace: on a node whose kubelet is unreachable (Ready
+	// Unknown, or the node lifecycle controller's unreachable taint), no
+	// kubelet will confirm a pod's deletion, so an evicted pod stays
+	// Terminating until the node object goes. Such a pod counts as gone
+	// once its deletion deadline (deletionTimestamp) is this far past, as
+	// kubectl drain --skip-wait-for-delete-timeout does (k8s.io/kubectl
+	// pkg/drain: waitForDelete and skipDeletedFilter). Default 1m; on a
+	// reachable node the drain always waits for the kubelet.
+	UnreachableGrace time.Duration
 }
 
 func (o *DrainOptions) defaults() {
@@ -50,6 +59,29 @@ func (o *DrainOptions) defaults() {
 	if o.Poll <= 0 {
 		o.Poll = time.Second
 	}
+	if o.UnreachableGrace <= 0 {
+		o.UnreachableGrace = time.Minute
+	}
+}
+
+// nodeUnreachable reports whether no kubelet answers for the node: the node
+// lifecycle controller set its Ready condition to Unknown and taints it
+// node.kubernetes.io/unreachable when the kubelet stops posting status and
+// renewing its Lease (k8s.io/kubernetes pkg/controller/nodelifecycle). A
+// node whose kubelet reports Ready False is reachable: that kubelet still
+// finishes pod deletions.
+func nodeUnreachable(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeUnreachable {
+			return true
+		}
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionUnknown
+		}
+	}
+	return false
 }
 
 // What a drain does with a pod.
@@ -196,6 +228,10 @@ type drainer struct {
 	// refusal (for progress and metrics); both may be nil.
 	onEvicted func(pod string)
 	onRefused func(pod, why string)
+	// onGone is told about each evicted pod counted as gone on an
+	// unreachable node (UnreachableGrace).
+	onGone func(pod string, deleting time.Duration)
+	now    func() time.Time
 }
 
 var budgetName = regexp.MustCompile(`disruption budget (\S+?) `)
@@ -281,13 +317,36 @@ func (d *drainer) drain(ctx context.Context, node string) (int, error) {
 	for _, p := range dp.Evict {
 		want[p.UID] = p.Namespace + "/" + p.Name
 	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	gone := map[types.UID]bool{}
 	for {
 		pods, err := podsOn(ctx, d.client, node)
 		if err == nil {
 			left := map[string]string{}
-			for _, p := range pods {
-				if k, ok := want[p.UID]; ok {
-					left[k] = "evicted, still terminating"
+			var overdue []*corev1.Pod
+			for i := range pods {
+				p := &pods[i]
+				k, ok := want[p.UID]
+				if !ok || gone[p.UID] {
+					continue
+				}
+				if p.DeletionTimestamp != nil && d.now().Sub(p.DeletionTimestamp.Time) > d.o.UnreachableGrace {
+					overdue = append(overdue, p)
+				}
+				left[k] = "evicted, still terminating"
+			}
+			if len(overdue) > 0 {
+				if n, err := d.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil && nodeUnreachable(n) {
+					for _, p := range overdue {
+						k := want[p.UID]
+						gone[p.UID] = true
+						delete(left, k)
+						if d.onGone != nil {
+							d.onGone(k, d.now().Sub(p.DeletionTimestamp.Time))
+						}
+					}
 				}
 			}
 			if len(left) == 0 {

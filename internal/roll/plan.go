@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,6 +55,10 @@ type Selection struct {
 	KubeletVersion string
 	// Order is one of Orders (default oldest).
 	Order string
+	// UnhealthyFirst moves the nodes that are not Ready (a dead kubelet:
+	// Ready Unknown) to the front, in Order among themselves: those are the
+	// nodes an operator wants replaced most.
+	UnhealthyFirst bool
 }
 
 func (s Selection) validate() error {
@@ -145,6 +150,28 @@ type Plan struct {
 	Skipped []string
 	// KubeletVersion is the version nodes are compared against.
 	KubeletVersion string
+	// Canary is how many of the first nodes form the canary phase, and
+	// Soak how long the roll holds after them (set by Run).
+	Canary int
+	Soak   time.Duration
+}
+
+// groups returns the Auto Scaling groups of the plan's nodes, sorted.
+func (p *Plan) groups() []string {
+	seen := map[string]bool{}
+	for _, n := range p.Nodes {
+		if n.HasInstance && n.Instance.Group != "" {
+			seen[n.Instance.Group] = true
+		} else if n.State.Group != "" {
+			seen[n.State.Group] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for g := range seen {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // makePlan selects and orders the nodes. A selection where some node
@@ -232,6 +259,14 @@ func makePlan(ctx context.Context, client kubernetes.Interface, provider Provide
 			}
 			return a.Order < b.Order
 		})
+		for _, n := range plan.Nodes {
+			if n.State.Phase == PhaseCanary {
+				plan.Canary++
+			}
+			if n.State.Phase == PhaseMain && !n.State.Soaked {
+				plan.Soak = max(plan.Soak, n.State.Soak)
+			}
+		}
 		return plan, nil
 	}
 	plan.Roll = now.UTC().Format("20060102T150405Z")
@@ -243,6 +278,9 @@ func makePlan(ctx context.Context, client kubernetes.Interface, provider Provide
 		plan.Nodes = append(plan.Nodes, p)
 	}
 	order(plan.Nodes, s.Order)
+	if s.UnhealthyFirst {
+		sort.SliceStable(plan.Nodes, func(i, j int) bool { return !nodeReady(plan.Nodes[i].Node) && nodeReady(plan.Nodes[j].Node) })
+	}
 	return plan, nil
 }
 
@@ -317,7 +355,7 @@ func (p *Plan) Write(w io.Writer, now time.Time) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tNODE\tZONE\tAGE\tKUBELET\tINSTANCE\tGROUP\tLAUNCHED FROM\tSTEP\tWHY")
+	fmt.Fprintln(tw, "#\tNODE\tZONE\tAGE\tREADY\tKUBELET\tINSTANCE\tGROUP\tLAUNCHED FROM\tSTEP\tWHY")
 	for i, n := range p.Nodes {
 		inst, group, launch := "-", "-", "-"
 		if n.HasInstance {
@@ -333,16 +371,40 @@ func (p *Plan) Write(w io.Writer, now time.Time) error {
 		if why == "" {
 			why = "up to date (all nodes selected)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, n.Name(), dash(n.Node.Labels[corev1.LabelTopologyZone]),
-			now.Sub(n.Node.CreationTimestamp.Time).Round(time.Second), dash(n.Node.Status.NodeInfo.KubeletVersion), inst, group, launch, step, why)
+		ready := readyStatus(n.Node)
+		num := strconv.Itoa(i + 1)
+		if n.State.Phase == PhaseCanary || !p.Resumed && i < p.Canary {
+			num += " canary"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", num, n.Name(), dash(n.Node.Labels[corev1.LabelTopologyZone]),
+			now.Sub(n.Node.CreationTimestamp.Time).Round(time.Second), ready, dash(n.Node.Status.NodeInfo.KubeletVersion), inst, group, launch, step, why)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	switch {
+	case p.Canary > 0 && p.Canary < len(p.Nodes) && p.Soak > 0:
+		fmt.Fprintf(w, "canary phase: the %d node(s) marked canary first, then a soak of %s with the gate evaluating; any evaluation that does not pass stops the roll before the other %d node(s)\n",
+			p.Canary, p.Soak, len(p.Nodes)-p.Canary)
+	case p.Canary > 0 && p.Canary < len(p.Nodes):
+		fmt.Fprintf(w, "canary phase: the %d node(s) marked canary first, then the other %d node(s)\n", p.Canary, len(p.Nodes)-p.Canary)
+	case p.Canary == 0 && p.Soak > 0:
+		fmt.Fprintf(w, "canary phase: the canary node(s) are replaced; the soak of %s is held (again, in full) before the other %d node(s)\n", p.Soak, len(p.Nodes))
 	}
 	for _, s := range p.Skipped {
 		fmt.Fprintf(w, "skipped: %s\n", s)
 	}
 	return nil
+}
+
+// readyStatus is the node's Ready condition status ("-" without one).
+func readyStatus(n *corev1.Node) string {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return string(c.Status)
+		}
+	}
+	return "-"
 }
 
 func dash(s string) string {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -39,8 +40,25 @@ type Provider interface {
 	// Terminate ends an instance. Without decrement its group launches a
 	// replacement; with it the group shrinks by one.
 	Terminate(ctx context.Context, inst Instance, decrement bool) error
-	// Surge raises the desired capacity of a group by one.
-	Surge(ctx context.Context, group string) error
+	// Surge raises the desired capacity of a group by one and returns the
+	// new desired capacity.
+	Surge(ctx context.Context, group string) (int32, error)
+	// Group describes a group: desired capacity, members, suspended
+	// processes.
+	Group(ctx context.Context, name string) (Group, error)
+	// Activities returns the group's scaling activities that started at or
+	// after since, newest first.
+	Activities(ctx context.Context, group string, since time.Time) ([]Activity, error)
+	// HoldProcesses suspends, for the roll, the group's processes that
+	// could terminate or add instances behind its back (RollProcesses), and
+	// records on the group which of them the roll suspended (not those
+	// suspended before). It returns all the processes the roll holds
+	// suspended, those of an earlier interrupted run included.
+	HoldProcesses(ctx context.Context, group string) ([]string, error)
+	// ReleaseProcesses resumes the processes the roll recorded as suspended
+	// on the group, except keep, and updates the record. It returns the
+	// processes resumed.
+	ReleaseProcesses(ctx context.Context, group string, keep []string) ([]string, error)
 }
 
 // AutoScalingAPI is the part of the Auto Scaling client the AWS provider
@@ -49,6 +67,11 @@ type AutoScalingAPI interface {
 	DescribeAutoScalingGroups(context.Context, *autoscaling.DescribeAutoScalingGroupsInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
 	TerminateInstanceInAutoScalingGroup(context.Context, *autoscaling.TerminateInstanceInAutoScalingGroupInput, ...func(*autoscaling.Options)) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error)
 	SetDesiredCapacity(context.Context, *autoscaling.SetDesiredCapacityInput, ...func(*autoscaling.Options)) (*autoscaling.SetDesiredCapacityOutput, error)
+	DescribeScalingActivities(context.Context, *autoscaling.DescribeScalingActivitiesInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeScalingActivitiesOutput, error)
+	SuspendProcesses(context.Context, *autoscaling.SuspendProcessesInput, ...func(*autoscaling.Options)) (*autoscaling.SuspendProcessesOutput, error)
+	ResumeProcesses(context.Context, *autoscaling.ResumeProcessesInput, ...func(*autoscaling.Options)) (*autoscaling.ResumeProcessesOutput, error)
+	CreateOrUpdateTags(context.Context, *autoscaling.CreateOrUpdateTagsInput, ...func(*autoscaling.Options)) (*autoscaling.CreateOrUpdateTagsOutput, error)
+	DeleteTags(context.Context, *autoscaling.DeleteTagsInput, ...func(*autoscaling.Options)) (*autoscaling.DeleteTagsOutput, error)
 }
 
 // EC2API is the part of the EC2 client the AWS provider calls: resolving a
@@ -184,23 +207,16 @@ func (p *AWS) Terminate(ctx context.Context, inst Instance, decrement bool) erro
 
 // Surge implements Provider: desired capacity + 1, within the group's
 // maximum.
-func (p *AWS) Surge(ctx context.Context, group string) error {
+func (p *AWS) Surge(ctx context.Context, group string) (int32, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	gs, err := p.groups(ctx, group)
+	g, err := p.group(ctx, group)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("surge: %w", err)
 	}
-	if len(gs) != 1 {
-		if p.ClusterName != "" {
-			return fmt.Errorf("surge: Auto Scaling group %s not found among those tagged %s", group, p.clusterTag())
-		}
-		return fmt.Errorf("surge: Auto Scaling group %s not found", group)
-	}
-	g := gs[0]
 	desired, maxSize := aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize)
 	if desired+1 > maxSize {
-		return fmt.Errorf("surge: Auto Scaling group %s is at its maximum size %d (desired %d); raise the maximum or roll without --surge", group, maxSize, desired)
+		return 0, fmt.Errorf("surge: Auto Scaling group %s is at its maximum size %d (desired %d); raise the maximum or roll without --surge", group, maxSize, desired)
 	}
 	_, err = p.AutoScaling.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{
 		AutoScalingGroupName: aws.String(group),
@@ -208,9 +224,24 @@ func (p *AWS) Surge(ctx context.Context, group string) error {
 		HonorCooldown:        aws.Bool(false),
 	})
 	if err != nil {
-		return fmt.Errorf("surge: setting the desired capacity of %s from %d to %d: %w", group, desired, desired+1, err)
+		return 0, fmt.Errorf("surge: setting the desired capacity of %s from %d to %d: %w", group, desired, desired+1, err)
 	}
-	return nil
+	return desired + 1, nil
+}
+
+// group describes one group, refusing one outside the cluster.
+func (p *AWS) group(ctx context.Context, name string) (astypes.AutoScalingGroup, error) {
+	gs, err := p.groups(ctx, name)
+	if err != nil {
+		return astypes.AutoScalingGroup{}, err
+	}
+	if len(gs) != 1 {
+		if p.ClusterName != "" {
+			return astypes.AutoScalingGroup{}, fmt.Errorf("Auto Scaling group %s not found among those tagged %s", name, p.clusterTag())
+		}
+		return astypes.AutoScalingGroup{}, fmt.Errorf("Auto Scaling group %s not found", name)
+	}
+	return gs[0], nil
 }
 
 // errNoInstance is returned for a node without an EC2 provider ID.

@@ -54,7 +54,13 @@ type Config struct {
 	Surge bool
 	// NodeTimeout bounds the wait for a replacement (or surge) node to be
 	// Ready and for the evicted workloads to be Running again (default 20m).
+	// A launch that fails ends it at once (*LaunchError).
 	NodeTimeout time.Duration
+	// Canary replaces this many nodes first, then holds for CanarySoak while
+	// the gate keeps evaluating the cluster; an evaluation that does not
+	// pass during the soak stops the roll (*CanaryError). 0: no canary.
+	Canary     int
+	CanarySoak time.Duration
 	// Poll is how often nodes and pods are listed while waiting (default 2s).
 	Poll time.Duration
 	// DryRun prints the plan and what the drain would do, and changes
@@ -88,6 +94,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxUnavailable <= 0 {
 		c.MaxUnavailable = 1
+	}
+	if c.Canary < 0 || c.CanarySoak < 0 || c.CanarySoak > 0 && c.Canary == 0 {
+		return fmt.Errorf("roll: canary %d with soak %s: want a soak only with canary nodes, neither negative", c.Canary, c.CanarySoak)
 	}
 	if c.NodeTimeout <= 0 {
 		c.NodeTimeout = 20 * time.Minute
@@ -173,8 +182,13 @@ type roller struct {
 	rep   *reporter
 	m     *metrics
 
+	// groups are the Auto Scaling groups of the plan's nodes, sorted;
+	// planned their instances (never a replacement).
+	groups  []string
+	planned map[string]bool
+
 	mu      sync.Mutex
-	claimed map[string]bool // replacement nodes taken by a node of this run
+	claimed map[string]bool // instances launched for a node of this run
 }
 
 // Run plans the roll and, unless DryRun, carries it out. The Result is
@@ -204,12 +218,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.plan = plan
+	if !plan.Resumed && cfg.Canary > 0 {
+		plan.Canary, plan.Soak = min(cfg.Canary, len(plan.Nodes)), cfg.CanarySoak
+	}
 	res := &Result{Plan: plan}
 	if err := plan.Write(cfg.Out, cfg.Now()); err != nil {
 		return res, err
 	}
 	if err := r.checkPlan(); err != nil {
 		return res, err
+	}
+	r.groups = plan.groups()
+	r.planned = map[string]bool{}
+	for _, p := range plan.Nodes {
+		if id := nodescollector.InstanceID(p.Node.Spec.ProviderID); id != "" {
+			r.planned[id] = true
+		}
 	}
 	if cfg.DryRun {
 		return res, r.dryRun(ctx)
@@ -220,24 +244,79 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if !plan.Resumed {
 		for i, p := range plan.Nodes {
-			if err := r.state.join(ctx, p.Name(), plan.Roll, i); err != nil {
+			extra := map[string]*string{}
+			if p.HasInstance {
+				extra[AnnotationGroup] = strp(p.Instance.Group)
+			}
+			if plan.Canary > 0 {
+				plan.Nodes[i].State.Phase = PhaseMain
+				if i < plan.Canary {
+					plan.Nodes[i].State.Phase = PhaseCanary
+				} else {
+					plan.Nodes[i].State.Soak = plan.Soak
+					extra[AnnotationSoak] = strp(plan.Soak.String())
+				}
+				extra[AnnotationPhase] = strp(plan.Nodes[i].State.Phase)
+			}
+			if err := r.state.join(ctx, p.Name(), plan.Roll, i, extra); err != nil {
 				return res, fmt.Errorf("recording the plan on the nodes: %w", err)
 			}
 			r.rep.event(ctx, p.Node, false, ReasonPlanned, "node %d of %d to replace in roll %s", i+1, len(plan.Nodes), plan.Roll)
 		}
 	}
+	if err := r.holdProcesses(ctx); err != nil {
+		return res, err
+	}
 	m.planned.Set(float64(len(plan.Nodes)))
 	r.rep.setTotal(len(plan.Nodes))
 	err = r.run(ctx, res)
+	var ie *InterruptedError
+	if errors.As(err, &ie) {
+		r.rep.linef("", "the processes suspended for the roll stay suspended until it is run again (or --reset)")
+	} else {
+		if err == nil {
+			err = r.checkGroups(ctx)
+		}
+		if rerr := r.releaseProcesses(ctx); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("resuming the processes suspended for the roll (resume them by hand, or run the roll with --reset): %w", rerr))
+		}
+	}
 	r.summary(res, err)
 	return res, err
 }
 
-// reset removes the roll state from the selected nodes.
+// reset removes the roll state from the selected nodes and resumes the
+// processes a roll suspended on their groups.
 func (r *roller) reset(ctx context.Context) error {
 	nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
 	if err != nil {
 		return err
+	}
+	groups := map[string]bool{}
+	var ids []string
+	for i := range nodes {
+		if g := nodes[i].Annotations[AnnotationGroup]; g != "" {
+			groups[g] = true
+		}
+		if id := nodescollector.InstanceID(nodes[i].Spec.ProviderID); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if insts, err := r.cfg.Provider.Describe(ctx, ids); err == nil {
+		for _, inst := range insts {
+			groups[inst.Group] = true
+		}
+	} else {
+		return err
+	}
+	for g := range groups {
+		resumed, err := r.cfg.Provider.ReleaseProcesses(ctx, g, nil)
+		if err != nil {
+			return err
+		}
+		if len(resumed) > 0 {
+			r.rep.linef("", "group %s: %s resumed (suspended by a roll)", g, strings.Join(resumed, ", "))
+		}
 	}
 	for i := range nodes {
 		n := &nodes[i]
@@ -283,14 +362,23 @@ func (r *roller) checkPlan() error {
 	return nil
 }
 
-// dryRun prints what the drain of each node would do.
+// dryRun prints what the roll would do: the processes it suspends, the
+// canary phase, and for each node what its drain would do, the Eviction
+// API asked with dryRun included.
 func (r *roller) dryRun(ctx context.Context) error {
-	mode := "terminate its instance without decrementing the group's capacity, wait for the group's replacement node"
+	mode := "terminate its instance without decrementing the group's capacity, wait for the instance the group launches to be a Ready node"
 	if r.cfg.Surge {
-		mode = "raise the group's desired capacity by one and wait for the new node, then terminate the instance decrementing the capacity"
+		mode = "raise the group's desired capacity by one and wait for the instance it launches to be a Ready node, then terminate the instance decrementing the capacity"
 	}
-	fmt.Fprintf(r.cfg.Out, "dry run: for each node, %d at a time: wait for the gate's GO, cordon, drain, %s, wait until the evicted workloads are Running again\n",
+	fmt.Fprintf(r.cfg.Out, "dry run: for each node, %d at a time: wait for the gate's GO, ask the Eviction API (dry run) about its pods, cordon, drain, %s, wait until the evicted workloads are Running again; a failed launch stops the roll\n",
 		r.cfg.MaxUnavailable, mode)
+	for _, g := range r.groups {
+		fmt.Fprintf(r.cfg.Out, "dry run: group %s: %s suspended while the roll runs (those not suspended already), resumed at its end\n", g, strings.Join(RollProcesses, ", "))
+	}
+	if r.plan.Canary > 0 && r.plan.Canary < len(r.plan.Nodes) {
+		fmt.Fprintf(r.cfg.Out, "dry run: canary phase: nodes 1-%d, then a soak of %s (the gate evaluating every %s), then nodes %d-%d\n",
+			r.plan.Canary, r.plan.Soak, r.cfg.GateWait.Interval, r.plan.Canary+1, len(r.plan.Nodes))
+	}
 	var refusals []string
 	for i, p := range r.plan.Nodes {
 		pods, err := podsOn(ctx, r.cfg.Client, p.Name())
@@ -299,21 +387,61 @@ func (r *roller) dryRun(ctx context.Context) error {
 		}
 		dp := planDrain(pods, r.cfg.Drain)
 		fmt.Fprintf(r.cfg.Out, "  %d. %s: evict %d pod(s), skip %d", i+1, p.Name(), len(dp.Evict), len(dp.Skipped))
-		if len(dp.Refused) > 0 {
+		stops := len(dp.Refused) > 0
+		if stops {
 			fmt.Fprintf(r.cfg.Out, ", REFUSE %d: %s", len(dp.Refused), strings.Join(dp.Refused, "; "))
+		}
+		d := &drainer{client: r.cfg.Client, o: r.cfg.Drain}
+		if refused, err := d.preflight(ctx, dp.Evict); err != nil {
+			fmt.Fprintf(r.cfg.Out, ", Eviction API not asked: %v", err)
+		} else if len(refused) > 0 {
+			fmt.Fprintf(r.cfg.Out, ", EVICTION API REFUSES %d for good: %s", len(refused), (&PreflightError{Pods: refused}).list())
+			stops = true
+		}
+		if stops {
 			refusals = append(refusals, p.Name())
 		}
 		fmt.Fprintln(r.cfg.Out)
 	}
 	if len(refusals) > 0 {
-		fmt.Fprintf(r.cfg.Out, "dry run: the drain would stop at %s unless the --force options named above are given\n", strings.Join(refusals, ", "))
+		fmt.Fprintf(r.cfg.Out, "dry run: the roll would stop at %s unless the --force options or budgets named above change\n", strings.Join(refusals, ", "))
 	}
 	return nil
 }
 
-// run replaces the plan's nodes, at most MaxUnavailable at once, each after
-// the gate's GO, then asks the gate once more.
+// run replaces the plan's nodes, the canary phase first (then its soak),
+// then asks the gate once more.
 func (r *roller) run(ctx context.Context, res *Result) error {
+	canary, rest, soak := r.phases()
+	if len(canary) > 0 {
+		r.rep.linef("", "canary phase: %d node(s), then a soak of %s before the other %d", len(canary), soak, len(rest))
+		if err := r.dispatch(ctx, canary, res); err != nil {
+			return err
+		}
+	}
+	if soak > 0 && len(rest) > 0 {
+		if err := r.soak(ctx, soak, rest); err != nil {
+			return err
+		}
+	}
+	if err := r.dispatch(ctx, rest, res); err != nil {
+		return err
+	}
+	// The gate once more: is the cluster healthy with the last replacement?
+	ev, _, err := r.gateWait(ctx, nil)
+	res.FinalGate = ev
+	if err != nil {
+		if ctx.Err() != nil {
+			return &InterruptedError{Detail: "after the last node, while waiting for the gate (every node was replaced)"}
+		}
+		return &StoppedError{Last: ev, Err: err}
+	}
+	return nil
+}
+
+// dispatch replaces nodes, at most MaxUnavailable at once, each after the
+// gate's GO.
+func (r *roller) dispatch(ctx context.Context, nodes []PlannedNode, res *Result) error {
 	slots := make(chan struct{}, r.cfg.MaxUnavailable)
 	var (
 		wg      sync.WaitGroup
@@ -334,7 +462,7 @@ func (r *roller) run(ctx context.Context, res *Result) error {
 	}
 	var interrupted error
 dispatch:
-	for _, p := range r.plan.Nodes {
+	for _, p := range nodes {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -384,15 +512,6 @@ dispatch:
 	}
 	if ctx.Err() != nil {
 		return &InterruptedError{Detail: "between nodes"}
-	}
-	// The gate once more: is the cluster healthy with the last replacement?
-	ev, _, err := r.gateWait(ctx, nil)
-	res.FinalGate = ev
-	if err != nil {
-		if ctx.Err() != nil {
-			return &InterruptedError{Detail: "after the last node, while waiting for the gate (every node was replaced)"}
-		}
-		return &StoppedError{Last: ev, Err: err}
 	}
 	return nil
 }
@@ -485,6 +604,43 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		return nil
 	}
 	inst := p.Instance
+	if inst.Group == "" {
+		inst.Group = st.Group
+	}
+	d := &drainer{client: r.cfg.Client, o: r.cfg.Drain, now: r.cfg.Now,
+		onEvicted: func(string) { r.m.evictions.WithLabelValues("evicted").Inc() },
+		onRefused: func(string, string) { r.m.evictions.WithLabelValues("refused").Inc() },
+		onGone: func(pod string, deleting time.Duration) {
+			r.rep.linef(name, "pod %s counted as gone: evicted, its deletion deadline passed %s ago and the node's kubelet is unreachable", pod, seconds(deleting))
+		},
+	}
+
+	// Before the cordon: would the Eviction API ever let every pod go?
+	if st.Step.rank() < StepCordoned.rank() {
+		pods, err := podsOn(ctx, r.cfg.Client, name)
+		if err != nil {
+			return nr, err
+		}
+		dp := planDrain(pods, r.cfg.Drain)
+		if len(dp.Refused) > 0 {
+			derr := &DrainError{Node: name, Refused: dp.Refused}
+			r.rep.event(ctx, n, true, ReasonDrainFailed, "%v; node left as it was", derr)
+			return nr, derr
+		}
+		refused, err := d.preflight(ctx, dp.Evict)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nr, &InterruptedError{Node: name, Step: string(StepPending), Detail: "before touching the node"}
+			}
+			return nr, err
+		}
+		if len(refused) > 0 {
+			perr := &PreflightError{Node: name, Pods: refused}
+			r.rep.linef(name, "%v", perr)
+			r.rep.event(ctx, n, true, ReasonDrainFailed, "%v", perr)
+			return nr, perr
+		}
+	}
 
 	// Cordon.
 	if st.Step.rank() < StepCordoned.rank() {
@@ -503,44 +659,58 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		st.Step = StepCordoned
 	}
 
-	// Surge: a new node before the old one is drained.
+	// Surge: a new node before the old one is drained. The surge node is
+	// the instance the group launched for it, known by its id.
 	surgeNode := st.SurgeNode
 	if r.cfg.Surge && st.Step.rank() < StepDraining.rank() && surgeNode == "" {
 		t := r.cfg.Now()
 		var before map[string]bool
-		since := st.StepTime
-		if st.Step != StepSurging {
-			if before, err = r.groupNodes(ctx); err != nil {
-				return nr, err
+		requested, failSince := st.SurgeRequested, r.cfg.Now()
+		if requested.IsZero() {
+			if before, err = r.members(ctx, inst.Group); err != nil {
+				return nr, r.abortDrain(ctx, n, err)
 			}
-			since = r.cfg.Now()
+			requested = r.cfg.Now()
+			failSince = requested
 			if err := step(StepSurging, nil); err != nil {
 				return nr, err
 			}
 			bctx, cancel := background(ctx)
-			err := r.cfg.Provider.Surge(bctx, inst.Group)
+			desired, err := r.cfg.Provider.Surge(bctx, inst.Group)
 			cancel()
 			if err != nil {
 				r.rep.event(ctx, n, true, ReasonSurge, "surge failed: %v", err)
 				return nr, r.abortDrain(ctx, n, err)
 			}
-			r.rep.linef(name, "asked group %s for one more instance", inst.Group)
-			r.rep.event(ctx, n, false, ReasonSurge, "raised the desired capacity of %s by one", inst.Group)
+			if err := step(StepSurging, map[string]*string{AnnotationSurgeRequested: strp(requested.UTC().Format(time.RFC3339))}); err != nil {
+				return nr, err
+			}
+			r.rep.linef(name, "asked group %s for one more instance (desired capacity %d)", inst.Group, desired)
+			r.rep.event(ctx, n, false, ReasonSurge, "raised the desired capacity of %s by one, to %d", inst.Group, desired)
+		} else {
+			r.rep.linef(name, "waiting for the instance group %s launches for the surge asked at %s", inst.Group, requested.Format(time.RFC3339))
 		}
-		surgeNode, err = r.waitReplacement(ctx, name, since, before)
+		var surgeInst string
+		surgeInst, surgeNode, err = r.waitLaunch(ctx, name, inst.Group, requested, failSince, before)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nr, &InterruptedError{Node: name, Step: string(StepSurging), Detail: "waiting for the surge node; the node stays cordoned and the group keeps its extra instance"}
 			}
-			return nr, fmt.Errorf("surge for node %s: %w", name, err)
+			var le *LaunchError
+			if errors.As(err, &le) {
+				le.Surge = true
+				r.rep.event(ctx, n, true, ReasonStopped, "roll stopped: %v", le)
+				return nr, r.abortDrain(ctx, n, le)
+			}
+			return nr, r.abortDrain(ctx, n, fmt.Errorf("surge for node %s: %w", name, err))
 		}
-		if err := step(StepSurging, map[string]*string{AnnotationSurge: strp(surgeNode)}); err != nil {
+		if err := step(StepSurging, map[string]*string{AnnotationSurge: strp(surgeNode), AnnotationSurgeInstance: strp(surgeInst)}); err != nil {
 			return nr, err
 		}
 		nr.Surge = r.cfg.Now().Sub(t)
 		r.m.steps.WithLabelValues("surge").Observe(nr.Surge.Seconds())
-		r.rep.linef(name, "surge node %s Ready after %s", surgeNode, seconds(nr.Surge))
-		r.rep.event(ctx, n, false, ReasonSurge, "surge node %s Ready", surgeNode)
+		r.rep.linef(name, "surge node %s (instance %s) Ready after %s", surgeNode, surgeInst, seconds(nr.Surge))
+		r.rep.event(ctx, n, false, ReasonSurge, "surge node %s (instance %s) Ready", surgeNode, surgeInst)
 	}
 
 	loads := st.Workloads
@@ -574,10 +744,6 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		}
 		r.rep.linef(name, "draining: %d pod(s) to evict, %d skipped (DaemonSet, mirror); workloads: %s", len(dp.Evict), len(dp.Skipped), describeLoads(loads))
 		r.rep.event(ctx, n, false, ReasonDraining, "draining %d pod(s) through the Eviction API", len(dp.Evict))
-		d := &drainer{client: r.cfg.Client, o: r.cfg.Drain,
-			onEvicted: func(string) { r.m.evictions.WithLabelValues("evicted").Inc() },
-			onRefused: func(string, string) { r.m.evictions.WithLabelValues("refused").Inc() },
-		}
 		evicted, err := d.drain(ctx, name)
 		nr.Evicted = evicted
 		if err != nil {
@@ -604,7 +770,7 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		t = r.cfg.Now()
 		var before map[string]bool
 		if !r.cfg.Surge {
-			if before, err = r.groupNodes(ctx); err != nil {
+			if before, err = r.members(ctx, inst.Group); err != nil {
 				return nr, err
 			}
 		}
@@ -619,7 +785,7 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		r.m.steps.WithLabelValues("terminate").Observe(nr.Terminate.Seconds())
 		if !r.cfg.Surge {
 			t = r.cfg.Now()
-			if replacement, err = r.waitReplacement(ctx, name, since, before); err != nil {
+			if _, replacement, err = r.waitLaunch(ctx, name, inst.Group, since, since, before); err != nil {
 				return nr, r.replaceFailed(ctx, n, inst, err)
 			}
 			nr.Replace = r.cfg.Now().Sub(t)
@@ -633,7 +799,7 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		}
 		if !r.cfg.Surge {
 			t := r.cfg.Now()
-			if replacement, err = r.waitReplacement(ctx, name, st.StepTime, nil); err != nil {
+			if _, replacement, err = r.waitLaunch(ctx, name, inst.Group, st.StepTime, r.cfg.Now(), nil); err != nil {
 				return nr, r.replaceFailed(ctx, n, inst, err)
 			}
 			nr.Replace = r.cfg.Now().Sub(t)
@@ -707,25 +873,17 @@ func (r *roller) abortDrain(ctx context.Context, n *corev1.Node, cause error) er
 }
 
 func (r *roller) replaceFailed(ctx context.Context, n *corev1.Node, inst Instance, err error) error {
+	var le *LaunchError
+	if errors.As(err, &le) {
+		r.rep.event(ctx, n, true, ReasonStopped, "roll stopped: %v", le)
+		return le
+	}
 	if ctx.Err() != nil {
 		return &InterruptedError{Node: n.Name, Step: string(StepTerminating),
 			Detail: fmt.Sprintf("instance %s was terminated; waiting for its replacement and workloads", inst.ID)}
 	}
 	r.rep.event(ctx, n, true, ReasonStopped, "roll stopped: %v", err)
 	return fmt.Errorf("node %s (instance %s terminated): %w", n.Name, inst.ID, err)
-}
-
-// groupNodes returns the names of the selection's nodes now.
-func (r *roller) groupNodes(ctx context.Context) (map[string]bool, error) {
-	nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, n := range nodes {
-		out[n.Name] = true
-	}
-	return out, nil
 }
 
 func nodeReady(n *corev1.Node) bool {
@@ -735,52 +893,6 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-// waitReplacement waits for a new Ready node in the group: not part of the
-// roll, not among before (when known), created since the termination or
-// surge was asked for, and not claimed by another node of this run.
-func (r *roller) waitReplacement(parent context.Context, old string, since time.Time, before map[string]bool) (string, error) {
-	ctx, cancel := context.WithTimeout(parent, r.cfg.NodeTimeout)
-	defer cancel()
-	cutoff := since.Truncate(time.Second)
-	var seen []string
-	for {
-		nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
-		if err == nil {
-			seen = seen[:0]
-			for i := range nodes {
-				n := &nodes[i]
-				if n.Name == old || before[n.Name] || n.Annotations[AnnotationRoll] != "" || n.CreationTimestamp.Time.Before(cutoff) {
-					continue
-				}
-				if !nodeReady(n) {
-					seen = append(seen, n.Name+" (not Ready yet)")
-					continue
-				}
-				r.mu.Lock()
-				taken := r.claimed[n.Name]
-				if !taken {
-					r.claimed[n.Name] = true
-				}
-				r.mu.Unlock()
-				if !taken {
-					return n.Name, nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			if parent.Err() == nil {
-				if len(seen) == 0 {
-					return "", fmt.Errorf("no new node joined the group within %s", r.cfg.NodeTimeout)
-				}
-				return "", fmt.Errorf("no new node of the group became Ready within %s: %s", r.cfg.NodeTimeout, strings.Join(seen, ", "))
-			}
-			return "", parent.Err()
-		case <-time.After(r.cfg.Poll):
-		}
-	}
 }
 
 // waitWorkloads waits until the workloads evicted from the node have as many

@@ -258,19 +258,19 @@ func TestProviderAgainstFakeAWS(t *testing.T) {
 	if len(got) != 2 {
 		t.Errorf("with a cluster name, %d instances described, want the tagged group's 2", len(got))
 	}
-	if err := p.Surge(context.Background(), "untagged"); err == nil || !strings.Contains(err.Error(), "tagged kubernetes.io/cluster/prod") {
+	if _, err := p.Surge(context.Background(), "untagged"); err == nil || !strings.Contains(err.Error(), "tagged kubernetes.io/cluster/prod") {
 		t.Errorf("surge of an untagged group: %v", err)
 	}
-	if err := p.Surge(context.Background(), "tagged"); err != nil {
-		t.Fatal(err)
+	if d, err := p.Surge(context.Background(), "tagged"); err != nil || d != 3 {
+		t.Fatal(d, err)
 	}
 	if g, _ := c.acct.ASG("tagged"); g.Desired != 3 {
 		t.Errorf("desired after surge: %d", g.Desired)
 	}
-	if err := p.Surge(context.Background(), "tagged"); err != nil {
+	if _, err := p.Surge(context.Background(), "tagged"); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Surge(context.Background(), "tagged"); err == nil || !strings.Contains(err.Error(), "maximum size 4") {
+	if _, err := p.Surge(context.Background(), "tagged"); err == nil || !strings.Contains(err.Error(), "maximum size 4") {
 		t.Errorf("surge past the maximum: %v", err)
 	}
 	var one Instance
@@ -300,7 +300,7 @@ func TestStateCordonAndRelease(t *testing.T) {
 	s := stateStore{client: c.client, now: time.Now}
 	ctx := context.Background()
 	for _, name := range []string{"free", "held"} {
-		if err := s.join(ctx, name, "r1", 0); err != nil {
+		if err := s.join(ctx, name, "r1", 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.cordon(ctx, c.node(name)); err != nil {
@@ -577,7 +577,7 @@ func TestReset(t *testing.T) {
 	s := stateStore{client: c.client, now: time.Now}
 	ctx := context.Background()
 	for i, n := range names {
-		if err := s.join(ctx, n, "r0", i); err != nil {
+		if err := s.join(ctx, n, "r0", i, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -36,6 +36,29 @@ const (
 	AnnotationWorkloads = "upgradeguard.io/roll-workloads"
 	// AnnotationSurge names the node that a surge brought up for this one.
 	AnnotationSurge = "upgradeguard.io/roll-surge-node"
+	// AnnotationSurgeRequested is when the roll raised the group's desired
+	// capacity for this node (RFC 3339): a re-run after a failed or
+	// interrupted surge waits for that launch instead of asking again.
+	AnnotationSurgeRequested = "upgradeguard.io/roll-surge-requested"
+	// AnnotationSurgeInstance is the instance the group launched for the
+	// surge: the surge node is that instance's node, no other new node.
+	AnnotationSurgeInstance = "upgradeguard.io/roll-surge-instance"
+	// AnnotationGroup is the Auto Scaling group of the node's instance, for
+	// a re-run after the instance is gone.
+	AnnotationGroup = "upgradeguard.io/roll-group"
+	// AnnotationPhase is "canary" on the nodes a --canary roll replaces
+	// first and "main" on the others.
+	AnnotationPhase = "upgradeguard.io/roll-phase"
+	// AnnotationSoak is the canary soak (a duration) on the main nodes;
+	// AnnotationSoaked is when it passed (RFC 3339).
+	AnnotationSoak   = "upgradeguard.io/roll-canary-soak"
+	AnnotationSoaked = "upgradeguard.io/roll-canary-soaked"
+)
+
+// The phases of a canary roll.
+const (
+	PhaseCanary = "canary"
+	PhaseMain   = "main"
 )
 
 // Step is how far a node of the roll got.
@@ -95,11 +118,22 @@ type nodeState struct {
 	Workloads []Workload
 	HasLoads  bool // the workloads annotation was there
 	SurgeNode string
+	// SurgeRequested is when the surge was asked for (zero: not yet);
+	// SurgeInstance the instance launched for it, once known.
+	SurgeRequested time.Time
+	SurgeInstance  string
+	// Phase is PhaseCanary, PhaseMain or "" (no canary); Soak the canary
+	// soak and Soaked when it passed.
+	Phase  string
+	Soak   time.Duration
+	Soaked bool
+	Group  string
 }
 
 func readState(n *corev1.Node) (nodeState, error) {
 	a := n.Annotations
-	s := nodeState{Roll: a[AnnotationRoll], Step: Step(a[AnnotationStep]), Cordoned: a[AnnotationCordoned] == "true", SurgeNode: a[AnnotationSurge]}
+	s := nodeState{Roll: a[AnnotationRoll], Step: Step(a[AnnotationStep]), Cordoned: a[AnnotationCordoned] == "true", SurgeNode: a[AnnotationSurge],
+		SurgeInstance: a[AnnotationSurgeInstance], Phase: a[AnnotationPhase], Soaked: a[AnnotationSoaked] != "", Group: a[AnnotationGroup]}
 	if s.Roll == "" {
 		return s, nil
 	}
@@ -122,6 +156,20 @@ func readState(n *corev1.Node) (nodeState, error) {
 			return s, fmt.Errorf("node %s: annotation %s=%q: %w", n.Name, AnnotationStepTime, v, err)
 		}
 		s.StepTime = t
+	}
+	if v := a[AnnotationSurgeRequested]; v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return s, fmt.Errorf("node %s: annotation %s=%q: %w", n.Name, AnnotationSurgeRequested, v, err)
+		}
+		s.SurgeRequested = t
+	}
+	if v := a[AnnotationSoak]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return s, fmt.Errorf("node %s: annotation %s=%q: %w", n.Name, AnnotationSoak, v, err)
+		}
+		s.Soak = d
 	}
 	if v, ok := a[AnnotationWorkloads]; ok {
 		s.HasLoads = true
@@ -173,14 +221,19 @@ func (s stateStore) setStep(ctx context.Context, node string, step Step, extra m
 	return s.patch(ctx, node, ann, nil)
 }
 
-// join makes a node part of a roll, as its order-th node.
-func (s stateStore) join(ctx context.Context, node, roll string, order int) error {
-	_, err := s.patch(ctx, node, map[string]*string{
+// join makes a node part of a roll, as its order-th node; extra adds
+// annotations (the canary phase).
+func (s stateStore) join(ctx context.Context, node, roll string, order int, extra map[string]*string) error {
+	ann := map[string]*string{
 		AnnotationRoll:     strp(roll),
 		AnnotationOrder:    strp(strconv.Itoa(order)),
 		AnnotationStep:     strp(string(StepPending)),
 		AnnotationStepTime: strp(s.now().UTC().Format(time.RFC3339)),
-	}, nil)
+	}
+	for k, v := range extra {
+		ann[k] = v
+	}
+	_, err := s.patch(ctx, node, ann, nil)
 	return err
 }
 
@@ -226,7 +279,8 @@ func (s stateStore) release(ctx context.Context, n *corev1.Node) error {
 // leave removes every roll annotation from a node (roll --reset).
 func (s stateStore) leave(ctx context.Context, n *corev1.Node) error {
 	ann := map[string]*string{}
-	for _, k := range []string{AnnotationRoll, AnnotationOrder, AnnotationStep, AnnotationStepTime, AnnotationCordoned, AnnotationWorkloads, AnnotationSurge} {
+	for _, k := range []string{AnnotationRoll, AnnotationOrder, AnnotationStep, AnnotationStepTime, AnnotationCordoned, AnnotationWorkloads, AnnotationSurge,
+		AnnotationSurgeRequested, AnnotationSurgeInstance, AnnotationPhase, AnnotationSoak, AnnotationSoaked, AnnotationGroup} {
 		if _, ok := n.Annotations[k]; ok {
 			ann[k] = nil
 		}
