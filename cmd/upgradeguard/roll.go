@@ -31,7 +31,11 @@ type rollFlags struct {
 	onlyOutdated   bool
 	kubeletVersion string
 	order          string
+	unhealthyFirst bool
 	maxUnavailable int
+	canary         int
+	canarySoak     time.Duration
+	unreachGrace   time.Duration
 	surge          bool
 	drainTimeout   time.Duration
 	nodeTimeout    time.Duration
@@ -57,7 +61,11 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("only-outdated", "Replace only nodes launched from another launch template version (or configuration) than their group's current one, or whose kubelet is older than --kubelet-version.").BoolVar(&f.onlyOutdated)
 	cmd.Flag("kubelet-version", "Kubelet version an up-to-date node has (default: the newest among the selected nodes).").StringVar(&f.kubeletVersion)
 	cmd.Flag("order", "Order of the nodes: oldest (creation time), name, or zone (oldest first, zones in turn).").Default(roll.OrderOldest).EnumVar(&f.order, roll.Orders...)
+	cmd.Flag("unhealthy-first", "Replace the nodes that are not Ready (a dead kubelet) before the others, in --order among themselves.").BoolVar(&f.unhealthyFirst)
 	cmd.Flag("max-unavailable", "Nodes cordoned, drained or being replaced at once.").Default("1").IntVar(&f.maxUnavailable)
+	cmd.Flag("canary", "Replace this many nodes first, then hold for --canary-soak while the gate keeps evaluating; an evaluation that does not pass stops the roll.").Default("0").IntVar(&f.canary)
+	cmd.Flag("canary-soak", "How long to hold after the canary nodes (needs --canary).").Default("0s").DurationVar(&f.canarySoak)
+	cmd.Flag("unreachable-pod-grace", "On a node whose kubelet is unreachable (Ready Unknown), an evicted pod counts as gone this long after its deletion deadline, as kubectl drain --skip-wait-for-delete-timeout (no kubelet will confirm it).").Default("1m").DurationVar(&f.unreachGrace)
 	cmd.Flag("surge", "Raise the group's desired capacity by one and wait for the new node before draining each node, then terminate the old instance decrementing the capacity (needs max size > desired).").BoolVar(&f.surge)
 	cmd.Flag("drain-timeout", "Give up draining a node after this long (the node is uncordoned, not terminated, and the roll stops).").Default("15m").DurationVar(&f.drainTimeout)
 	cmd.Flag("node-timeout", "Give up waiting for a replacement node to be Ready and the evicted workloads to be Running again after this long.").Default("20m").DurationVar(&f.nodeTimeout)
@@ -65,7 +73,7 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("force-unmanaged", "Evict pods that no controller recreates (they are gone for good).").BoolVar(&f.forceUnmanaged)
 	cmd.Flag("force-local-storage", "Evict pods with emptyDir volumes (their data is lost).").BoolVar(&f.forceLocal)
 	cmd.Flag("dry-run", "Print the plan and what each drain would do; change nothing.").BoolVar(&f.dryRun)
-	cmd.Flag("reset", "Forget a roll in progress on the selected nodes (remove its annotations, uncordon the nodes it cordoned and did not terminate) and exit.").BoolVar(&f.reset)
+	cmd.Flag("reset", "Forget a roll in progress on the selected nodes (remove its annotations, uncordon the nodes it cordoned and did not terminate, resume the Auto Scaling processes it suspended) and exit.").BoolVar(&f.reset)
 	cmd.Flag("metrics-address", "Serve the roll's progress metrics on this address (/metrics).").StringVar(&f.metricsAddress)
 	f.metricsWeb.add(cmd)
 	cmd.Flag("provider", "How nodes are replaced: aws (EC2 Auto Scaling groups).").Default("aws").EnumVar(&f.provider, "aws")
@@ -125,8 +133,11 @@ func init() {
 			if rf.maxUnavailable < 1 {
 				return &rollUsage{fmt.Sprintf("--max-unavailable %d: want at least 1", rf.maxUnavailable)}
 			}
-			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 {
-				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout and --node-timeout more than 0"}
+			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 || rf.unreachGrace <= 0 {
+				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout, --node-timeout and --unreachable-pod-grace more than 0"}
+			}
+			if rf.canary < 0 || rf.canarySoak < 0 || rf.canarySoak > 0 && rf.canary == 0 {
+				return &rollUsage{fmt.Sprintf("--canary %d --canary-soak %s: a soak needs canary nodes (--canary 1 or more), neither negative", rf.canary, rf.canarySoak)}
 			}
 			metricsWeb, err := rf.metricsWeb.config(rf.metricsAddress)
 			if err != nil {
@@ -168,12 +179,12 @@ func init() {
 				Client: client, Provider: provider, Gate: g, GateWait: wait,
 				Selection: roll.Selection{
 					NodeGroup: rf.nodegroup, NodeGroupLabel: rf.nodegroupLabel, Selector: rf.selector,
-					OnlyOutdated: rf.onlyOutdated, KubeletVersion: rf.kubeletVersion, Order: rf.order,
+					OnlyOutdated: rf.onlyOutdated, KubeletVersion: rf.kubeletVersion, Order: rf.order, UnhealthyFirst: rf.unhealthyFirst,
 				},
 				Drain: roll.DrainOptions{
-					ForceUnmanaged: rf.forceUnmanaged, ForceLocalStorage: rf.forceLocal, Timeout: rf.drainTimeout,
+					ForceUnmanaged: rf.forceUnmanaged, ForceLocalStorage: rf.forceLocal, Timeout: rf.drainTimeout, UnreachableGrace: rf.unreachGrace,
 				},
-				MaxUnavailable: rf.maxUnavailable, Surge: rf.surge, NodeTimeout: rf.nodeTimeout,
+				MaxUnavailable: rf.maxUnavailable, Surge: rf.surge, NodeTimeout: rf.nodeTimeout, Canary: rf.canary, CanarySoak: rf.canarySoak,
 				DryRun: rf.dryRun, Reset: rf.reset, Out: os.Stdout, TTY: isTerminal(os.Stdout),
 				Registerer: reg, Logger: logger,
 			})

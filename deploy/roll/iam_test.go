@@ -50,14 +50,20 @@ func readPolicy(t *testing.T) []statement {
 	return p.Statement
 }
 
-// mutating are the actions that change capacity: they must carry the tag
+// mutating are the actions that change a group: they must carry the tag
 // condition.
-var mutating = []string{"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"}
+var mutating = []string{"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup",
+	"autoscaling:SuspendProcesses", "autoscaling:ResumeProcesses", "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"}
 
-// allows evaluates the policy for an action on a group with these tags, as
-// IAM would for the statements' shapes used here (Allow, Resource "*" or
-// the group ARN pattern, a Null condition on aws:ResourceTag).
-func allows(stmts []statement, action, cluster string, tags map[string]string) bool {
+// tagging are the actions that write tags: only the roll's record.
+var tagging = []string{"autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"}
+
+// allows evaluates the policy for an action on a group with these tags
+// (writing tagKeys, for the tagging actions), as IAM would for the
+// statements' shapes used here (Allow, Resource "*" or the group ARN
+// pattern, a Null condition on aws:ResourceTag, ForAllValues:StringEquals
+// on aws:TagKeys).
+func allows(stmts []statement, action, cluster string, tags map[string]string, tagKeys ...string) bool {
 	for _, s := range stmts {
 		if s.Effect != "Allow" || !slices.Contains(s.Action, action) {
 			continue
@@ -70,6 +76,10 @@ func allows(stmts []statement, action, cluster string, tags map[string]string) b
 				switch {
 				case op == "Null" && v == "false":
 					ok = ok && has
+				case op == "ForAllValues:StringEquals" && k == "aws:TagKeys":
+					for _, tk := range tagKeys {
+						ok = ok && tk == v
+					}
 				default:
 					ok = false // a condition this test cannot evaluate
 				}
@@ -126,7 +136,16 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 	for _, i := range insts {
 		victims = append(victims, i)
 	}
-	if err := p.Surge(ctx, "nodes"); err != nil {
+	if _, err := p.HoldProcesses(ctx, "nodes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Surge(ctx, "nodes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Group(ctx, "nodes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Activities(ctx, "nodes", time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Terminate(ctx, victims[0], true); err != nil {
@@ -135,8 +154,11 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 	if err := p.Terminate(ctx, victims[1], false); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.ReleaseProcesses(ctx, "nodes", nil); err != nil {
+		t.Fatal(err)
+	}
 	// The provider refuses a group outside the cluster before AWS would.
-	if err := p.Surge(ctx, "foreign"); err == nil {
+	if _, err := p.Surge(ctx, "foreign"); err == nil {
 		t.Error("surge of a group without the cluster's tag was not refused")
 	}
 
@@ -172,8 +194,16 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 			t.Errorf("iam-policy.json grants %s, which the roll never calls", act)
 		}
 	}
+	for _, m := range tagging {
+		if !allows(stmts, m, "prod", tags, roll.TagSuspended) {
+			t.Errorf("%s of %s is not allowed on the cluster's group", m, roll.TagSuspended)
+		}
+		if allows(stmts, m, "prod", tags, "kubernetes.io/cluster/prod") || allows(stmts, m, "prod", tags, roll.TagSuspended, "team") {
+			t.Errorf("%s of another tag key is allowed", m)
+		}
+	}
 	for _, m := range mutating {
-		if !allows(stmts, m, "prod", tags) {
+		if !allows(stmts, m, "prod", tags, roll.TagSuspended) {
 			t.Errorf("%s is not allowed on the cluster's group", m)
 		}
 		if allows(stmts, m, "prod", groupTags["foreign"]) {

@@ -243,13 +243,17 @@ func (a *Account) faultMessage(f *LaunchFault, itype, az string) string {
 		return fmt.Sprintf("You have requested more vCPU capacity than your current vCPU limit of %.0f allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit.", limit)
 	}
 	var others []string
+	region := strings.TrimRight(az, "abcdefghijklmnopqrstuvwxyz")
 	for _, z := range []string{"a", "b", "c"} {
-		if zone := a.Region + z; zone != az && !slices.ContainsFunc(a.launchFaults, func(f LaunchFault) bool { return f.AZ == zone }) {
+		if zone := region + z; zone != az && !slices.ContainsFunc(a.launchFaults, func(f LaunchFault) bool { return f.AZ == zone || f.AZ == "" }) {
 			others = append(others, zone)
 		}
 	}
-	return fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity. You can currently get %s capacity by not specifying an Availability Zone in your request or choosing %s.",
-		itype, az, itype, strings.Join(others, ", "))
+	msg := fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity.", itype, az)
+	if len(others) > 0 {
+		msg += fmt.Sprintf(" You can currently get %s capacity by not specifying an Availability Zone in your request or choosing %s.", itype, strings.Join(others, ", "))
+	}
+	return msg
 }
 
 // failLaunch records a failed launch activity and, with Timing.LaunchRetry,

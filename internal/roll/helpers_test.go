@@ -1,8 +1,11 @@
 package roll
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +46,14 @@ type cluster struct {
 	refuse    map[string]refusal429
 	evictions []string // namespace/name, accepted
 	seq       int
+	// multiPDB lists pods (namespace/name) that more than one budget
+	// selects: the Eviction API answers 500.
+	multiPDB map[string]bool
+	// stuck lists nodes whose kubelet is gone: an evicted pod there gets
+	// its deletionTimestamp and stays.
+	stuck map[string]bool
+	// dryRuns counts the evictions asked with dryRun.
+	dryRuns int
 }
 
 type refusal429 struct {
@@ -57,7 +68,8 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	c := &cluster{t: t, client: fake.NewClientset(), srv: srv, acct: srv.Account(), refuse: map[string]refusal429{}}
+	c := &cluster{t: t, client: fake.NewClientset(), srv: srv, acct: srv.Account(), refuse: map[string]refusal429{},
+		multiPDB: map[string]bool{}, stuck: map[string]bool{}}
 	cfg := srv.Config("eu-west-1")
 	c.aws = &AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)}
 	c.acct.OnLaunch(func(inst awsfake.Instance) {
@@ -196,7 +208,15 @@ func (c *cluster) evict(action k8stesting.Action) (bool, runtime.Object, error) 
 	}
 	ev := action.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
 	key := ev.Namespace + "/" + ev.Name
+	dryRun := ev.DeleteOptions != nil && slices.Contains(ev.DeleteOptions.DryRun, metav1.DryRunAll)
 	c.mu.Lock()
+	if dryRun {
+		c.dryRuns++
+	}
+	if c.multiPDB[key] {
+		c.mu.Unlock()
+		return true, nil, apierrors.NewInternalError(errors.New("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."))
+	}
 	r := c.refuse[key]
 	if r.n > 0 {
 		r.n--
@@ -206,6 +226,10 @@ func (c *cluster) evict(action k8stesting.Action) (bool, runtime.Object, error) 
 		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
 			Type: policyv1.DisruptionBudgetCause, Message: fmt.Sprintf("The disruption budget %s needs 2 healthy pods and has 2 currently", r.pdb)})
 		return true, nil, err
+	}
+	if dryRun {
+		c.mu.Unlock()
+		return true, nil, nil
 	}
 	c.evictions = append(c.evictions, key)
 	c.seq++
@@ -217,8 +241,24 @@ func (c *cluster) evict(action k8stesting.Action) (bool, runtime.Object, error) 
 		return true, nil, err
 	}
 	old := obj.(*corev1.Pod)
-	if err := tr.Delete(podsGVR, ev.Namespace, ev.Name); err != nil {
-		return true, nil, err
+	c.mu.Lock()
+	stuck := c.stuck[old.Spec.NodeName]
+	c.mu.Unlock()
+	switch {
+	case stuck && old.DeletionTimestamp != nil:
+		return true, nil, nil
+	case stuck:
+		// No kubelet confirms the deletion: the pod stays, Terminating
+		// (its controller replaces it all the same).
+		p := old.DeepCopy()
+		p.DeletionTimestamp = new(metav1.Now())
+		if err := tr.Update(podsGVR, p, p.Namespace); err != nil {
+			return true, nil, err
+		}
+	default:
+		if err := tr.Delete(podsGVR, ev.Namespace, ev.Name); err != nil {
+			return true, nil, err
+		}
 	}
 	// The controller's new pod, on another schedulable node.
 	if ctrl := metav1.GetControllerOf(old); ctrl != nil && ctrl.Kind == "ReplicaSet" {
@@ -281,4 +321,52 @@ func fastWait() gate.WaitOptions {
 
 func fastDrain() DrainOptions {
 	return DrainOptions{Timeout: 5 * time.Second, Backoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Poll: 5 * time.Millisecond}
+}
+
+// addZonedGroup creates an Auto Scaling group of size nodes over one
+// subnet per zone (instances spread evenly), with room for two more.
+func (c *cluster) addZonedGroup(name string, size int32, zones ...string) {
+	c.t.Helper()
+	var subnets []string
+	base := len(c.acct.Subnets()) + 1
+	for i, z := range zones {
+		sub, err := c.acct.AddSubnet(awsfake.SubnetSpec{CIDR: fmt.Sprintf("10.%d.%d.0/24", base, i), AZ: z})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		subnets = append(subnets, sub.ID)
+	}
+	lt, err := c.acct.AddLaunchTemplate(name, awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.acct.AddASG(awsfake.ASGSpec{Name: name, LaunchTemplate: lt.ID, Min: 0, Max: size + 2, Desired: size, Subnets: subnets}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// setReady sets a node's Ready condition.
+func (c *cluster) setReady(name string, status corev1.ConditionStatus) {
+	c.t.Helper()
+	n := c.node(name)
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			n.Status.Conditions[i].Status = status
+		}
+	}
+	if _, err := c.client.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// rollConfig is a fast roll of group "nodes".
+func (c *cluster) rollConfig(g gate.Evaluator, out *bytes.Buffer) Config {
+	cfg := Config{
+		Client: c.client, Provider: c.aws, Gate: g, GateWait: fastWait(),
+		Selection: Selection{NodeGroup: "nodes"}, Drain: fastDrain(), Poll: 5 * time.Millisecond, NodeTimeout: 5 * time.Second,
+	}
+	if out != nil {
+		cfg.Out = out
+	}
+	return cfg
 }
