@@ -230,6 +230,8 @@ type subnet struct {
 	prefix netip.Prefix
 	used   map[netip.Addr]string // address -> ENI id
 	cursor int
+	// reservations are the subnet's CIDR reservations (prefixes.go).
+	reservations []*SubnetCIDRReservation
 }
 
 func (s *subnet) size() int   { return 1 << (32 - s.prefix.Bits()) }
@@ -262,7 +264,7 @@ func (s *subnet) alloc(eni string) (netip.Addr, bool) {
 			i -= last - first + 1
 		}
 		ip := addrAt(s.prefix, i)
-		if _, taken := s.used[ip]; !taken {
+		if _, taken := s.used[ip]; !taken && s.reservedFor(ip, false) == nil {
 			s.used[ip] = eni
 			s.cursor = i + 1
 			return ip, true
@@ -447,7 +449,9 @@ type ENI struct {
 	VPCID    string
 	AZ       string
 	// PrivateIPs holds the primary address first, then the secondary ones.
-	PrivateIPs       []string
+	PrivateIPs []string
+	// IPv4Prefixes are the /28 prefixes delegated to the ENI (prefixes.go).
+	IPv4Prefixes     []string
 	InstanceID       string
 	DeviceIndex      int32
 	NetworkCardIndex int32
@@ -465,6 +469,7 @@ type ENI struct {
 func (e *ENI) clone() ENI {
 	out := *e
 	out.PrivateIPs = slices.Clone(e.PrivateIPs)
+	out.IPv4Prefixes = slices.Clone(e.IPv4Prefixes)
 	out.SecurityGroups = slices.Clone(e.SecurityGroups)
 	out.Tags = maps.Clone(e.Tags)
 	return out
@@ -476,8 +481,14 @@ type ENISpec struct {
 	// Instance, when set, attaches the ENI (next free device index) on
 	// NetworkCard; the instance type's ENI limits apply.
 	Instance         string
-	NetworkCard      int32
-	SecondaryIPs     int
+	NetworkCard  int32
+	SecondaryIPs int
+	// PrivateIPs, when set, are the ENI's addresses (primary first) instead
+	// of the lowest free ones; SecondaryIPs is then ignored.
+	PrivateIPs []string
+	// IPv4Prefixes is the number of /28 prefixes to delegate to the ENI, as
+	// the VPC CNI asks with prefix delegation (prefixes.go).
+	IPv4Prefixes     int
 	Description      string
 	InterfaceType    string // default "interface"
 	RequesterManaged bool
@@ -501,11 +512,11 @@ func (a *Account) AddENI(spec ENISpec) (ENI, error) {
 		if inst.AZ != s.AZ {
 			return ENI{}, errf(400, "InvalidParameterCombination", "The ENI and the instance %s are in different availability zones.", inst.ID)
 		}
-		if aerr := a.checkAttach(inst, spec.NetworkCard, 1+spec.SecondaryIPs); aerr != nil {
+		if aerr := a.checkAttach(inst, spec.NetworkCard, specAddrs(spec)+spec.IPv4Prefixes); aerr != nil {
 			return ENI{}, aerr
 		}
 	}
-	e, aerr := a.newENI(s, 1+spec.SecondaryIPs, spec.InterfaceType, spec.Description, spec.Tags)
+	e, aerr := a.newENIFromSpec(s, spec)
 	if aerr != nil {
 		return ENI{}, aerr
 	}
@@ -531,7 +542,10 @@ func (a *Account) newENI(s *subnet, ips int, itype, desc string, tags map[string
 	n := a.seq["eni"]
 	e.MAC = fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", a.salt&0xff, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	for range ips {
-		ip, _ := s.alloc(e.ID)
+		ip, ok := s.alloc(e.ID) // fails only when reservations hold the rest
+		if !ok {
+			break
+		}
 		e.PrivateIPs = append(e.PrivateIPs, ip.String())
 	}
 	a.enis[e.ID] = e
@@ -576,6 +590,7 @@ func (a *Account) deleteENI(e *ENI) {
 		for _, ip := range e.PrivateIPs {
 			s.release(ip)
 		}
+		s.releasePrefixes(e.IPv4Prefixes)
 	}
 	if inst := a.instances[e.InstanceID]; inst != nil {
 		inst.ENIs = slices.DeleteFunc(inst.ENIs, func(id string) bool { return id == e.ID })

@@ -55,7 +55,9 @@
 // oldest instance of the fullest. Launches fail as EC2 refuses them
 // (FailLaunches: no capacity in a zone, the vCPU limit; a full subnet) and
 // each launch and termination is a scaling activity, failed ones with EC2's
-// message. Prefix delegation, IPv6 addresses, the AMI's
+// message. IPv4 prefix delegation (aligned /28 blocks, InsufficientCidrBlocks)
+// and subnet CIDR reservations are modelled (prefixes.go); IPv6 addresses,
+// the AMI's
 // own root volume, security group rules and load balancer listeners are not
 // modelled. Quota utilization reports show the usages set with
 // SetQuotaUsage, not usage computed from the resources.

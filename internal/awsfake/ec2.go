@@ -29,6 +29,7 @@ func init() {
 			"DescribeLaunchTemplateVersions": ec2DescribeLaunchTemplateVersions,
 			"DescribeNatGateways":            ec2DescribeNatGateways,
 			"DescribeHosts":                  ec2DescribeHosts,
+			"GetSubnetCidrReservations":      ec2GetSubnetCidrReservations,
 		},
 	})
 }
@@ -447,6 +448,9 @@ func (a *Account) writeENI(w *xmlWriter, e *ENI) {
 		w.leaf("privateDnsName", a.privateDNS(e.PrivateIPs[p]))
 		w.bool("primary", p == 0)
 	})
+	if len(e.IPv4Prefixes) > 0 {
+		w.list("ipv4PrefixSet", "item", len(e.IPv4Prefixes), func(p int) { w.leaf("ipv4Prefix", e.IPv4Prefixes[p]) })
+	}
 	w.open("ipv6AddressesSet")
 	w.close("ipv6AddressesSet")
 	w.leaf("interfaceType", e.InterfaceType)
