@@ -480,7 +480,7 @@ type ENISpec struct {
 	Subnet string
 	// Instance, when set, attaches the ENI (next free device index) on
 	// NetworkCard; the instance type's ENI limits apply.
-	Instance         string
+	Instance     string
 	NetworkCard  int32
 	SecondaryIPs int
 	// PrivateIPs, when set, are the ENI's addresses (primary first) instead
