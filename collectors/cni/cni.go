@@ -5,6 +5,12 @@
 // node's VPC CNI takes addresses from its zone's subnets at start: a zone
 // whose free addresses are below what one more node needs blocks the surge.
 //
+// The VPC CNI's settings come from the aws-node DaemonSet's environment
+// (settings.go; flags override them). With custom networking, pods take
+// their addresses from the subnets of the ENIConfigs (role "pod") while
+// nodes take theirs from the cluster subnets (role "node"); with prefix
+// delegation, what counts is free aligned /28 blocks (prefixes.go).
+//
 // AWS is only called by the background Refresher; Update reads the last good
 // AWS values and the informers.
 package cni
@@ -50,8 +56,17 @@ const (
 // delegation, in place of one secondary address.
 const prefixIPs = 16
 
+// Subnet roles, the role label: RoleNode subnets hold the nodes' primary
+// addresses (and the pods' too without custom networking); RolePod subnets
+// are the ENIConfigs' subnets, which hold the pods' addresses with custom
+// networking.
+const (
+	RoleNode = "node"
+	RolePod  = "pod"
+)
+
 var (
-	subnetLabels = []string{"subnet_id", "vpc_id", "zone", "cidr"}
+	subnetLabels = []string{"subnet_id", "vpc_id", "zone", "cidr", "role"}
 
 	subnetAvailableDesc = prometheus.NewDesc("upgradeguard_subnet_available_ips",
 		"Free IPv4 addresses of a cluster subnet (AvailableIpAddressCount), as of the last AWS refresh.",
@@ -65,8 +80,20 @@ var (
 	// zone takes (e.g. its upgradeguard_node_ip_capacity with a full warm
 	// pool, or WARM_IP_TARGET plus the node's primary addresses).
 	zoneAvailableDesc = prometheus.NewDesc("upgradeguard_zone_available_ips",
-		"Free IPv4 addresses of the cluster subnets in a zone, summed, as of the last AWS refresh; a new node in the zone takes its pod addresses from these.",
-		[]string{"zone"}, nil)
+		"Free IPv4 addresses of the cluster subnets of a role in a zone, summed, as of the last AWS refresh; a new node in the zone takes its addresses from these (its pods' from the pod subnets with custom networking).",
+		[]string{"zone", "role"}, nil)
+	subnetPrefixesDesc = prometheus.NewDesc("upgradeguard_subnet_available_prefixes",
+		"Free aligned /28 blocks of a cluster subnet that EC2 can delegate with prefix delegation (not touching an address or prefix in use, an explicit CIDR reservation or AWS's five addresses), as of the last AWS refresh; only with prefix delegation.",
+		subnetLabels, nil)
+	zonePrefixesDesc = prometheus.NewDesc("upgradeguard_zone_available_prefixes",
+		"Free aligned /28 blocks of the cluster subnets of a role in a zone, summed, as of the last AWS refresh; only with prefix delegation.",
+		[]string{"zone", "role"}, nil)
+	vpcCNINodesDesc = prometheus.NewDesc("upgradeguard_vpc_cni_nodes",
+		"Nodes the aws-node DaemonSet (the VPC CNI) should run on: its status.desiredNumberScheduled; 0 when there is no aws-node DaemonSet in kube-system.",
+		nil, nil)
+	vpcCNISettingDesc = prometheus.NewDesc("upgradeguard_vpc_cni_setting",
+		"A VPC CNI setting in force (booleans 1 or 0) and where it came from: daemonset (aws-node's environment), flag (an exporter flag overriding it), default (unset: ipamd's default) or unresolved (set from a reference the exporter does not read: ipamd's default is assumed).",
+		[]string{"setting", "source"}, nil)
 	nodeCapacityDesc = prometheus.NewDesc("upgradeguard_node_ip_capacity",
 		"Pod IPv4 addresses the VPC CNI can assign on the node: ENIs of the default network card times (addresses per ENI - 1), times 16 with prefix delegation, one ENI fewer with custom networking.",
 		[]string{"node"}, nil)
@@ -84,14 +111,20 @@ type Options struct {
 	// Nodes and Pods are the shared informers; the node transform must keep
 	// the instance-type labels (nodes.Options.NodeLabels does).
 	Nodes, Pods *kube.Informer
+	// AWSNode is the aws-node DaemonSet informer (kube.Informers.AWSNode),
+	// for the VPC CNI's settings and nodes; nil: ipamd's defaults and no
+	// upgradeguard_vpc_cni_nodes.
+	AWSNode *kube.Informer
+	// ENIConfigs is the ENIConfig informer (kube.Informers.ENIConfigs),
+	// for the pod subnets with custom networking; nil: none.
+	ENIConfigs *kube.Informer
 	// SubnetIDs are the cluster's subnets. Without them, the subnets tagged
 	// kubernetes.io/cluster/<ClusterName>; without a ClusterName, the subnets
 	// of the nodes' instances and their network interfaces.
 	SubnetIDs   []string
 	ClusterName string
-	// PrefixDelegation and CustomNetworking are the VPC CNI's
-	// ENABLE_PREFIX_DELEGATION and AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG.
-	PrefixDelegation, CustomNetworking bool
+	// Overrides replace the aws-node DaemonSet's settings.
+	Overrides Overrides
 	// Interval between AWS refreshes; 0 means DefaultInterval.
 	Interval time.Duration
 	Logger   *slog.Logger
@@ -102,13 +135,17 @@ type Collector struct {
 	opts      Options
 	refresher *awsapi.Refresher
 
-	mu      sync.Mutex
-	subnets []subnet            // last good DescribeSubnets, sorted by id
-	types   map[string]typeInfo // last good DescribeInstanceTypes, by name
+	mu         sync.Mutex
+	subnets    []subnet            // last good DescribeSubnets of the node subnets, sorted by id
+	podSubnets []subnet            // last good DescribeSubnets of the ENIConfigs' subnets, sorted by id
+	types      map[string]typeInfo // last good DescribeInstanceTypes, by name
+	// prefixes are the free /28 blocks by subnet id of the last good
+	// prefix refresh; nil when prefix delegation was off.
+	prefixes map[string]int
 	// The outcome of the last refresh of each part; refreshed tells
 	// whether one has run.
-	subnetsErr, typesErr error
-	refreshed            bool
+	subnetsErr, podSubnetsErr, prefixesErr, typesErr error
+	refreshed                                        bool
 }
 
 type subnet struct {
@@ -137,16 +174,45 @@ func New(opts Options) *Collector {
 // Refreshers returns the background loops that call AWS.
 func (c *Collector) Refreshers() []*awsapi.Refresher { return []*awsapi.Refresher{c.refresher} }
 
-// Refresh asks AWS for the subnets and the nodes' instance types. Each part
-// that fails keeps its last good values; the error joins the failures.
+// Refresh asks AWS for the subnets (the ENIConfigs' too with custom
+// networking; their ENIs and CIDR reservations with prefix delegation) and
+// the nodes' instance types. Each part that fails keeps its last good
+// values; the error joins the failures.
 func (c *Collector) Refresh(ctx context.Context) error {
+	settings, problems := SettingsFrom(c.awsNode(), c.opts.Overrides)
+	for _, p := range problems {
+		c.opts.Logger.Warn("VPC CNI setting of the aws-node DaemonSet not usable as written", "problem", p)
+	}
 	nodeList := c.nodeList()
 	serr := c.refreshSubnets(ctx, nodeList)
+	var perr, xerr error
+	if settings.CustomNetworking {
+		perr = c.refreshPodSubnets(ctx)
+	} else {
+		c.mu.Lock()
+		c.podSubnets = nil
+		c.mu.Unlock()
+	}
+	if settings.PrefixDelegation {
+		c.mu.Lock()
+		all := append(slices.Clone(c.subnets), c.podSubnets...)
+		c.mu.Unlock()
+		var free map[string]int
+		if free, xerr = c.refreshPrefixes(ctx, all); xerr == nil {
+			c.mu.Lock()
+			c.prefixes = free
+			c.mu.Unlock()
+		}
+	} else {
+		c.mu.Lock()
+		c.prefixes = nil
+		c.mu.Unlock()
+	}
 	terr := c.refreshTypes(ctx, nodeList)
 	c.mu.Lock()
-	c.subnetsErr, c.typesErr, c.refreshed = serr, terr, true
+	c.subnetsErr, c.podSubnetsErr, c.prefixesErr, c.typesErr, c.refreshed = serr, perr, xerr, terr, true
 	c.mu.Unlock()
-	return errors.Join(serr, terr)
+	return errors.Join(serr, perr, xerr, terr)
 }
 
 func (c *Collector) nodeList() []*corev1.Node {
@@ -197,13 +263,65 @@ func (c *Collector) refreshSubnets(ctx context.Context, nodeList []*corev1.Node)
 			filters = append(filters, []types.Filter{{Name: aws.String("subnet-id"), Values: b}})
 		}
 	}
+	out, err := c.describeSubnets(ctx, filters)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.subnets = out
+	c.mu.Unlock()
+	return nil
+}
+
+// refreshPodSubnets replaces the pod subnets with the ENIConfigs' subnets
+// as AWS describes them now. With custom networking ipamd creates every
+// secondary ENI in the subnet of the node's ENIConfig
+// (aws/amazon-vpc-cni-k8s pkg/awsutils/awsutils.go createENI with
+// useCustomCfg; pkg/eniconfig/eniconfig.go MyENIConfig), which must be in
+// the node's zone: so each ENIConfig subnet counts for its own zone.
+func (c *Collector) refreshPodSubnets(ctx context.Context) error {
+	ids := c.eniConfigSubnets()
+	if len(ids) == 0 {
+		c.opts.Logger.Warn("custom networking is on but no ENIConfig names a subnet; pods of new nodes get no address")
+	}
+	var filters [][]types.Filter
+	for _, b := range batches(ids, filterBatch) {
+		filters = append(filters, []types.Filter{{Name: aws.String("subnet-id"), Values: b}})
+	}
+	out, err := c.describeSubnets(ctx, filters)
+	if err != nil {
+		return fmt.Errorf("the ENIConfigs' subnets: %w", err)
+	}
+	c.mu.Lock()
+	c.podSubnets = out
+	c.mu.Unlock()
+	return nil
+}
+
+// eniConfigSubnets returns the subnet ids the ENIConfigs name, sorted.
+func (c *Collector) eniConfigSubnets() []string {
+	if c.opts.ENIConfigs == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, obj := range c.opts.ENIConfigs.GetStore().List() {
+		if e, ok := obj.(*kube.ENIConfig); ok && e.Subnet != "" {
+			set[e.Subnet] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// describeSubnets runs DescribeSubnets with each set of filters and returns
+// the subnets found, sorted by id.
+func (c *Collector) describeSubnets(ctx context.Context, filters [][]types.Filter) ([]subnet, error) {
 	found := map[string]subnet{}
 	for _, f := range filters {
 		p := ec2.NewDescribeSubnetsPaginator(c.opts.EC2, &ec2.DescribeSubnetsInput{Filters: f, MaxResults: aws.Int32(1000)})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return fmt.Errorf("describing subnets (filter %s): %w", aws.ToString(f[0].Name), err)
+				return nil, fmt.Errorf("describing subnets (filter %s): %w", aws.ToString(f[0].Name), err)
 			}
 			for _, s := range page.Subnets {
 				id := aws.ToString(s.SubnetId)
@@ -223,10 +341,7 @@ func (c *Collector) refreshSubnets(ctx context.Context, nodeList []*corev1.Node)
 	for _, id := range slices.Sorted(maps.Keys(found)) {
 		out = append(out, found[id])
 	}
-	c.mu.Lock()
-	c.subnets = out
-	c.mu.Unlock()
-	return nil
+	return out, nil
 }
 
 // instanceSubnets returns the subnets of the nodes' instances and of their
@@ -332,13 +447,13 @@ func NetworkShape(t types.InstanceTypeInfo) (enis, ipv4PerENI int32, ok bool) {
 // capacity is the pod addresses of a type: every ENI keeps its primary
 // address for itself; with custom networking the primary ENI is the node's
 // and holds no pod; with prefix delegation each secondary slot is a /28.
-func (c *Collector) capacity(t typeInfo) float64 {
+func capacity(t typeInfo, s Settings) float64 {
 	enis := int64(t.enis)
-	if c.opts.CustomNetworking {
+	if s.CustomNetworking {
 		enis--
 	}
 	ips := max(enis, 0) * max(int64(t.ipv4PerENI)-1, 0)
-	if c.opts.PrefixDelegation {
+	if s.PrefixDelegation {
 		ips *= prefixIPs
 	}
 	return float64(ips)
@@ -350,27 +465,55 @@ func (c *Collector) capacity(t typeInfo) float64 {
 // fails.
 func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 	c.mu.Lock()
-	subnets, typeInfos := c.subnets, c.types
-	errs := []error{c.subnetsErr, c.typesErr}
+	roles := map[string][]subnet{RoleNode: c.subnets, RolePod: c.podSubnets}
+	typeInfos, prefixes := c.types, c.prefixes
+	errs := []error{c.subnetsErr, c.podSubnetsErr, c.prefixesErr, c.typesErr}
 	if !c.refreshed {
 		errs = append(errs, fmt.Errorf("no AWS refresh in %s yet", c.opts.Region))
 	}
 	c.mu.Unlock()
 
-	zones := map[string]float64{}
-	for _, s := range subnets {
-		ch <- prometheus.MustNewConstMetric(subnetAvailableDesc, prometheus.GaugeValue, s.available, s.id, s.vpc, s.zone, s.cidr)
-		ch <- prometheus.MustNewConstMetric(subnetUsableDesc, prometheus.GaugeValue, s.usable, s.id, s.vpc, s.zone, s.cidr)
-		zones[s.zone] += s.available
+	type zoneRole struct{ zone, role string }
+	zones, zonePrefixes := map[zoneRole]float64{}, map[zoneRole]float64{}
+	for role, subnets := range roles {
+		for _, s := range subnets {
+			ch <- prometheus.MustNewConstMetric(subnetAvailableDesc, prometheus.GaugeValue, s.available, s.id, s.vpc, s.zone, s.cidr, role)
+			ch <- prometheus.MustNewConstMetric(subnetUsableDesc, prometheus.GaugeValue, s.usable, s.id, s.vpc, s.zone, s.cidr, role)
+			zones[zoneRole{s.zone, role}] += s.available
+			if n, ok := prefixes[s.id]; ok {
+				ch <- prometheus.MustNewConstMetric(subnetPrefixesDesc, prometheus.GaugeValue, float64(n), s.id, s.vpc, s.zone, s.cidr, role)
+				zonePrefixes[zoneRole{s.zone, role}] += float64(n)
+			}
+		}
 	}
-	for zone, v := range zones {
-		ch <- prometheus.MustNewConstMetric(zoneAvailableDesc, prometheus.GaugeValue, v, zone)
+	for k, v := range zones {
+		ch <- prometheus.MustNewConstMetric(zoneAvailableDesc, prometheus.GaugeValue, v, k.zone, k.role)
+	}
+	for k, v := range zonePrefixes {
+		ch <- prometheus.MustNewConstMetric(zonePrefixesDesc, prometheus.GaugeValue, v, k.zone, k.role)
+	}
+
+	ds := c.awsNode()
+	settings, _ := SettingsFrom(ds, c.opts.Overrides)
+	for _, name := range settingNames {
+		ch <- prometheus.MustNewConstMetric(vpcCNISettingDesc, prometheus.GaugeValue, settings.value(name), name, settings.Sources[name])
+	}
+	if c.opts.AWSNode != nil {
+		desired := 0.0
+		if ds != nil {
+			desired = float64(ds.Status.DesiredNumberScheduled)
+		}
+		ch <- prometheus.MustNewConstMetric(vpcCNINodesDesc, prometheus.GaugeValue, desired)
+		errs = append(errs, c.opts.AWSNode.Healthy())
+	}
+	if c.opts.ENIConfigs != nil {
+		errs = append(errs, c.opts.ENIConfigs.Healthy())
 	}
 
 	pods := c.opts.Pods.GetIndexer()
 	for _, n := range c.nodeList() {
 		if t, ok := typeInfos[instanceType(n)]; ok {
-			ch <- prometheus.MustNewConstMetric(nodeCapacityDesc, prometheus.GaugeValue, c.capacity(t), n.Name)
+			ch <- prometheus.MustNewConstMetric(nodeCapacityDesc, prometheus.GaugeValue, capacity(t, settings), n.Name)
 		}
 		objs, err := pods.ByIndex(kube.PodNodeIndex, n.Name)
 		if err != nil {

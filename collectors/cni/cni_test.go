@@ -120,14 +120,18 @@ const subnetHeader = `
 # TYPE upgradeguard_subnet_available_ips gauge
 # HELP upgradeguard_subnet_usable_ips IPv4 addresses of a cluster subnet that can ever be assigned: 2^(32-prefix) - 5, as AWS reserves five per subnet.
 # TYPE upgradeguard_subnet_usable_ips gauge
-# HELP upgradeguard_zone_available_ips Free IPv4 addresses of the cluster subnets in a zone, summed, as of the last AWS refresh; a new node in the zone takes its pod addresses from these.
+# HELP upgradeguard_zone_available_ips Free IPv4 addresses of the cluster subnets of a role in a zone, summed, as of the last AWS refresh; a new node in the zone takes its addresses from these (its pods' from the pod subnets with custom networking).
 # TYPE upgradeguard_zone_available_ips gauge
 `
 
 var subnetNames = []string{"upgradeguard_subnet_available_ips", "upgradeguard_subnet_usable_ips", "upgradeguard_zone_available_ips"}
 
 func subnetLines(s awsfake.Subnet, available, usable int) string {
-	l := fmt.Sprintf(`{cidr=%q,subnet_id=%q,vpc_id=%q,zone=%q}`, s.CIDR, s.ID, s.VPCID, s.AZ)
+	return roleLines(s, RoleNode, available, usable)
+}
+
+func roleLines(s awsfake.Subnet, role string, available, usable int) string {
+	l := fmt.Sprintf(`{cidr=%q,role=%q,subnet_id=%q,vpc_id=%q,zone=%q}`, s.CIDR, role, s.ID, s.VPCID, s.AZ)
 	return fmt.Sprintf("upgradeguard_subnet_available_ips%s %d\nupgradeguard_subnet_usable_ips%s %d\n", l, available, l, usable)
 }
 
@@ -152,8 +156,8 @@ func TestSubnetsByTagWithPagination(t *testing.T) {
 	refresh(t, c)
 	// /24: 256 - 5 = 251 usable, 3 held by the instance's ENI; /19: 8192 - 5.
 	want := subnetHeader + subnetLines(a24, 248, 251) + subnetLines(b19, 8187, 8187) + subnetLines(a24b, 251, 251) + `
-upgradeguard_zone_available_ips{zone="us-east-1a"} 499
-upgradeguard_zone_available_ips{zone="us-east-1b"} 8187
+upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 499
+upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 8187
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -169,8 +173,8 @@ func TestSubnetsByIDAndDeleted(t *testing.T) {
 	c := f.start(t, Options{SubnetIDs: []string{a24.ID, other.ID}, ClusterName: "ignored"})
 	refresh(t, c)
 	want := subnetHeader + subnetLines(a24, 248, 251) + subnetLines(other, 251, 251) + `
-upgradeguard_zone_available_ips{zone="us-east-1a"} 248
-upgradeguard_zone_available_ips{zone="us-east-1c"} 251
+upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{role="node",zone="us-east-1c"} 251
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -181,7 +185,7 @@ upgradeguard_zone_available_ips{zone="us-east-1c"} 251
 	}
 	refresh(t, c)
 	want = subnetHeader + subnetLines(a24, 248, 251) + `
-upgradeguard_zone_available_ips{zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -197,8 +201,8 @@ func TestSubnetsFromNodeInstances(t *testing.T) {
 		node("n1", "m5.large", inst.ID), node("n2", "m5.large", inst2.ID), node("kwok", "m5.large", ""))
 	refresh(t, c)
 	want := subnetHeader + subnetLines(a24, 248, 251) + subnetLines(b19, 8186, 8187) + `
-upgradeguard_zone_available_ips{zone="us-east-1a"} 248
-upgradeguard_zone_available_ips{zone="us-east-1b"} 8186
+upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 8186
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -234,7 +238,7 @@ func TestNodeIPCapacity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newAWS(t)
 			f.acct.AddInstanceType(multi)
-			c := f.start(t, Options{PrefixDelegation: tc.pd, CustomNetworking: tc.custom},
+			c := f.start(t, Options{Overrides: Overrides{PrefixDelegation: &tc.pd, CustomNetworking: &tc.custom}},
 				node("large", "m5.large", ""), node("multi", "zz.multi", ""),
 				node("unknown", "no.such", ""), node("unlabelled", "", ""))
 			refresh(t, c)
@@ -278,7 +282,7 @@ func TestAccessDeniedKeepsLastGoodSubnets(t *testing.T) {
 	c := f.start(t, Options{SubnetIDs: []string{a24.ID}}, node("n1", "m5.large", ""))
 	refresh(t, c)
 	want := subnetHeader + subnetLines(a24, 248, 251) + `
-upgradeguard_zone_available_ips{zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -304,7 +308,7 @@ upgradeguard_zone_available_ips{zone="us-east-1a"} 248
 	f.srv.Clear()
 	refresh(t, c)
 	want = subnetHeader + subnetLines(a24, 247, 251) + `
-upgradeguard_zone_available_ips{zone="us-east-1a"} 247
+upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 247
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update after recovery: %v", err)

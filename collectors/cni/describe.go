@@ -9,7 +9,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // gets them from the descriptors themselves.
 func Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		subnetAvailableDesc, subnetUsableDesc, zoneAvailableDesc, nodeCapacityDesc, nodePodIPsDesc,
+		subnetAvailableDesc, subnetUsableDesc, zoneAvailableDesc, subnetPrefixesDesc, zonePrefixesDesc,
+		nodeCapacityDesc, nodePodIPsDesc, vpcCNINodesDesc, vpcCNISettingDesc,
 	} {
 		ch <- d
 	}

@@ -1,0 +1,188 @@
+package cni
+
+import (
+	"fmt"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
+)
+
+// The aws-node environment variables the collector reads, as ipamd reads
+// them (aws/amazon-vpc-cni-k8s pkg/ipamd/ipamd.go: envWarmENITarget,
+// envWarmIPTarget, envMinimumIPTarget, envWarmPrefixTarget,
+// envEnableIpv4PrefixDelegation, envCustomNetworkCfg).
+const (
+	EnvWarmENITarget    = "WARM_ENI_TARGET"
+	EnvWarmIPTarget     = "WARM_IP_TARGET"
+	EnvMinimumIPTarget  = "MINIMUM_IP_TARGET"
+	EnvWarmPrefixTarget = "WARM_PREFIX_TARGET"
+	EnvPrefixDelegation = "ENABLE_PREFIX_DELEGATION"
+	EnvCustomNetworking = "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG"
+)
+
+// Where a setting's value came from, the source label of
+// upgradeguard_vpc_cni_setting.
+const (
+	SourceFlag       = "flag"       // an exporter flag, which overrides the cluster
+	SourceDaemonSet  = "daemonset"  // the aws-node DaemonSet's environment
+	SourceDefault    = "default"    // not set: ipamd's default
+	SourceUnresolved = "unresolved" // set from a ConfigMap, Secret or field the exporter does not read: ipamd's default is assumed
+)
+
+// Settings are the VPC CNI settings that decide how many addresses, ENIs
+// and prefixes a node takes, with ipamd's defaults: WARM_ENI_TARGET 1,
+// WARM_PREFIX_TARGET 0, the IP targets 0 (unset), both modes off.
+type Settings struct {
+	WarmENITarget, WarmIPTarget, MinimumIPTarget, WarmPrefixTarget int
+	PrefixDelegation, CustomNetworking                             bool
+	// Sources says where each setting came from, by environment variable name.
+	Sources map[string]string
+}
+
+// Overrides are exporter flags that, when set, replace what the aws-node
+// DaemonSet says (nil: not set).
+type Overrides struct {
+	WarmENITarget, WarmIPTarget, MinimumIPTarget, WarmPrefixTarget *int
+	PrefixDelegation, CustomNetworking                             *bool
+}
+
+// DefaultSettings are ipamd's defaults (pkg/ipamd/ipamd.go:
+// defaultWarmENITarget 1, defaultWarmPrefixTarget 0, noWarmIPTarget and
+// noMinimumIPTarget 0; UseCustomNetworkCfg and usePrefixDelegation false).
+func DefaultSettings() Settings {
+	s := Settings{WarmENITarget: 1, Sources: map[string]string{}}
+	for _, n := range settingNames {
+		s.Sources[n] = SourceDefault
+	}
+	return s
+}
+
+var settingNames = []string{EnvWarmENITarget, EnvWarmIPTarget, EnvMinimumIPTarget, EnvWarmPrefixTarget, EnvPrefixDelegation, EnvCustomNetworking}
+
+// SettingsFrom reads the settings from the aws-node container's
+// environment of ds (nil: no DaemonSet), then applies the overrides. It
+// parses as ipamd does: integers with strconv.Atoi, where a negative or
+// unparsable value means the default (getWarmENITarget,
+// getWarmPrefixTarget, getWarmIPTarget, getMinimumIPTarget), booleans with
+// strconv.ParseBool, false when unparsable (parseBoolEnvVar,
+// utils.GetBoolAsStringEnvVar). The problems name each value that could not
+// be used as written.
+func SettingsFrom(ds *appsv1.DaemonSet, o Overrides) (Settings, []string) {
+	s := DefaultSettings()
+	var problems []string
+	env := map[string]corev1.EnvVar{}
+	if ds != nil {
+		for _, c := range ds.Spec.Template.Spec.Containers {
+			if c.Name == kube.AWSNodeContainer {
+				for _, e := range c.Env {
+					env[e.Name] = e // the last one wins, as in a container
+				}
+			}
+		}
+	}
+	intVar := func(name string, dst *int, def int) {
+		e, ok := env[name]
+		switch {
+		case !ok:
+		case e.ValueFrom != nil:
+			s.Sources[name] = SourceUnresolved
+			problems = append(problems, fmt.Sprintf("%s comes from a reference the exporter does not read; assuming %d", name, def))
+		default:
+			s.Sources[name] = SourceDaemonSet
+			v, err := strconv.Atoi(e.Value)
+			if err != nil || v < 0 {
+				problems = append(problems, fmt.Sprintf("%s=%q is not a number >= 0; ipamd then uses %d", name, e.Value, def))
+				v = def
+			}
+			*dst = v
+		}
+	}
+	boolVar := func(name string, dst *bool) {
+		e, ok := env[name]
+		switch {
+		case !ok:
+		case e.ValueFrom != nil:
+			s.Sources[name] = SourceUnresolved
+			problems = append(problems, fmt.Sprintf("%s comes from a reference the exporter does not read; assuming false", name))
+		default:
+			s.Sources[name] = SourceDaemonSet
+			v, err := strconv.ParseBool(e.Value)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s=%q is not a boolean; ipamd then uses false", name, e.Value))
+			}
+			*dst = v
+		}
+	}
+	intVar(EnvWarmENITarget, &s.WarmENITarget, 1)
+	intVar(EnvWarmIPTarget, &s.WarmIPTarget, 0)
+	intVar(EnvMinimumIPTarget, &s.MinimumIPTarget, 0)
+	intVar(EnvWarmPrefixTarget, &s.WarmPrefixTarget, 0)
+	boolVar(EnvPrefixDelegation, &s.PrefixDelegation)
+	boolVar(EnvCustomNetworking, &s.CustomNetworking)
+
+	overrideInt := func(name string, dst *int, v *int) {
+		if v != nil {
+			*dst, s.Sources[name] = *v, SourceFlag
+		}
+	}
+	overrideInt(EnvWarmENITarget, &s.WarmENITarget, o.WarmENITarget)
+	overrideInt(EnvWarmIPTarget, &s.WarmIPTarget, o.WarmIPTarget)
+	overrideInt(EnvMinimumIPTarget, &s.MinimumIPTarget, o.MinimumIPTarget)
+	overrideInt(EnvWarmPrefixTarget, &s.WarmPrefixTarget, o.WarmPrefixTarget)
+	if o.PrefixDelegation != nil {
+		s.PrefixDelegation, s.Sources[EnvPrefixDelegation] = *o.PrefixDelegation, SourceFlag
+	}
+	if o.CustomNetworking != nil {
+		s.CustomNetworking, s.Sources[EnvCustomNetworking] = *o.CustomNetworking, SourceFlag
+	}
+	return s, problems
+}
+
+// value returns a setting's value as a number (booleans 0 or 1).
+func (s Settings) value(name string) float64 {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	switch name {
+	case EnvWarmENITarget:
+		return float64(s.WarmENITarget)
+	case EnvWarmIPTarget:
+		return float64(s.WarmIPTarget)
+	case EnvMinimumIPTarget:
+		return float64(s.MinimumIPTarget)
+	case EnvWarmPrefixTarget:
+		return float64(s.WarmPrefixTarget)
+	case EnvPrefixDelegation:
+		return b(s.PrefixDelegation)
+	case EnvCustomNetworking:
+		return b(s.CustomNetworking)
+	}
+	return 0
+}
+
+// awsNode returns the aws-node DaemonSet from the informer, nil when there
+// is none (or no informer).
+func (c *Collector) awsNode() *appsv1.DaemonSet {
+	if c.opts.AWSNode == nil {
+		return nil
+	}
+	for _, obj := range c.opts.AWSNode.GetStore().List() {
+		if d, ok := obj.(*appsv1.DaemonSet); ok && d.Namespace == kube.AWSNodeNamespace && d.Name == kube.AWSNodeName {
+			return d
+		}
+	}
+	return nil
+}
+
+// Settings returns the VPC CNI settings in force now: the aws-node
+// DaemonSet's, with the collector's overrides.
+func (c *Collector) Settings() Settings {
+	s, _ := SettingsFrom(c.awsNode(), c.opts.Overrides)
+	return s
+}
