@@ -117,8 +117,11 @@ type Options struct {
 	// CNI are the VPC CNI's warm pool settings, set from the aws-node
 	// DaemonSet's environment: they decide the ENIs and addresses a new
 	// node takes at start.
-	CNI    CNISettings
-	Logger *slog.Logger
+	CNI CNISettings
+	// CNIFunc, when set, is asked for the settings at each usage refresh
+	// instead of CNI, so that they follow the aws-node DaemonSet.
+	CNIFunc func() CNISettings
+	Logger  *slog.Logger
 }
 
 // Collector is the awsquota collector.

@@ -71,6 +71,10 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	n := float64(r.opts.SurgeNodes)
+	cni := r.opts.CNI
+	if r.opts.CNIFunc != nil {
+		cni = r.opts.CNIFunc().withDefaults()
+	}
 	res := result{surge: map[qkey]float64{}, groupIPs: map[string]float64{}, groupsKnown: true}
 	for _, g := range groups {
 		res.groups = append(res.groups, groupOf(g))
@@ -103,11 +107,11 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 			if s.spot && c.spot != "" {
 				bump(qkey{svcEC2, c.spot}, n*float64(ti.vcpus))
 			}
-			enis, addrs := r.opts.CNI.atStart(ti)
+			enis, addrs := cni.atStart(ti)
 			if addrs == 0 {
 				r.logger.Warn("instance type of group without network information; its addresses are left out of the surge demand", "asg", name, "instance_type", typ)
 				complete = false
-				enis = int64(max(r.opts.CNI.ENIs, 1))
+				enis = int64(max(cni.ENIs, 1))
 			}
 			bump(qkey{svcVPC, codeENIs}, n*float64(enis))
 			ips = max(ips, n*float64(addrs))
@@ -136,6 +140,19 @@ type CNISettings struct {
 	// WARM_PREFIX_TARGET (default 1).
 	PrefixDelegation bool
 	WarmPrefixTarget int
+}
+
+// withDefaults fills what is unset: 2 ENIs (1 + WARM_ENI_TARGET's default
+// 1) and a WARM_PREFIX_TARGET of 1, as ipamd allocates at least one prefix
+// (aws/amazon-vpc-cni-k8s pkg/ipamd/ipamd.go getPrefixesNeeded).
+func (c CNISettings) withDefaults() CNISettings {
+	if c.ENIs <= 0 {
+		c.ENIs = 2
+	}
+	if c.WarmPrefixTarget <= 0 {
+		c.WarmPrefixTarget = 1
+	}
+	return c
 }
 
 // atStart is how many ENIs ipamd attaches to a new node of an instance type

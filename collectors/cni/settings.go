@@ -49,6 +49,19 @@ type Overrides struct {
 	PrefixDelegation, CustomNetworking                             *bool
 }
 
+// Validate returns an error naming the first override below 0.
+func (o Overrides) Validate() error {
+	for _, v := range []struct {
+		name string
+		v    *int
+	}{{EnvWarmENITarget, o.WarmENITarget}, {EnvWarmIPTarget, o.WarmIPTarget}, {EnvMinimumIPTarget, o.MinimumIPTarget}, {EnvWarmPrefixTarget, o.WarmPrefixTarget}} {
+		if v.v != nil && *v.v < 0 {
+			return fmt.Errorf("the override of %s is %d; want 0 or more", v.name, *v.v)
+		}
+	}
+	return nil
+}
+
 // DefaultSettings are ipamd's defaults (pkg/ipamd/ipamd.go:
 // defaultWarmENITarget 1, defaultWarmPrefixTarget 0, noWarmIPTarget and
 // noMinimumIPTarget 0; UseCustomNetworkCfg and usePrefixDelegation false).
@@ -166,13 +179,13 @@ func (s Settings) value(name string) float64 {
 	return 0
 }
 
-// awsNode returns the aws-node DaemonSet from the informer, nil when there
-// is none (or no informer).
-func (c *Collector) awsNode() *appsv1.DaemonSet {
-	if c.opts.AWSNode == nil {
+// AWSNodeDaemonSet returns the aws-node DaemonSet in the informer's store
+// (kube.Informers.AWSNode), nil when there is none or no informer.
+func AWSNodeDaemonSet(inf *kube.Informer) *appsv1.DaemonSet {
+	if inf == nil {
 		return nil
 	}
-	for _, obj := range c.opts.AWSNode.GetStore().List() {
+	for _, obj := range inf.GetStore().List() {
 		if d, ok := obj.(*appsv1.DaemonSet); ok && d.Namespace == kube.AWSNodeNamespace && d.Name == kube.AWSNodeName {
 			return d
 		}
@@ -180,9 +193,15 @@ func (c *Collector) awsNode() *appsv1.DaemonSet {
 	return nil
 }
 
-// Settings returns the VPC CNI settings in force now: the aws-node
-// DaemonSet's, with the collector's overrides.
-func (c *Collector) Settings() Settings {
-	s, _ := SettingsFrom(c.awsNode(), c.opts.Overrides)
+// CurrentSettings returns the VPC CNI settings in force now: the aws-node
+// DaemonSet's in the informer's store, with the overrides. It reads only
+// the informer's cache.
+func CurrentSettings(awsNode *kube.Informer, o Overrides) Settings {
+	s, _ := SettingsFrom(AWSNodeDaemonSet(awsNode), o)
 	return s
 }
+
+func (c *Collector) awsNode() *appsv1.DaemonSet { return AWSNodeDaemonSet(c.opts.AWSNode) }
+
+// Settings returns the VPC CNI settings in force now (CurrentSettings).
+func (c *Collector) Settings() Settings { return CurrentSettings(c.opts.AWSNode, c.opts.Overrides) }

@@ -26,7 +26,7 @@ func TestSettingsFrom(t *testing.T) {
 		{name: "from the DaemonSet", ds: true,
 			env: []corev1.EnvVar{env(EnvWarmENITarget, "0"), env(EnvWarmIPTarget, "5"), env(EnvMinimumIPTarget, "20"),
 				env(EnvWarmPrefixTarget, "2"), env(EnvPrefixDelegation, "true"), env(EnvCustomNetworking, "1")},
-			want: Settings{WarmENITarget: 0, WarmIPTarget: 5, MinimumIPTarget: 20, WarmPrefixTarget: 2, PrefixDelegation: true, CustomNetworking: true},
+			want:    Settings{WarmENITarget: 0, WarmIPTarget: 5, MinimumIPTarget: 20, WarmPrefixTarget: 2, PrefixDelegation: true, CustomNetworking: true},
 			sources: map[string]string{EnvWarmENITarget: SourceDaemonSet, EnvPrefixDelegation: SourceDaemonSet}},
 		{name: "unparsable values fall back as ipamd does", ds: true,
 			env:      []corev1.EnvVar{env(EnvWarmENITarget, "-1"), env(EnvWarmIPTarget, "lots"), env(EnvPrefixDelegation, "yes")},

@@ -99,11 +99,15 @@ func TestPolicyGrantsEveryCall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// cni reads the instance types of the nodes from the informers.
+	// cni reads the instance types of the nodes from the informers; with
+	// prefix delegation it also reads the subnets' ENIs and CIDR
+	// reservations.
 	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1",
 		Labels: map[string]string{corev1.LabelInstanceTypeStable: "m5.large"}}})
 	inf := kube.NewInformers(client, kube.Options{NodeLabels: nodes.Options{}.NodeLabels()}, slog.New(slog.DiscardHandler))
-	c := cni.New(cni.Options{EC2: ec2.NewFromConfig(cfg), Region: "us-east-1", ClusterName: "prod", Nodes: inf.Nodes(), Pods: inf.Pods()})
+	prefixDelegation := true
+	c := cni.New(cni.Options{EC2: ec2.NewFromConfig(cfg), Region: "us-east-1", ClusterName: "prod", Nodes: inf.Nodes(), Pods: inf.Pods(),
+		Overrides: cni.Overrides{PrefixDelegation: &prefixDelegation}})
 	inf.Start(ctx)
 	if err := inf.WaitForSync(ctx); err != nil {
 		t.Fatal(err)

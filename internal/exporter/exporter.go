@@ -22,6 +22,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
@@ -55,6 +56,9 @@ type Config struct {
 		SubnetIDs                          []string
 		PrefixDelegation, CustomNetworking bool
 		Interval                           time.Duration
+		// set tells which VPC CNI setting flags were given, by name:
+		// those override the aws-node DaemonSet.
+		set map[string]*bool
 	}
 	AWSQuota struct {
 		QuotaInterval, UsageInterval  time.Duration
@@ -79,6 +83,12 @@ var collectorDefaults = map[string]bool{
 // AddFlags registers the exporter's flags on cmd.
 func AddFlags(cmd *kingpin.CmdClause) *Config {
 	c := &Config{enabled: map[string]*bool{}}
+	c.CNI.set = map[string]*bool{}
+	set := func(name string) *bool {
+		b := new(bool)
+		c.CNI.set[name] = b
+		return b
+	}
 	c.Web = webserver.AddFlags(cmd, DefaultListenAddress)
 	cmd.Flag("kubeconfig", "Path to a kubeconfig file; in a pod the in-cluster configuration is used when this is empty.").
 		Envar("KUBECONFIG").StringVar(&c.Kubeconfig)
@@ -95,10 +105,10 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 	c.AWS = addAWSFlags(cmd)
 	cmd.Flag("collector.cni.subnet", "A subnet of the cluster (repeatable); without it, the subnets tagged kubernetes.io/cluster/<aws.cluster-name>, else the subnets of the nodes' instances.").
 		StringsVar(&c.CNI.SubnetIDs)
-	cmd.Flag("collector.cni.prefix-delegation", "The VPC CNI runs with ENABLE_PREFIX_DELEGATION: each secondary address slot holds a /28 prefix.").
-		BoolVar(&c.CNI.PrefixDelegation)
-	cmd.Flag("collector.cni.custom-networking", "The VPC CNI runs with custom networking: the primary ENI holds no pod addresses.").
-		BoolVar(&c.CNI.CustomNetworking)
+	cmd.Flag("collector.cni.prefix-delegation", "Override the aws-node DaemonSet's ENABLE_PREFIX_DELEGATION (each secondary address slot holds a /28 prefix); unset: the DaemonSet's.").
+		IsSetByUser(set(cni.EnvPrefixDelegation)).BoolVar(&c.CNI.PrefixDelegation)
+	cmd.Flag("collector.cni.custom-networking", "Override the aws-node DaemonSet's AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG (pods take addresses from the ENIConfigs' subnets; the primary ENI holds none); unset: the DaemonSet's.").
+		IsSetByUser(set(cni.EnvCustomNetworking)).BoolVar(&c.CNI.CustomNetworking)
 	cmd.Flag("collector.cni.interval", "How often the cni collector asks AWS for subnets and instance types.").
 		Default("5m").DurationVar(&c.CNI.Interval)
 	cmd.Flag("collector.awsquota.quota-interval", "How often the awsquota collector reads quota values from Service Quotas.").
@@ -109,14 +119,14 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		StringsVar(&c.AWSQuota.ASGNames)
 	cmd.Flag("collector.awsquota.surge-nodes", "Nodes a group replaces at a time during an upgrade, for the surge demand.").
 		Default("1").IntVar(&c.AWSQuota.SurgeNodes)
-	cmd.Flag("collector.awsquota.enis-per-node", "Network interfaces the VPC CNI attaches to a new node at start: 1 plus its WARM_ENI_TARGET.").
-		Default("2").IntVar(&c.AWSQuota.ENIsPerNode)
-	cmd.Flag("collector.awsquota.warm-ip-target", "The VPC CNI's WARM_IP_TARGET (0: unset), for the addresses a new node takes at start; when set (or minimum-ip-target), it replaces the warm ENI behaviour.").
-		Default("0").IntVar(&c.AWSQuota.WarmIPTarget)
-	cmd.Flag("collector.awsquota.minimum-ip-target", "The VPC CNI's MINIMUM_IP_TARGET (0: unset), for the addresses a new node takes at start.").
-		Default("0").IntVar(&c.AWSQuota.MinimumIPTarget)
-	cmd.Flag("collector.awsquota.warm-prefix-target", "The VPC CNI's WARM_PREFIX_TARGET, used with --collector.cni.prefix-delegation.").
-		Default("1").IntVar(&c.AWSQuota.WarmPrefixTarget)
+	cmd.Flag("collector.awsquota.enis-per-node", "Override the ENIs the VPC CNI attaches to a new node at start, 1 plus its WARM_ENI_TARGET; unset: from the aws-node DaemonSet (ipamd's default WARM_ENI_TARGET 1).").
+		IsSetByUser(set(cni.EnvWarmENITarget)).IntVar(&c.AWSQuota.ENIsPerNode)
+	cmd.Flag("collector.awsquota.warm-ip-target", "Override the VPC CNI's WARM_IP_TARGET (0: unset); when set (or minimum-ip-target), it replaces the warm ENI behaviour; unset: the aws-node DaemonSet's.").
+		IsSetByUser(set(cni.EnvWarmIPTarget)).IntVar(&c.AWSQuota.WarmIPTarget)
+	cmd.Flag("collector.awsquota.minimum-ip-target", "Override the VPC CNI's MINIMUM_IP_TARGET (0: unset); unset: the aws-node DaemonSet's.").
+		IsSetByUser(set(cni.EnvMinimumIPTarget)).IntVar(&c.AWSQuota.MinimumIPTarget)
+	cmd.Flag("collector.awsquota.warm-prefix-target", "Override the VPC CNI's WARM_PREFIX_TARGET, used with prefix delegation; unset: the aws-node DaemonSet's.").
+		IsSetByUser(set(cni.EnvWarmPrefixTarget)).IntVar(&c.AWSQuota.WarmPrefixTarget)
 	names := make([]string, 0, len(collectorDefaults))
 	for n := range collectorDefaults {
 		names = append(names, n)
@@ -169,8 +179,12 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		r = prometheus.WrapRegistererWith(prometheus.Labels{"cluster": cfg.Cluster}, reg)
 	}
 
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("creating Kubernetes dynamic client for %s: %w", restCfg.Host, err)
+	}
 	informers := kube.NewInformers(client, kube.Options{NodeLabels: cfg.Nodes.NodeLabels()}, logger)
-	set, refreshers, err := newSet(ctx, cfg, informers, r, logger)
+	set, refreshers, err := newSet(ctx, cfg, informers, dyn, r, logger)
 	if err != nil {
 		return err
 	}
@@ -217,7 +231,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 
 // newSet builds the enabled collectors and the background refreshers of the
 // AWS ones.
-func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg prometheus.Registerer, logger *slog.Logger) (*collectors.Set, []*awsapi.Refresher, error) {
+func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dynamic.Interface, reg prometheus.Registerer, logger *slog.Logger) (*collectors.Set, []*awsapi.Refresher, error) {
 	enabled := map[string]collectors.Collector{}
 	if *cfg.enabled["nodes"] {
 		c, err := nodes.New(informers.Nodes(), informers.NodeLeases(), cfg.Nodes)
@@ -234,6 +248,9 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 	}
 	var refreshers []*awsapi.Refresher
 	if *cfg.enabled["cni"] || *cfg.enabled["awsquota"] {
+		if err := cfg.cniOverrides().Validate(); err != nil {
+			return nil, nil, UsageError{err}
+		}
 		requests, err := awsapi.NewRequests(reg)
 		if err != nil {
 			return nil, nil, err
@@ -243,14 +260,21 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 			return nil, nil, err
 		}
 		var cniMulti, quotaMulti collectors.Multi
+		// The VPC CNI's settings: the aws-node DaemonSet's, with the flags
+		// given as overrides.
+		awsNode, overrides := informers.AWSNode(), cfg.cniOverrides()
+		var eniConfigs *kube.Informer
+		if *cfg.enabled["cni"] {
+			eniConfigs = informers.ENIConfigs(dyn)
+		}
 		for _, t := range targets {
 			if *cfg.enabled["cni"] {
 				c := cni.New(cni.Options{
 					EC2: ec2.NewFromConfig(t.Config), Region: t.Region,
-					Nodes: informers.Nodes(), Pods: informers.Pods(),
+					Nodes: informers.Nodes(), Pods: informers.Pods(), AWSNode: awsNode, ENIConfigs: eniConfigs,
 					SubnetIDs: cfg.CNI.SubnetIDs, ClusterName: cfg.AWS.clusterName(cfg.Cluster),
-					PrefixDelegation: cfg.CNI.PrefixDelegation, CustomNetworking: cfg.CNI.CustomNetworking,
-					Interval: cfg.CNI.Interval, Logger: logger.With("collector", "cni", "account", t.Account),
+					Overrides: overrides,
+					Interval:  cfg.CNI.Interval, Logger: logger.With("collector", "cni", "account", t.Account),
 				})
 				cniMulti = append(cniMulti, c)
 				refreshers = append(refreshers, c.Refreshers()...)
@@ -268,9 +292,12 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, reg pro
 					QuotaInterval: cfg.AWSQuota.QuotaInterval, UsageInterval: cfg.AWSQuota.UsageInterval,
 					ClusterName: cfg.AWS.clusterName(cfg.Cluster), ASGNames: cfg.AWSQuota.ASGNames,
 					SurgeNodes: cfg.AWSQuota.SurgeNodes,
-					CNI: awsquota.CNISettings{
-						ENIs: cfg.AWSQuota.ENIsPerNode, WarmIPTarget: cfg.AWSQuota.WarmIPTarget, MinimumIPTarget: cfg.AWSQuota.MinimumIPTarget,
-						PrefixDelegation: cfg.CNI.PrefixDelegation, WarmPrefixTarget: cfg.AWSQuota.WarmPrefixTarget,
+					CNIFunc: func() awsquota.CNISettings {
+						s := cni.CurrentSettings(awsNode, overrides)
+						return awsquota.CNISettings{
+							ENIs: 1 + s.WarmENITarget, WarmIPTarget: s.WarmIPTarget, MinimumIPTarget: s.MinimumIPTarget,
+							PrefixDelegation: s.PrefixDelegation, WarmPrefixTarget: s.WarmPrefixTarget,
+						}
 					},
 					Logger: logger.With("collector", "awsquota", "account", t.Account),
 				})
@@ -299,6 +326,32 @@ func syncedErr(synced func() bool) func() error {
 		}
 		return nil
 	}
+}
+
+// cniOverrides are the VPC CNI setting flags given on the command line.
+func (c *Config) cniOverrides() cni.Overrides {
+	var o cni.Overrides
+	given := func(name string) bool { b := c.CNI.set[name]; return b != nil && *b }
+	if given(cni.EnvPrefixDelegation) {
+		o.PrefixDelegation = &c.CNI.PrefixDelegation
+	}
+	if given(cni.EnvCustomNetworking) {
+		o.CustomNetworking = &c.CNI.CustomNetworking
+	}
+	if given(cni.EnvWarmENITarget) {
+		v := c.AWSQuota.ENIsPerNode - 1 // below 1 fails Validate
+		o.WarmENITarget = &v
+	}
+	if given(cni.EnvWarmIPTarget) {
+		o.WarmIPTarget = &c.AWSQuota.WarmIPTarget
+	}
+	if given(cni.EnvMinimumIPTarget) {
+		o.MinimumIPTarget = &c.AWSQuota.MinimumIPTarget
+	}
+	if given(cni.EnvWarmPrefixTarget) {
+		o.WarmPrefixTarget = &c.AWSQuota.WarmPrefixTarget
+	}
+	return o
 }
 
 // Handler serves /metrics, /healthz (the process is alive), /readyz (the

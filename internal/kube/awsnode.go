@@ -22,9 +22,10 @@ const (
 )
 
 // AWSNode returns the shared informer of the aws-node DaemonSet alone: its
-// list and watch carry the field selector metadata.name=aws-node, so a
-// Role in kube-system limited to that resource name is enough. Its store
-// holds at most one *appsv1.DaemonSet, stripped by StripAWSNode.
+// list and watch carry the field selector metadata.name=aws-node, so it
+// never holds another DaemonSet (the workloads collector has its own
+// informer of every DaemonSet). Its store holds at most one
+// *appsv1.DaemonSet, stripped by StripAWSNode.
 func (f *Informers) AWSNode() *Informer {
 	c := f.client.AppsV1().DaemonSets(AWSNodeNamespace)
 	sel := fields.OneTermEqualSelector("metadata.name", AWSNodeName).String()
