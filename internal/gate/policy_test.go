@@ -23,6 +23,27 @@ func TestPolicyDefaults(t *testing.T) {
 	if d.Consecutive != p.Consecutive || d.Job != p.Job {
 		t.Errorf("DefaultPolicy differs from an empty file")
 	}
+	// Issue 12's defaults: the bundle's watchdog required, the upgrade's
+	// own alerts informational, leaving and starting nodes set aside.
+	if *p.Monitoring.Watchdog != "UpgradeGuardWatchdog" ||
+		strings.Join(p.Alerts.UpgradeInProgress, ",") != "KubeVersionMismatch,UpgradeGuardKubeletVersionsMixed" ||
+		time.Duration(*p.Nodes.StartupGrace) != 5*time.Minute ||
+		strings.Join(p.Nodes.LeavingTaints, ",") != "ToBeDeletedByClusterAutoscaler,karpenter.sh/disrupted,karpenter.sh/disruption" {
+		t.Errorf("issue 12 defaults: watchdog %q, upgrade_in_progress %v, startup_grace %s, leaving_taints %v",
+			*p.Monitoring.Watchdog, p.Alerts.UpgradeInProgress, *p.Nodes.StartupGrace, p.Nodes.LeavingTaints)
+	}
+	// Opting out takes explicit lines; a YAML null keeps the default.
+	o, err := ParsePolicy([]byte("monitoring: {watchdog: \"\"}\nalerts: {upgrade_in_progress: []}\nnodes: {leaving_taints: [], startup_grace: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *o.Monitoring.Watchdog != "" || len(o.Alerts.UpgradeInProgress) != 0 || len(o.Nodes.LeavingTaints) != 0 || *o.Nodes.StartupGrace != 0 {
+		t.Errorf("explicit opt-outs: %+v", o)
+	}
+	n, err := ParsePolicy([]byte("monitoring:\n  watchdog:\n"))
+	if err != nil || *n.Monitoring.Watchdog != "UpgradeGuardWatchdog" {
+		t.Errorf("watchdog: with no value keeps the default: %v %v", err, n.Monitoring.Watchdog)
+	}
 	p, err = ParsePolicy([]byte("alerts: {ignore: []}\nnodes: {transitions_window: 0s}\ninterval: 1d\n"))
 	if err != nil {
 		t.Fatal(err)
