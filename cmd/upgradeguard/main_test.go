@@ -39,7 +39,7 @@ func TestExitCodes(t *testing.T) {
 		{"web config invalid", []string{"exporter", "--web.config.file=" + writeFile(t, "web.yml", "tls_server_config: {cert_file: a.crt}\n"), "--kubeconfig", kubeconfig}, 2},
 		{"web config unknown field", []string{"exporter", "--web.config.file=" + writeFile(t, "web2.yml", "basic_auth_userz: {}\n"), "--kubeconfig", kubeconfig}, 2},
 		{"health address without a port", []string{"exporter", "--web.health-address=health", "--kubeconfig", kubeconfig}, 2},
-		{"all collectors disabled", []string{"exporter", "--no-collector.nodes", "--no-collector.pdb", "--kubeconfig", kubeconfig}, 2},
+		{"all collectors disabled", []string{"exporter", "--no-collector.nodes", "--no-collector.pdb", "--no-collector.workloads", "--kubeconfig", kubeconfig}, 2},
 		{"AWS collector without a region", []string{"exporter", "--collector.cni", "--kubeconfig", kubeconfig}, 2},
 		{"kubeconfig missing", []string{"exporter", "--kubeconfig", "/nonexistent/kubeconfig"}, 1},
 		{"API server unreachable", []string{"exporter", "--kubeconfig", kubeconfig, "--kube.sync-timeout=2s", "--web.listen-address=127.0.0.1:0"}, 1},
