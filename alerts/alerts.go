@@ -41,6 +41,13 @@ type Options struct {
 	// RunbookBaseURL is where docs/runbooks.md is published; each alert's
 	// runbook_url is RunbookBaseURL#<alertname lower-cased>.
 	RunbookBaseURL string
+	// APIServerJob is the job label of the Kubernetes API servers' targets
+	// (kube-prometheus-stack's apiserver ServiceMonitor).
+	APIServerJob string
+	// RemovedAPIRelease is the release ("1.N") the cluster is upgraded to
+	// next: UpgradeGuardRemovedAPIInUse fires for versions it (or an earlier
+	// release) removes.
+	RemovedAPIRelease string
 	// For overrides the `for` duration of alerts by alert name (all the
 	// severities of that name). A name that is no alert is an error.
 	For map[string]time.Duration
@@ -56,6 +63,8 @@ func DefaultOptions() Options {
 		ExporterJob:         "upgradeguard",
 		AWSNodeJob:          "aws-node",
 		KubeStateMetricsJob: "kube-state-metrics",
+		APIServerJob:        "apiserver",
+		RemovedAPIRelease:   DefaultRemovedAPIRelease,
 		ClusterLabel:        "cluster",
 		Namespace:           "upgradeguard",
 		Name:                "upgradeguard",
@@ -128,7 +137,7 @@ type group struct {
 // groups builds the rule groups with o's selectors, `for` overrides and
 // runbook links applied, sorted.
 func groups(o Options) []group {
-	gs := definitions(o)
+	gs := append(definitions(o), apisGroup(o))
 	for gi := range gs {
 		g := &gs[gi]
 		for i := range g.records {
@@ -165,7 +174,7 @@ func (o Options) validate() error {
 	var errs []error
 	for name, v := range map[string]string{
 		"ExporterJob": o.ExporterJob, "AWSNodeJob": o.AWSNodeJob,
-		"KubeStateMetricsJob": o.KubeStateMetricsJob, "Name": o.Name,
+		"KubeStateMetricsJob": o.KubeStateMetricsJob, "Name": o.Name, "APIServerJob": o.APIServerJob,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is empty", name))
@@ -176,6 +185,9 @@ func (o Options) validate() error {
 	}
 	if o.RunbookBaseURL == "" {
 		errs = append(errs, errors.New("RunbookBaseURL is empty"))
+	}
+	if !releaseRE.MatchString(o.RemovedAPIRelease) {
+		errs = append(errs, fmt.Errorf("RemovedAPIRelease %q: want 1.N", o.RemovedAPIRelease))
 	}
 	names := map[string]bool{}
 	for _, a := range List(o) {

@@ -215,6 +215,8 @@ func TestSelectorsAndGrouping(t *testing.T) {
 				return o.AWSNodeJob
 			case strings.HasPrefix(metric, "kube_"):
 				return o.KubeStateMetricsJob
+			case strings.HasPrefix(metric, "apiserver_"):
+				return o.APIServerJob
 			}
 			return o.ExporterJob // upgradeguard_* and the exporter's up
 		}

@@ -36,6 +36,7 @@ func optionSets() map[string]Options {
 	custom := DefaultOptions()
 	custom.ExporterJob, custom.AWSNodeJob, custom.KubeStateMetricsJob = "monitoring/upgradeguard-exporter", "kube-system/aws-node", "ksm"
 	custom.ClusterLabel = "k8s_cluster"
+	custom.APIServerJob, custom.RemovedAPIRelease = "kube-apiserver", "1.40"
 	custom.RunbookBaseURL = "https://runbooks.example.com/upgradeguard"
 	custom.For = map[string]time.Duration{"UpgradeGuardKubeletVersionsMixed": 12 * time.Hour}
 	return map[string]Options{"default": DefaultOptions(), "custom": custom}

@@ -23,6 +23,8 @@ func init() {
 		cmd.Flag("exporter-job", "Job label of the upgradeguard exporter's targets.").Default(o.ExporterJob).StringVar(&o.ExporterJob)
 		cmd.Flag("aws-node-job", "Job label of the aws-node (VPC CNI ipamd) targets.").Default(o.AWSNodeJob).StringVar(&o.AWSNodeJob)
 		cmd.Flag("kube-state-metrics-job", "Job label of kube-state-metrics.").Default(o.KubeStateMetricsJob).StringVar(&o.KubeStateMetricsJob)
+		cmd.Flag("apiserver-job", "Job label of the Kubernetes API servers' targets.").Default(o.APIServerJob).StringVar(&o.APIServerJob)
+		cmd.Flag("removed-api-release", "The release (1.N) the cluster is upgraded to next: UpgradeGuardRemovedAPIInUse fires while a version it removes is requested.").Default(o.RemovedAPIRelease).StringVar(&o.RemovedAPIRelease)
 		cmd.Flag("cluster-label", "Label that names the cluster (an external label of Prometheus, usually).").Default(o.ClusterLabel).StringVar(&o.ClusterLabel)
 		cmd.Flag("runbook-base-url", "Where docs/runbooks.md is published; alerts link to it with #<alertname lower-cased>.").Default(o.RunbookBaseURL).StringVar(&o.RunbookBaseURL)
 		return []subcommand{{cmd, func(ctx context.Context, logger *slog.Logger) error {

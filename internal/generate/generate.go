@@ -27,6 +27,10 @@ import (
 // Options select the jobs and labels the rules and dashboards query.
 type Options struct {
 	ExporterJob, AWSNodeJob, KubeStateMetricsJob, ClusterLabel string
+	// APIServerJob is the job of the Kubernetes API servers' targets;
+	// RemovedAPIRelease the release ("1.N") UpgradeGuardRemovedAPIInUse
+	// watches the removals of (see alerts.Options).
+	APIServerJob, RemovedAPIRelease string
 	// RunbookBaseURL is where docs/runbooks.md is published; the alerts'
 	// runbook_url is RunbookBaseURL#<alertname lower-cased>.
 	RunbookBaseURL string
@@ -39,6 +43,7 @@ func DefaultOptions() Options {
 	return Options{
 		ExporterJob: a.ExporterJob, AWSNodeJob: a.AWSNodeJob, KubeStateMetricsJob: a.KubeStateMetricsJob,
 		ClusterLabel: a.ClusterLabel, RunbookBaseURL: a.RunbookBaseURL,
+		APIServerJob: a.APIServerJob, RemovedAPIRelease: a.RemovedAPIRelease,
 	}
 }
 
@@ -59,6 +64,12 @@ func (o Options) alerts() alerts.Options {
 	a.ExporterJob, a.AWSNodeJob, a.KubeStateMetricsJob, a.ClusterLabel = o.ExporterJob, o.AWSNodeJob, o.KubeStateMetricsJob, o.ClusterLabel
 	if o.RunbookBaseURL != "" {
 		a.RunbookBaseURL = o.RunbookBaseURL
+	}
+	if o.APIServerJob != "" {
+		a.APIServerJob = o.APIServerJob
+	}
+	if o.RemovedAPIRelease != "" {
+		a.RemovedAPIRelease = o.RemovedAPIRelease
 	}
 	return a
 }

@@ -50,6 +50,13 @@ var KubeStateMetrics = []string{
 	"kube_poddisruptionbudget_status_pod_disruptions_allowed",
 }
 
+// APIServerMetrics are the Kubernetes API server's own series the rules
+// read (k8s.io/apiserver pkg/endpoints/metrics/metrics.go).
+var APIServerMetrics = []string{
+	"apiserver_request_total",
+	"apiserver_requested_deprecated_apis",
+}
+
 // PrometheusMetrics are the series Prometheus itself writes: the scrape
 // health of every target and the state of the alerting rules.
 var PrometheusMetrics = []string{
@@ -60,7 +67,7 @@ var PrometheusMetrics = []string{
 
 // External returns every declared external metric, sorted.
 func External() []string {
-	out := slices.Concat(AWSNodeMetrics, KubeStateMetrics, PrometheusMetrics)
+	out := slices.Concat(AWSNodeMetrics, KubeStateMetrics, APIServerMetrics, PrometheusMetrics)
 	slices.Sort(out)
 	return out
 }
