@@ -12,7 +12,7 @@ import (
 )
 
 // Families are the finding families Run knows, in report order.
-var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew, FamilyDrain, FamilyAddons}
+var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew, FamilyCapacity, FamilyDrain, FamilyAddons}
 
 // Options are what a preflight run reads. A family asked for in Checks whose
 // source is missing (no query client, no cluster) is one unknown finding:
@@ -92,6 +92,13 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 			missing(FamilySkew, "no cluster (--kubeconfig)")
 		} else {
 			r.Add(CheckSkew(ctx, o.Kube, o.Target, o.NodegroupLabel)...)
+		}
+	}
+	if want(FamilyCapacity) {
+		if o.Query == nil {
+			missing(FamilyCapacity, "no --query.url (the exporter's AWS metrics)")
+		} else {
+			r.Add(CheckCapacity(ctx, o.Query, o.Matchers)...)
 		}
 	}
 	if want(FamilyDrain) {
