@@ -19,6 +19,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -115,6 +116,17 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	}
 	if err := f.web.Validate(); err != nil {
 		return &holdUsage{err.Error()}
+	}
+	for flag, sel := range map[string]string{"--karpenter.nodepool-selector": f.nodePoolSelector, "--autoscaler.node-selector": f.autoscalerNodes} {
+		if _, err := labels.Parse(sel); err != nil {
+			return &holdUsage{fmt.Sprintf("%s %q: %v", flag, sel, err)}
+		}
+	}
+	if f.autoscalerNodes != "" && !f.autoscaler {
+		return &holdUsage{"--autoscaler.node-selector needs --autoscaler.scale-down-disabled"}
+	}
+	if len(f.refreshGroups) > 0 && f.awsRegion == "" {
+		return &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
 	}
 	g, policy, err := f.gate.build(logger)
 	if err != nil {
