@@ -70,6 +70,8 @@ func (f *promFake) set(readyC string, alerts ...string) {
 		s("up", "1", "instance", "x:9741"),
 		s("upgradeguard_collector_success", "1", "collector", "nodes"),
 		s("upgradeguard_collector_success", "1", "collector", "pdb"),
+		s("upgradeguard_collector_success", "1", "collector", "workloads"),
+		s("upgradeguard_service_endpoints", "1", "namespace", "default", "service", "kubernetes", "ready", "true"),
 	}
 	for _, n := range []string{"node-a", "node-c"} {
 		ready := "1"

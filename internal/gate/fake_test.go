@@ -28,7 +28,9 @@ func ser(value string, kv ...string) series {
 }
 
 // fakeProm speaks enough of the Prometheus HTTP API for the gate: it
-// answers selectors (optionally inside increase(...[w])) from its series,
+// answers selectors (optionally inside increase(...[w]) or
+// max_over_time(...[w]), or with @ T, from the series named "increase:...",
+// "max:..." and "at:..."; plain selectors from the others) from its series,
 // exact queries from custom, and /api/v1/stores from stores.
 type fakeProm struct {
 	t *testing.T
@@ -61,6 +63,8 @@ func (f *fakeProm) set(ss ...series) {
 
 var (
 	increaseRE = regexp.MustCompile(`^increase\((.*)\[\w+\]\)$`)
+	maxOverRE  = regexp.MustCompile(`^max_over_time\((.*)\[\w+\]\)$`)
+	atRE       = regexp.MustCompile(`^(.*) @ \d+$`)
 	selectorRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)?(\{.*\})?$`)
 )
 
@@ -149,6 +153,12 @@ func (f *fakeProm) parse(w http.ResponseWriter, q string) ([]matcher, string, bo
 	if m := increaseRE.FindStringSubmatch(q); m != nil {
 		prefix, sel = "increase:", m[1]
 	}
+	if m := maxOverRE.FindStringSubmatch(q); m != nil {
+		prefix, sel = "max:", m[1]
+	}
+	if m := atRE.FindStringSubmatch(q); m != nil {
+		prefix, sel = "at:", m[1]
+	}
 	m := selectorRE.FindStringSubmatch(sel)
 	if m == nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -196,8 +206,8 @@ func (f *fakeProm) match(ms []matcher, prefix string) []map[string]string {
 		if !ok {
 			continue
 		}
-		if prefix != "" {
-			delete(l, "__name__")
+		if prefix != "" && prefix != "at:" {
+			delete(l, "__name__") // functions drop the name; @ does not
 		}
 		l["\x00value"] = s.value
 		res = append(res, l)
@@ -265,6 +275,25 @@ func healthy() []series {
 	for _, group := range []string{"nodes-a", "nodes-b"} {
 		ss = append(ss, j("2", "__name__", "upgradeguard_aws_asg_desired_capacity", "account", "1", "region", "eu-west-1", "asg", "asg-"+group, "nodegroup", group))
 	}
+	// What users reach (collectors/workloads, collectors/pdb): the
+	// API server's Service, a Deployment behind a Service and its PDB, the
+	// same in the window (max:).
+	ss = append(ss, j("1", "__name__", "upgradeguard_collector_success", "collector", "workloads"))
+	for _, pre := range []string{"", "max:"} {
+		ss = append(ss,
+			j("1", "__name__", pre+"upgradeguard_service_endpoints", "namespace", "default", "service", "kubernetes", "ready", "true"),
+			j("3", "__name__", pre+"upgradeguard_service_endpoints", "namespace", "shop", "service", "web", "ready", "true"),
+			j("3", "__name__", pre+"upgradeguard_deployment_status_replicas_available", "namespace", "shop", "deployment", "web"),
+		)
+	}
+	ss = append(ss,
+		j("0", "__name__", "upgradeguard_service_endpoints", "namespace", "default", "service", "kubernetes", "ready", "false"),
+		j("0", "__name__", "upgradeguard_service_endpoints", "namespace", "shop", "service", "web", "ready", "false"),
+		j("3", "__name__", "upgradeguard_deployment_spec_replicas", "namespace", "shop", "deployment", "web"),
+		j("1", "__name__", "upgradeguard_deployment_strategy_max_unavailable", "namespace", "shop", "deployment", "web"),
+		j("3", "__name__", "upgradeguard_pdb_current_healthy", "namespace", "shop", "pdb", "web"),
+		j("2", "__name__", "upgradeguard_pdb_desired_healthy", "namespace", "shop", "pdb", "web"),
+	)
 	// Alerts that must not block: the bundle's watchdog, kube-prometheus'
 	// Watchdog and InfoInhibitor, and an info alert.
 	ss = append(ss,

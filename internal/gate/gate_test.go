@@ -102,9 +102,10 @@ func TestHealthyClusterThroughThanosIsGO(t *testing.T) {
 	if e.Verdict != GO || !e.Passed() {
 		t.Fatalf("verdict %s, want GO:\n%s", e.Verdict, dump(e))
 	}
-	// monitoring, alerts, nodes (2), drain, capacity (2) and the store list.
-	if e.Queries != 8 {
-		t.Errorf("%d requests, want 8", e.Queries)
+	// monitoring, alerts, nodes (2), drain, capacity (2), availability
+	// (2: now and the window) and the store list.
+	if e.Queries != 10 {
+		t.Errorf("%d requests, want 10", e.Queries)
 	}
 	for _, c := range e.Checks {
 		if c.Status != Pass {
@@ -131,7 +132,7 @@ func TestHealthyClusterThroughThanosIsGO(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec["verdict"] != "GO" || rec["node"] != "node-b" || rec["queries"] != 8.0 {
+	if rec["verdict"] != "GO" || rec["node"] != "node-b" || rec["queries"] != 10.0 {
 		t.Errorf("audit record %v", rec)
 	}
 	// Without a node, drain is skipped and node_info is not needed.

@@ -24,6 +24,9 @@ func init() {
 		Defaults: func(p *Policy) {
 			if p.Monitoring.Collectors == nil {
 				p.Monitoring.Collectors = []string{"nodes", "pdb"}
+				if enabled(p.Availability.Enabled) {
+					p.Monitoring.Collectors = append(p.Monitoring.Collectors, "workloads")
+				}
 			}
 			if p.Monitoring.AWSMaxAge == nil {
 				d := Duration(15 * time.Minute)
@@ -56,7 +59,7 @@ func init() {
 type MonitoringPolicy struct {
 	// Collectors whose upgradeguard_collector_success must be present (and
 	// 1); every collector the exporter reports must succeed anyway. Default:
-	// nodes and pdb.
+	// nodes and pdb, and workloads while the availability check is on.
 	Collectors []string `yaml:"collectors"`
 	// AWSMaxAge is the oldest acceptable AWS refresh
 	// (upgradeguard_aws_refresh_last_success_timestamp_seconds) of the AWS

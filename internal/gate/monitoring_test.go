@@ -31,8 +31,8 @@ func TestWatchdog(t *testing.T) {
 	f.set(base...)
 	e := eval(t, g, "node-a")
 	wantRow(t, e, "monitoring/watchdog", Pass, "")
-	if e.Verdict != GO || e.Queries != 8 {
-		t.Errorf("verdict %s after %d requests, want GO after 8 (the watchdog shares the alerts' query)", e.Verdict, e.Queries)
+	if e.Verdict != GO || e.Queries != 10 {
+		t.Errorf("verdict %s after %d requests, want GO after 10 (the watchdog shares the alerts' query)", e.Verdict, e.Queries)
 	}
 	// The evaluator went away: ALERTS is empty, no warning. Not GO.
 	f.set(replace(base, "", "__name__", "ALERTS")...)

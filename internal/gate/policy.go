@@ -36,7 +36,12 @@ type Policy struct {
 	Nodes      NodesPolicy      `yaml:"nodes"`
 	Drain      DrainPolicy      `yaml:"drain"`
 	Capacity   CapacityPolicy   `yaml:"capacity"`
-	Custom     []CustomCheck    `yaml:"custom"`
+	// Availability: Services keep ready endpoints, workloads their
+	// replicas, PDBs their healthy pods (availability.go).
+	Availability AvailabilityPolicy `yaml:"availability"`
+	// Probes are HTTP(S) endpoints the gate requests itself (probes.go).
+	Probes []Probe       `yaml:"probes"`
+	Custom []CustomCheck `yaml:"custom"`
 
 	matchers []matcher // parsed Matchers
 }

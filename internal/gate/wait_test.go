@@ -130,7 +130,7 @@ func TestOutput(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &j); err != nil {
 		t.Fatal(err)
 	}
-	if j.Verdict != "WAIT" || j.Passed || len(j.Reasons) != 1 || !strings.HasPrefix(j.Reasons[0], "nodes/ready FAIL: not ready: node-c") || j.Queries != 8 || len(j.Checks) < 10 {
+	if j.Verdict != "WAIT" || j.Passed || len(j.Reasons) != 1 || !strings.HasPrefix(j.Reasons[0], "nodes/ready FAIL: not ready: node-c") || j.Queries != 10 || len(j.Checks) < 10 {
 		t.Errorf("JSON %+v", j)
 	}
 }
