@@ -86,6 +86,11 @@ func (n *NodePools) list(ctx context.Context) (map[string]*unstructured.Unstruct
 	}
 	for _, sel := range selectors {
 		l, err := c.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if apierrors.IsNotFound(err) {
+			// The API serves no NodePools: Karpenter is not installed,
+			// so there is nothing to pause.
+			break
+		}
 		if err != nil {
 			return nil, fmt.Errorf("listing NodePools %s: %w", sel, err)
 		}

@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func nodePool(name string, labels map[string]string, budgets string) *unstructured.Unstructured {
@@ -212,5 +214,18 @@ func TestNodePoolMissingIsAnErrorOthersStillHeld(t *testing.T) {
 	}
 	if got := budgetsJSON(t, getPool(t, dyn, "general")); got != `[{"nodes":"0"}]` {
 		t.Errorf("general not paused: %s", got)
+	}
+}
+
+func TestNodePoolsWithoutKarpenter(t *testing.T) {
+	// A client whose API knows no NodePool resource answers 404 to a list.
+	dyn := newDynamic()
+	dyn.PrependReactor("list", "nodepools", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(NodePoolResource.GroupResource(), "")
+	})
+	r, _, _ := reporter(t, nil)
+	n := &NodePools{Client: dyn, Selector: "team=web"}
+	if err := n.Apply(context.Background(), holdDecision(), r); err != nil {
+		t.Errorf("without Karpenter: %v, want nothing to pause", err)
 	}
 }
