@@ -80,6 +80,12 @@ var (
 	groupIPsDesc = prometheus.NewDesc("upgradeguard_aws_asg_surge_ips",
 		"Subnet IP addresses the surge nodes of an Auto Scaling group take at start (ENI primary and warm pod addresses the VPC CNI allocates), for its largest instance type.",
 		[]string{"account", "region", "asg"}, nil)
+	groupPodIPsDesc = prometheus.NewDesc("upgradeguard_aws_asg_surge_pod_ips",
+		"With VPC CNI custom networking: of upgradeguard_aws_asg_surge_ips, the addresses the surge nodes of an Auto Scaling group take in the pod subnets (the ENIConfigs'); the rest, one primary address per node, is taken in the node subnets.",
+		[]string{"account", "region", "asg"}, nil)
+	groupPrefixesDesc = prometheus.NewDesc("upgradeguard_aws_asg_surge_prefixes",
+		"With VPC CNI prefix delegation: aligned /28 prefixes the surge nodes of an Auto Scaling group take at start (WARM_PREFIX_TARGET, or enough for the IP targets; at least one), for its largest instance type.",
+		[]string{"account", "region", "asg"}, nil)
 	unresolvedDesc = prometheus.NewDesc("upgradeguard_aws_surge_unresolved_groups",
 		"Auto Scaling groups of the cluster whose surge demand is not counted because their instance types or network shape are unknown (attribute-based selection, unknown types); the surge demand is then a lower bound.",
 		[]string{"account", "region"}, nil)
@@ -206,9 +212,12 @@ type result struct {
 	// groupIPs are the subnet addresses each group's surge nodes take at
 	// start; unresolvedGroups counts the groups whose demand is unknown.
 	// groupsKnown says the surge source produced them.
-	groupIPs         map[string]float64
-	unresolvedGroups float64
-	groupsKnown      bool
+	groupIPs map[string]float64
+	// groupPodIPs (custom networking) and groupPrefixes (prefix
+	// delegation) split the same need by subnet role and in /28 prefixes.
+	groupPodIPs, groupPrefixes map[string]float64
+	unresolvedGroups           float64
+	groupsKnown                bool
 	// groups are the cluster's Auto Scaling groups and their instances
 	// (known with groupsKnown); launched the launch times of the pending
 	// and running instances, by instance ID.
@@ -320,6 +329,12 @@ func (r *region) send(ch chan<- prometheus.Metric, account string) (bool, error)
 	if groups.groupsKnown {
 		for name, v := range groups.groupIPs {
 			ch <- prometheus.MustNewConstMetric(groupIPsDesc, prometheus.GaugeValue, v, account, r.name, name)
+		}
+		for name, v := range groups.groupPodIPs {
+			ch <- prometheus.MustNewConstMetric(groupPodIPsDesc, prometheus.GaugeValue, v, account, r.name, name)
+		}
+		for name, v := range groups.groupPrefixes {
+			ch <- prometheus.MustNewConstMetric(groupPrefixesDesc, prometheus.GaugeValue, v, account, r.name, name)
 		}
 		ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.GaugeValue, groups.unresolvedGroups, account, r.name)
 		sendGroups(ch, account, r.name, groups.groups, launched)

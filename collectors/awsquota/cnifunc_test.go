@@ -26,17 +26,21 @@ func TestSurgeFollowsCNIFunc(t *testing.T) {
 	})
 	key := "upgradeguard_aws_asg_surge_ips/plain"
 	for _, step := range []struct {
-		name string
-		cni  CNISettings
-		want float64
+		name             string
+		cni              CNISettings
+		want             float64
+		podIPs, prefixes float64 // -1: no series
 	}{
 		// m5.large: ENIs of 10 addresses. Two ENIs, all their addresses.
-		{"warm ENI", CNISettings{ENIs: 2}, 20},
+		{"warm ENI", CNISettings{ENIs: 2}, 20, -1, -1},
 		// WARM_ENI_TARGET 0: the primary ENI alone.
-		{"no warm ENI", CNISettings{ENIs: 1}, 10},
+		{"no warm ENI", CNISettings{ENIs: 1}, 10, -1, -1},
 		// Prefix delegation with WARM_PREFIX_TARGET unset (0): ipamd still
 		// takes one prefix; the primary address and 16.
-		{"prefix delegation", CNISettings{ENIs: 2, PrefixDelegation: true}, 1 + 16},
+		{"prefix delegation", CNISettings{ENIs: 2, PrefixDelegation: true}, 1 + 16, -1, 1},
+		// Custom networking too: the node's primary address in its node
+		// subnet, a pod ENI's primary and one /28 in the pod subnet.
+		{"custom networking and prefix delegation", CNISettings{ENIs: 2, PrefixDelegation: true, CustomNetworking: true}, 1 + 1 + 16, 1 + 16, 1},
 	} {
 		mu.Lock()
 		current = step.cni

@@ -9,7 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // them from the descriptors themselves.
 func Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		limitDesc, usageDesc, ratioDesc, surgeDesc, groupIPsDesc, unresolvedDesc,
+		limitDesc, usageDesc, ratioDesc, surgeDesc, groupIPsDesc, groupPodIPsDesc, groupPrefixesDesc, unresolvedDesc,
 		desiredCapacityDesc, instanceInfoDesc, instanceLaunchDesc,
 	} {
 		ch <- d

@@ -75,7 +75,8 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 	if r.opts.CNIFunc != nil {
 		cni = r.opts.CNIFunc().withDefaults()
 	}
-	res := result{surge: map[qkey]float64{}, groupIPs: map[string]float64{}, groupsKnown: true}
+	res := result{surge: map[qkey]float64{}, groupIPs: map[string]float64{}, groupPodIPs: map[string]float64{},
+		groupPrefixes: map[string]float64{}, groupsKnown: true}
 	for _, g := range groups {
 		res.groups = append(res.groups, groupOf(g))
 	}
@@ -92,7 +93,7 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 				bump(qkey{svcEBS, code}, n*float64(gib)/1024)
 			}
 		}
-		ips, complete := 0.0, true
+		ips, podIPs, prefixes, complete := 0.0, 0.0, 0.0, true
 		for _, typ := range s.instanceTypes {
 			ti, ok := infos[typ]
 			c := classOf(typ)
@@ -107,7 +108,8 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 			if s.spot && c.spot != "" {
 				bump(qkey{svcEC2, c.spot}, n*float64(ti.vcpus))
 			}
-			enis, addrs := cni.atStart(ti)
+			need := cni.start(ti)
+			enis, addrs := need.enis, need.addrs
 			if addrs == 0 {
 				r.logger.Warn("instance type of group without network information; its addresses are left out of the surge demand", "asg", name, "instance_type", typ)
 				complete = false
@@ -115,12 +117,20 @@ func (r *region) surgeDemand(ctx context.Context) (result, error) {
 			}
 			bump(qkey{svcVPC, codeENIs}, n*float64(enis))
 			ips = max(ips, n*float64(addrs))
+			podIPs = max(podIPs, n*float64(need.podAddrs))
+			prefixes = max(prefixes, n*float64(need.prefixes))
 		}
 		if !complete {
 			res.unresolvedGroups++
 			continue
 		}
 		res.groupIPs[name] = ips
+		if cni.CustomNetworking {
+			res.groupPodIPs[name] = podIPs
+		}
+		if cni.PrefixDelegation {
+			res.groupPrefixes[name] = prefixes
+		}
 	}
 	return res, nil
 }
@@ -140,6 +150,10 @@ type CNISettings struct {
 	// WARM_PREFIX_TARGET (default 1).
 	PrefixDelegation bool
 	WarmPrefixTarget int
+	// CustomNetworking is AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG: the primary
+	// ENI holds no pod address and the others live in the ENIConfig's
+	// subnet.
+	CustomNetworking bool
 }
 
 // withDefaults fills what is unset: 2 ENIs (1 + WARM_ENI_TARGET's default
@@ -153,44 +167,6 @@ func (c CNISettings) withDefaults() CNISettings {
 		c.WarmPrefixTarget = 1
 	}
 	return c
-}
-
-// atStart is how many ENIs ipamd attaches to a new node of an instance type
-// before any pod runs, and how many subnet addresses they take: each
-// attached ENI's primary address, plus
-//   - with prefix delegation, 16 per /28 prefix: WARM_PREFIX_TARGET prefixes,
-//     or enough for the IP targets when set;
-//   - with WARM_IP_TARGET or MINIMUM_IP_TARGET, the larger of the two as
-//     secondary addresses;
-//   - otherwise every secondary address of each of the 1 + WARM_ENI_TARGET
-//     ENIs.
-//
-// 0 addresses means the type's network shape is unknown.
-func (c CNISettings) atStart(ti typeInfo) (enis, addrs int64) {
-	maxENIs, perENI := int64(ti.enis), int64(ti.ipv4PerENI)
-	if maxENIs <= 0 || perENI <= 1 {
-		return 0, 0
-	}
-	slots := perENI - 1 // secondary addresses (or prefixes) per ENI
-	target := int64(max(c.WarmIPTarget, c.MinimumIPTarget))
-	need := func(secondaries int64) int64 { // ENIs to hold them
-		return min(maxENIs, max(1, (secondaries+slots-1)/slots))
-	}
-	switch {
-	case c.PrefixDelegation:
-		prefixes := int64(max(c.WarmPrefixTarget, 1))
-		if target > 0 {
-			prefixes = (target + 15) / 16
-		}
-		e := need(prefixes)
-		return e, e + 16*min(prefixes, e*slots)
-	case target > 0:
-		e := need(target)
-		return e, e + min(target, e*slots)
-	default:
-		e := min(maxENIs, int64(max(c.ENIs, 1)))
-		return e, e * perENI
-	}
 }
 
 // shapeOf reads a group's instance types, market and volumes from its

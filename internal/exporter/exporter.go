@@ -296,7 +296,7 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dyn
 						s := cni.CurrentSettings(awsNode, overrides)
 						return awsquota.CNISettings{
 							ENIs: 1 + s.WarmENITarget, WarmIPTarget: s.WarmIPTarget, MinimumIPTarget: s.MinimumIPTarget,
-							PrefixDelegation: s.PrefixDelegation, WarmPrefixTarget: s.WarmPrefixTarget,
+							PrefixDelegation: s.PrefixDelegation, WarmPrefixTarget: s.WarmPrefixTarget, CustomNetworking: s.CustomNetworking,
 						}
 					},
 					Logger: logger.With("collector", "awsquota", "account", t.Account),
