@@ -26,9 +26,20 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 	atZero := func(metric string) string {
 		return o.exporter(metric) + " and on (namespace, pdb) (" + disruptions + " == 0)"
 	}
+	// Services without a ready endpoint, and workloads below their desired
+	// replicas (collectors/workloads).
+	readyEndpoints := o.exporter("upgradeguard_service_endpoints", `ready="true"`)
+	noEndpoints := readyEndpoints + " == 0"
+	below := func(available, desired string) string {
+		return o.exporter(available) + " < " + o.exporter(desired)
+	}
+	deploymentsBelow := below("upgradeguard_deployment_status_replicas_available", "upgradeguard_deployment_spec_replicas")
+	statefulSetsBelow := below("upgradeguard_statefulset_status_replicas_available", "upgradeguard_statefulset_spec_replicas")
+	daemonSetsBelow := below("upgradeguard_daemonset_status_number_available", "upgradeguard_daemonset_status_desired_number_scheduled")
 
 	return newDashboard(o, uidCluster, "Cluster upgrade",
-		"The cluster while its nodes are replaced: kubelet versions, readiness, drains and the PodDisruptionBudgets that block them, "+
+		"The cluster while its nodes are replaced: kubelet versions, readiness, Services without a ready endpoint and workloads below desired, "+
+			"drains and the PodDisruptionBudgets that block them, "+
 			"IP and quota capacity for new nodes, pending pods and firing alerts.").
 		WithRow(dashboard.NewRowBuilder("Can the roll go on?")).
 		WithPanel(singleStat("Nodes Ready", "Nodes whose Ready condition is True.", unitCount,
@@ -56,6 +67,29 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 			q(notReady, "NotReady")).
 			OverrideByName("NotReady", fixedColor("red")).
 			OverrideByName("Ready", fixedColor("green"))).
+		WithRow(dashboard.NewRowBuilder("Availability")).
+		WithPanel(timeSeries("Services without a ready endpoint", "Services whose EndpointSlices list no ready endpoint: their clients get errors. "+
+			"A drain that evicts a Service's only pods shows here until they run again elsewhere.", unitCount, 12,
+			q("count("+noEndpoints+") or vector(0)", "Services without a ready endpoint")).
+			OverrideByName("Services without a ready endpoint", fixedColor("red"))).
+		WithPanel(timeSeries("Workloads below desired", "Deployments, StatefulSets and DaemonSets with fewer available replicas than desired: "+
+			"evicted pods not running again yet, or pods that cannot start.", unitCount, 12,
+			q("count("+deploymentsBelow+") or vector(0)", "Deployments"),
+			q("count("+statefulSetsBelow+") or vector(0)", "StatefulSets"),
+			q("count("+daemonSetsBelow+") or vector(0)", "DaemonSets"))).
+		WithPanel(instantTable("Services without a ready endpoint now", "Services with no ready endpoint, and their not-ready ones "+
+			"(terminating, or failing their readiness probe).", unitCount, 12, 8,
+			[]string{"namespace", "service"},
+			map[string]string{"Value #A": "Ready endpoints", "Value #B": "Not-ready endpoints", "namespace": "Namespace", "service": "Service"},
+			noEndpoints,
+			o.exporter("upgradeguard_service_endpoints", `ready="false"`)+" and on (namespace, service) ("+noEndpoints+")")).
+		WithPanel(instantTable("Deployments below desired now", "Deployments with fewer available replicas than desired: available, desired, "+
+			"and how many their strategy lets be unavailable.", unitCount, 12, 8,
+			[]string{"namespace", "deployment"},
+			map[string]string{"Value #A": "Available", "Value #B": "Desired", "Value #C": "Max unavailable", "namespace": "Namespace", "deployment": "Deployment"},
+			deploymentsBelow,
+			o.exporter("upgradeguard_deployment_spec_replicas")+" and on (namespace, deployment) ("+deploymentsBelow+")",
+			o.exporter("upgradeguard_deployment_strategy_max_unavailable")+" and on (namespace, deployment) ("+deploymentsBelow+")")).
 		WithRow(dashboard.NewRowBuilder("Drains")).
 		WithPanel(timeSeries("Cordoned and drainable nodes", "Cordoned nodes, nodes a drain could empty now, and nodes where a PodDisruptionBudget blocks one.", unitCount, 12,
 			q(cordoned, "cordoned"),
