@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/prometheus/common/config"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -36,6 +39,9 @@ type preflightFlags struct {
 	bearerTokenFile string
 	headers         []string
 	output          string
+	eks             bool
+	awsRegion       string
+	awsEndpoint     string
 }
 
 func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
@@ -55,6 +61,9 @@ func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
 	cmd.Flag("tls.insecure-skip-verify", "Do not verify the query server's certificate.").BoolVar(&f.insecure)
 	cmd.Flag("bearer-token-file", "File holding a bearer token for the query URL.").StringVar(&f.bearerTokenFile)
 	cmd.Flag("header", `Extra query request header "Name: value" (repeatable).`).StringsVar(&f.headers)
+	cmd.Flag("eks", "The cluster is on EKS: judge the add-ons against EKS' DescribeAddonVersions for the target (needs AWS credentials and --aws.region).").BoolVar(&f.eks)
+	cmd.Flag("aws.region", "AWS region of the EKS cluster.").Envar("AWS_REGION").StringVar(&f.awsRegion)
+	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's.").StringVar(&f.awsEndpoint)
 	cmd.Flag("output", "table, json or markdown.").Short('o').Default("table").EnumVar(&f.output, "table", "json", "markdown")
 }
 
@@ -143,7 +152,22 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 		}
 		o.Query = q
 	}
+	if f.eks && f.awsRegion == "" {
+		return o, preflightUsage("--eks needs --aws.region")
+	}
 	return o, nil
+}
+
+// eksAddons makes the EKS client of --eks.
+func (f *preflightFlags) eksAddons(ctx context.Context) (preflight.AddonVersions, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if f.awsEndpoint != "" {
+		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
+	}
+	return preflight.EKSAddonVersions{Client: eks.NewFromConfig(cfg)}, nil
 }
 
 func init() {
@@ -170,6 +194,11 @@ func init() {
 					if o.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
 						return err
 					}
+				}
+			}
+			if f.eks {
+				if o.Addons, err = f.eksAddons(ctx); err != nil {
+					return err
 				}
 			}
 			r := preflight.Run(ctx, o, logger)

@@ -21,6 +21,7 @@ func TestPreflightUsage(t *testing.T) {
 		{"missing manifest", []string{"preflight", "--target-version", "1.37", "--no-cluster", "-f", "/nonexistent/app.yaml"}, "/nonexistent/app.yaml"},
 		{"unknown check", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--check", "nothing"}, "nothing"},
 		{"bad window", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--apis.window", "0s"}, "apis.window"},
+		{"eks without region", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--eks"}, "--aws.region"},
 		{"bad header", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--query.url", "http://127.0.0.1:1", "--header", "nocolon"}, "nocolon"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,7 +32,13 @@ var addons = []addon{
 // projects' release notes elsewhere: without it this check does not guess,
 // and the finding is unknown, naming the image to check. An add-on that is
 // not installed is info.
-func CheckAddons(ctx context.Context, cs kubernetes.Interface, target Version) []Finding {
+//
+// With EKS (av not nil), each add-on's image tag is judged against
+// DescribeAddonVersions' compatibility list for the target instead: listed
+// is info; the VPC CNI or CoreDNS not listed is a warning naming EKS'
+// default version; kube-proxy not listed is info (it moves after the
+// control plane).
+func CheckAddons(ctx context.Context, cs kubernetes.Interface, target Version, av AddonVersions) []Finding {
 	var out []Finding
 	for _, a := range addons {
 		src := "kube-system/" + a.object
@@ -74,6 +80,16 @@ func CheckAddons(ctx context.Context, cs kubernetes.Interface, target Version) [
 		}
 		f.Source += " image " + image
 		tag := imageTag(image)
+		if av != nil {
+			compat, err := av.Compatible(ctx, eksAddonName(a.name), target)
+			if err != nil {
+				f.Severity, f.Message = Unknown, err.Error()
+			} else {
+				f = judgeEKSAddon(f, eksAddonName(a.name), tag, target, compat)
+			}
+			out = append(out, f)
+			continue
+		}
 		if a.name == "kube-proxy" {
 			f.Severity, f.Message = Info, fmt.Sprintf("runs %s; upgrade it to %s right after the control plane (see the skew findings)", tag, target)
 		} else {

@@ -18,7 +18,7 @@ func TestCheckAddons(t *testing.T) {
 			Containers: []corev1.Container{{Name: "coredns", Image: "registry.k8s.io/coredns/coredns:v1.12.1"}}}}},
 	}
 	cs := fake.NewClientset(coredns, kubeProxy("registry.k8s.io/kube-proxy:v1.36.4"))
-	fs := CheckAddons(context.Background(), cs, Version{1, 37})
+	fs := CheckAddons(context.Background(), cs, Version{1, 37}, nil)
 	by := findingsBy(fs)
 	// CoreDNS's compatibility is not guessed: unknown, naming the image.
 	if f, ok := by["unknown CoreDNS"]; !ok || !strings.Contains(f.Source, "coredns:v1.12.1") || !strings.Contains(f.Message, "--addon-name coredns") {

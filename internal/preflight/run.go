@@ -39,6 +39,9 @@ type Options struct {
 	// NodegroupLabel names the node label of the node group, tried before
 	// kops.k8s.io/instancegroup and eks.amazonaws.com/nodegroup.
 	NodegroupLabel string
+	// Addons answers EKS' add-on compatibility; nil: not on EKS (the VPC
+	// CNI's and CoreDNS' compatibility is then unknown).
+	Addons AddonVersions
 }
 
 // Run runs the families asked for and returns the report.
@@ -112,7 +115,7 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 		if o.Kube == nil {
 			missing(FamilyAddons, "no cluster (--kubeconfig)")
 		} else {
-			r.Add(CheckAddons(ctx, o.Kube, o.Target)...)
+			r.Add(CheckAddons(ctx, o.Kube, o.Target, o.Addons)...)
 		}
 	}
 	return r
