@@ -35,6 +35,12 @@ const (
 	// Scaling group takes at start, per cluster; without the awsquota
 	// collector, the largest node IP capacity stands in for it.
 	RecordSurgeNodeIPs = "upgradeguard:surge_node_ips:max"
+	// RecordSurgePodIPs is, with VPC CNI custom networking, the most
+	// addresses a surge of one group takes in the pod subnets, per cluster.
+	RecordSurgePodIPs = "upgradeguard:surge_pod_ips:max"
+	// RecordSurgePrefixes is, with prefix delegation, the most /28 prefixes
+	// a surge of one group takes, per cluster.
+	RecordSurgePrefixes = "upgradeguard:surge_prefixes:max"
 	// RecordZoneIPHeadroom is a zone's free addresses minus
 	// RecordSurgeNodeIPs: below 0, a replacement node there gets no pod IPs.
 	RecordZoneIPHeadroom = "upgradeguard:zone_ip_headroom:after_surge"
@@ -154,16 +160,40 @@ func definitions(o Options) []group {
 			records: []Record{
 				{Name: RecordSurgeNodeIPs, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_ips") + ")" +
 					" or max " + o.by() + " (" + o.exp("upgradeguard_node_ip_capacity") + ")"},
+				{Name: RecordSurgePodIPs, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_pod_ips") + ")"},
+				{Name: RecordSurgePrefixes, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_prefixes") + ")"},
 				{Name: RecordZoneIPHeadroom, Expr: o.exp("upgradeguard_zone_available_ips") + " - on (" + o.ClusterLabel + ") group_left () " + RecordSurgeNodeIPs},
 				{Name: RecordNodeIPUtilization, Expr: o.exp("upgradeguard_node_pod_ips") + " / (" + o.exp("upgradeguard_node_ip_capacity") + " > 0)"},
 				{Name: RecordCNIIPUtilization, Expr: o.cni("awscni_assigned_ip_addresses") + " / (" + o.cni("awscni_total_ip_addresses") + " > 0)"},
 			},
 			alerts: []Alert{
 				{
+					// Without custom networking the node subnets hold it all;
+					// with it (surge pod series), the node subnets hold each
+					// node's primary address and the pod subnets the rest.
 					Name: "UpgradeGuardZoneIPsBelowSurgeNeed", Severity: "critical", For: 10 * time.Minute,
-					Expr:        o.exp("upgradeguard_zone_available_ips") + " < on (" + o.ClusterLabel + ") group_left () " + RecordSurgeNodeIPs,
+					Expr: o.exp("upgradeguard_zone_available_ips", `role!="pod"`) + " < on (" + o.ClusterLabel + ") group_left () (" + RecordSurgeNodeIPs + " unless on (" + o.ClusterLabel + ") " + RecordSurgePodIPs + ")" +
+						" or " + o.exp("upgradeguard_zone_available_ips", `role!="pod"`) + " < on (" + o.ClusterLabel + ") group_left () (" + RecordSurgeNodeIPs + " - on (" + o.ClusterLabel + ") " + RecordSurgePodIPs + ")" +
+						" or " + o.exp("upgradeguard_zone_available_ips", `role="pod"`) + " < on (" + o.ClusterLabel + ") group_left () " + RecordSurgePodIPs,
 					Summary:     "A zone has fewer free IP addresses than a replacement node takes.",
-					Description: "The cluster subnets in zone {{ $labels.zone }} have {{ $value }} free IP addresses, fewer than a surge node takes at start; a node replaced there gets no pod IPs.",
+					Description: "The cluster subnets in zone {{ $labels.zone }}{{ if $labels.role }} ({{ $labels.role }} subnets){{ end }} have {{ $value }} free IP addresses, fewer than a surge node takes at start; a node replaced there gets no pod IPs.",
+				},
+				{
+					// With custom networking the pods' prefixes come from the
+					// pod subnets, else from the node subnets.
+					Name: "UpgradeGuardZonePrefixesBelowSurgeNeed", Severity: "critical", For: 10 * time.Minute,
+					Expr: "(" + o.exp("upgradeguard_zone_available_prefixes", `role="pod"`) +
+						" or " + o.exp("upgradeguard_zone_available_prefixes", `role!="pod"`) + " unless on (" + o.ClusterLabel + ") " + o.exp("upgradeguard_zone_available_prefixes", `role="pod"`) + ")" +
+						" < on (" + o.ClusterLabel + ") group_left () " + RecordSurgePrefixes,
+					Summary:     "A zone has fewer free /28 blocks than a replacement node's VPC CNI takes with prefix delegation.",
+					Description: "The {{ $labels.role }} subnets in zone {{ $labels.zone }} have {{ $value }} free aligned /28 blocks, fewer than a surge node takes at start; EC2 refuses its prefixes (InsufficientCidrBlocks) whatever the free addresses.",
+				},
+				{
+					Name: "UpgradeGuardCNIMetricsMissing", Severity: "warning", For: 15 * time.Minute,
+					Expr: "max " + o.by() + " (" + o.exp("upgradeguard_vpc_cni_nodes") + ") > 0" +
+						" unless on (" + o.ClusterLabel + ") count " + o.by() + " (" + o.cni("awscni_total_ip_addresses") + ")",
+					Summary:     "The cluster runs the VPC CNI but Prometheus has none of its metrics.",
+					Description: "The aws-node DaemonSet{{ with $labels." + o.ClusterLabel + " }} of cluster {{ . }}{{ end }} should run on {{ $value }} nodes, but there is no awscni_* series of job " + strconv.Quote(o.AWSNodeJob) + ": every VPC CNI alert is silent and the gate's IP check is UNKNOWN.",
 				},
 				{
 					Name: "UpgradeGuardCNINodeIPPoolExhausted", Severity: "warning", For: 10 * time.Minute,

@@ -51,13 +51,23 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 			q(byNode("awscni_eni_max"), "{{node}} {{instance}} max"))).
 		WithPanel(timeSeries("Free IPs per subnet and zone",
 			"Free addresses of each cluster subnet and of each zone (upgradeguard_subnet_available_ips, upgradeguard_zone_available_ips), "+
-				"against the addresses the largest Auto Scaling group's surge nodes take at start (upgradeguard_aws_asg_surge_ips) "+
-				"and the most one node can hold (upgradeguard_node_ip_capacity).",
+				"by role (node subnets; with custom networking, the ENIConfigs' pod subnets), "+
+				"against the addresses the largest Auto Scaling group's surge nodes take at start (upgradeguard_aws_asg_surge_ips; "+
+				"in the pod subnets upgradeguard_aws_asg_surge_pod_ips) and the most one node can hold (upgradeguard_node_ip_capacity).",
 			unitCount, 8,
-			q("sum by (zone, subnet_id) ("+o.exporter("upgradeguard_subnet_available_ips")+")", "{{zone}} {{subnet_id}}"),
-			q("sum by (zone) ("+o.exporter("upgradeguard_zone_available_ips")+")", "{{zone}} (zone)"),
+			q("max by (zone, subnet_id, role) ("+o.exporter("upgradeguard_subnet_available_ips")+")", "{{zone}} {{subnet_id}} {{role}}"),
+			q("max by (zone, role) ("+o.exporter("upgradeguard_zone_available_ips")+")", "{{zone}} (zone, {{role}})"),
 			q("max("+o.exporter("upgradeguard_aws_asg_surge_ips")+")", "IPs a surge takes at start"),
+			q("max("+o.exporter("upgradeguard_aws_asg_surge_pod_ips")+")", "of which in the pod subnets"),
 			q("max("+o.exporter("upgradeguard_node_ip_capacity")+")", "largest node IP capacity"))).
+		WithPanel(timeSeries("Free /28 prefixes per subnet and zone",
+			"With prefix delegation: aligned /28 blocks EC2 can still delegate in each subnet and zone (upgradeguard_subnet_available_prefixes, "+
+				"upgradeguard_zone_available_prefixes), against the prefixes the largest group's surge nodes take (upgradeguard_aws_asg_surge_prefixes). "+
+				"Free addresses scattered over every block leave none: EC2 then refuses prefixes with InsufficientCidrBlocks.",
+			unitCount, 8,
+			q("max by (zone, subnet_id, role) ("+o.exporter("upgradeguard_subnet_available_prefixes")+")", "{{zone}} {{subnet_id}} {{role}}"),
+			q("max by (zone, role) ("+o.exporter("upgradeguard_zone_available_prefixes")+")", "{{zone}} (zone, {{role}})"),
+			q("max("+o.exporter("upgradeguard_aws_asg_surge_prefixes")+")", "prefixes a surge takes at start"))).
 		WithPanel(timeSeries("IP assign and release rates",
 			"Pod IP requests to ipamd (awscni_add_ip_req_count) and releases by reason (awscni_del_ip_req_count), cluster wide. "+
 				"Node replacement shows as releases on the drained node and assigns on the new one.",
