@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/upgradeguard/upgradeguard/internal/preflight"
@@ -113,8 +114,8 @@ func TestPreflightThroughThanos(t *testing.T) {
 	}
 
 	type finding struct {
-		Check, Severity, Object, Source, Message, Replacement string
-		RemovedRelease                                        string `json:"removed_release"`
+		Check, Severity, Object, Source, Message, Replacement, NodeGroup string
+		RemovedRelease                                                   string `json:"removed_release"`
 	}
 	var out struct {
 		ExitCode int       `json:"exit_code"`
@@ -128,10 +129,14 @@ func TestPreflightThroughThanos(t *testing.T) {
 		}
 		return finding{}, false
 	}
-	run := func() (int, string, error) {
-		cmd := exec.CommandContext(ctx, bin, "preflight", "--target-version", "1.37", "--kubeconfig", tb.Kubeconfig,
+	run := func(checks ...string) (int, string, error) {
+		args := []string{"preflight", "--target-version", "1.37", "--kubeconfig", tb.Kubeconfig,
 			"--query.url", tb.ThanosQueryURL, "--query.matchers", `cluster="testbed"`, "--apis.window", "5m",
-			"--check", "apis-by-use", "--check", "apis-by-source", "-o", "json", "--log.level", "warn")
+			"-o", "json", "--log.level", "warn"}
+		for _, c := range checks {
+			args = append(args, "--check", c)
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -151,7 +156,7 @@ func TestPreflightThroughThanos(t *testing.T) {
 	var text string
 	deadline = time.Now().Add(4 * time.Minute)
 	for {
-		code, text, err = run()
+		code, text, err = run(preflight.FamilyAPIsByUse, preflight.FamilyAPIsBySource)
 		if err != nil {
 			t.Fatalf("preflight: %v\n%s", err, text)
 		}
@@ -187,5 +192,63 @@ func TestPreflightThroughThanos(t *testing.T) {
 	}
 	if code != preflight.ExitBlockers || out.ExitCode != preflight.ExitBlockers {
 		t.Errorf("exit %d (JSON %d), want %d", code, out.ExitCode, preflight.ExitBlockers)
+	}
+
+	// Skew, drains and add-ons of the testbed's real cluster: a node group
+	// of kubelets too old for a 1.37 control plane, one current; a PDB no
+	// eviction can pass, pods with emptyDir volumes.
+	for _, n := range []testbed.Node{
+		{Name: "legacy-1", Zone: "eu-west-1a", NodeGroup: "legacy", KubeletVersion: "v1.33.5"},
+		{Name: "web-1", Zone: "eu-west-1a", NodeGroup: "web"},
+		{Name: "web-2", Zone: "eu-west-1b", NodeGroup: "web"},
+	} {
+		if err := tb.CreateNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero := intstr.FromInt32(0)
+	for _, w := range []testbed.Workload{
+		{Namespace: "shop", Name: "db", Replicas: 2, MaxUnavailable: &zero, NodeSelector: map[string]string{testbed.DefaultNodeGroupLabel: "web"}},
+		{Namespace: "shop", Name: "cache", Replicas: 1, EmptyDir: true, NodeSelector: map[string]string{testbed.DefaultNodeGroupLabel: "web"}},
+	} {
+		if err := tb.CreateWorkload(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Until the pods run and the disruption controller has counted them.
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		code, text, err = run(preflight.FamilySkew, preflight.FamilyDrain, preflight.FamilyAddons)
+		if err != nil {
+			t.Fatalf("preflight: %v\n%s", err, text)
+		}
+		_, pdb := find(preflight.FamilyDrain, "blocker", "PDB shop/db")
+		_, local := find(preflight.FamilyDrain, "warning", "node group web")
+		if pdb && local {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the drain findings never showed; last output:\n%s", text)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Logf("preflight output:\n%s", text)
+	if f, ok := find(preflight.FamilySkew, "blocker", "node group legacy"); !ok || f.NodeGroup != "legacy" || !strings.Contains(f.Message, "1 nodes on kubelet 1.33 (legacy-1)") {
+		t.Errorf("legacy kubelets: %+v, %v", f, ok)
+	}
+	if f, ok := find(preflight.FamilySkew, "info", "control plane"); !ok || !strings.Contains(f.Message, "already runs v1.37.2") {
+		t.Errorf("control plane: %+v, %v", f, ok)
+	}
+	if _, ok := find(preflight.FamilySkew, "blocker", "node group web"); ok {
+		t.Errorf("the web nodes run the target's kubelet:\n%s", text)
+	}
+	if f, _ := find(preflight.FamilyDrain, "warning", "node group web"); !strings.Contains(text, "pods with emptyDir volumes (shop/cache-") {
+		t.Errorf("emptyDir pods: %+v\n%s", f, text)
+	}
+	if f, ok := find(preflight.FamilyAddons, "info", "CoreDNS"); !ok || !strings.Contains(f.Message, "not installed") {
+		t.Errorf("CoreDNS: %+v, %v", f, ok)
+	}
+	if code != preflight.ExitBlockers {
+		t.Errorf("exit %d, want %d", code, preflight.ExitBlockers)
 	}
 }

@@ -113,7 +113,11 @@ func CheckSkew(ctx context.Context, cs kubernetes.Interface, target Version, nod
 		case cp.Less(g.version):
 			add(Blocker, obj, "node status", fmt.Sprintf("%s: newer than the control plane %s, outside the skew policy already", what, cp), g.group)
 		case g.version.Less(floor):
-			add(Blocker, obj, "node status", fmt.Sprintf("%s: older than %s (target %s minus %d), the oldest kubelet a %s API server supports: replace them before the control plane moves", what, floor, target, maxKubeletLag, target), g.group)
+			when := "replace them before the control plane moves"
+			if !cp.Less(target) {
+				when = "outside the skew policy already; replace them"
+			}
+			add(Blocker, obj, "node status", fmt.Sprintf("%s: older than %s (target %s minus %d), the oldest kubelet a %s API server supports: %s", what, floor, target, maxKubeletLag, target, when), g.group)
 			first = append(first, name)
 		case g.version.Less(target):
 			add(Info, obj, "node status", fmt.Sprintf("%s: within the skew policy of %s; roll after the control plane", what, target), g.group)
