@@ -91,6 +91,12 @@ func TestCheckSkewControlPlane(t *testing.T) {
 	if f := by["blocker kube-proxy"]; !strings.Contains(f.Message, "older than 1.34") {
 		t.Errorf("old kube-proxy: %+v", fs)
 	}
+	// The control plane already at the target: an old kubelet is out of
+	// the policy now.
+	fs = CheckSkew(context.Background(), skewCluster("v1.37.2", node("old", "legacy", "v1.33.5")), Version{1, 37}, "")
+	if f := findingsBy(fs)["blocker node group legacy"]; !strings.Contains(f.Message, "outside the skew policy already") {
+		t.Errorf("control plane at the target: %+v", fs)
+	}
 	fs = CheckSkew(context.Background(), skewCluster("v1.36.0", kubeProxy("kube-proxy@sha256:abc")), Version{1, 37}, "")
 	if _, ok := findingsBy(fs)["unknown kube-proxy"]; !ok {
 		t.Errorf("digest-only image: %+v", fs)
