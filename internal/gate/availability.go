@@ -223,7 +223,7 @@ func (g *Gate) checkAvailability(ctx context.Context, s *evalState) []CheckResul
 		prev.put(k, "ref", smp.value, true)
 	}
 	note := joinNotes(joinNotes(now.note, ref.note), fallback)
-	queries := nowQ + "\n" + refQ
+	queries := nowQ + "; " + refQ
 	out := []CheckResult{
 		withNote(g.judgeServices(cur, prev, refWhat, queries), note),
 		withNote(g.judgeWorkloads(cur, prev, refWhat, queries), note),
