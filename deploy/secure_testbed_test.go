@@ -437,6 +437,9 @@ func TestSecureComponentOnTestbed(t *testing.T) {
 		noAuth.BasicAuth, noAuth.RelabelConfigs = nil, nil
 		wrong := scrapeConfigFor(t, ep, sec, dir)
 		wrong.RelabelConfigs = nil
+		if wrong.BasicAuth == nil {
+			t.Fatal("the ServiceMonitor has no basicAuth")
+		}
 		wrong.BasicAuth.PasswordFile = filepath.Join(dir, "wrong-password")
 		if err := os.WriteFile(wrong.BasicAuth.PasswordFile, []byte("guess"), 0o600); err != nil {
 			t.Fatal(err)
