@@ -108,3 +108,35 @@ func TestRollMetricsProtected(t *testing.T) {
 		}
 	}
 }
+
+// TestRollMetricsPlain: without --web.config.file, --metrics-address
+// serves plain HTTP as before, with no health listener.
+func TestRollMetricsPlain(t *testing.T) {
+	addr, err := testbed.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := (&metricsWebFlags{}).config(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upgradeguard_roll_paused", Help: "Test."}))
+	stop, err := serveMetrics(context.Background(), cfg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "upgradeguard_roll_paused 0") {
+		t.Errorf("GET /metrics: %d %q", resp.StatusCode, body)
+	}
+	if _, err := serveMetrics(context.Background(), cfg, reg, slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a second server on the same address started")
+	}
+}
