@@ -42,6 +42,7 @@ type preflightFlags struct {
 	eks             bool
 	awsRegion       string
 	awsEndpoint     string
+	awsCluster      string
 }
 
 func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
@@ -62,7 +63,8 @@ func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
 	cmd.Flag("bearer-token-file", "File holding a bearer token for the query URL.").StringVar(&f.bearerTokenFile)
 	cmd.Flag("header", `Extra query request header "Name: value" (repeatable).`).StringsVar(&f.headers)
 	cmd.Flag("eks", "The cluster is on EKS: judge the add-ons against EKS' DescribeAddonVersions for the target (needs AWS credentials and --aws.region).").BoolVar(&f.eks)
-	cmd.Flag("aws.region", "AWS region of the EKS cluster.").Envar("AWS_REGION").StringVar(&f.awsRegion)
+	cmd.Flag("aws.region", "AWS region of the cluster: for --eks, and for the capacity family without --query.url (the exporter's AWS collectors run once).").Envar("AWS_REGION").StringVar(&f.awsRegion)
+	cmd.Flag("aws.cluster-name", "The name in kubernetes.io/cluster/<name> tags of the cluster's subnets and Auto Scaling groups, for capacity without --query.url.").StringVar(&f.awsCluster)
 	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's.").StringVar(&f.awsEndpoint)
 	cmd.Flag("output", "table, json or markdown.").Short('o').Default("table").EnumVar(&f.output, "table", "json", "markdown")
 }
@@ -158,16 +160,16 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 	return o, nil
 }
 
-// eksAddons makes the EKS client of --eks.
-func (f *preflightFlags) eksAddons(ctx context.Context) (preflight.AddonVersions, error) {
+// awsConfig loads the default AWS configuration for --aws.region.
+func (f *preflightFlags) awsConfig(ctx context.Context) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return cfg, fmt.Errorf("AWS configuration: %w", err)
 	}
 	if f.awsEndpoint != "" {
 		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
 	}
-	return preflight.EKSAddonVersions{Client: eks.NewFromConfig(cfg)}, nil
+	return cfg, nil
 }
 
 func init() {
@@ -196,9 +198,16 @@ func init() {
 					}
 				}
 			}
-			if f.eks {
-				if o.Addons, err = f.eksAddons(ctx); err != nil {
+			if f.awsRegion != "" && (f.eks || (o.Query == nil && o.Kube != nil)) {
+				cfg, err := f.awsConfig(ctx)
+				if err != nil {
 					return err
+				}
+				if f.eks {
+					o.Addons = preflight.EKSAddonVersions{Client: eks.NewFromConfig(cfg)}
+				}
+				if o.Query == nil && o.Kube != nil {
+					o.LocalCapacity = &preflight.LocalCapacity{Kube: o.Kube, Dynamic: o.Dynamic, AWS: cfg, ClusterName: f.awsCluster, Logger: logger}
 				}
 			}
 			r := preflight.Run(ctx, o, logger)

@@ -106,4 +106,34 @@ func TestPreflightCapacityThroughThanos(t *testing.T) {
 	if out.ExitCode != preflight.ExitBlockers {
 		t.Errorf("exit code %d, want %d", out.ExitCode, preflight.ExitBlockers)
 	}
+
+	// Without a query URL: the exporter's collectors run once inside
+	// preflight, asking the fake AWS account directly.
+	cmd := exec.CommandContext(ctx, bin, "preflight", "--target-version", "1.37", "--kubeconfig", tb.Kubeconfig,
+		"--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "testbed",
+		"--check", "capacity", "-o", "json", "--log.level", "warn")
+	cmd.Env = append(cmd.Environ(), "AWS_ACCESS_KEY_ID="+awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY="+awsfake.SecretKey, "AWS_EC2_METADATA_DISABLED=true")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil && !errors.As(err, new(*exec.ExitError)) {
+		t.Fatal(err)
+	}
+	t.Logf("preflight without a query URL:\n%s%s", stdout.String(), stderr.String())
+	out.Findings = nil
+	if err := json.Unmarshal([]byte(stdout.String()), &out); err != nil {
+		t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	local := map[string]finding{}
+	for _, f := range out.Findings {
+		local[f.Severity+" "+f.Object] = f
+	}
+	if f, ok := local["blocker zone eu-west-1a"]; !ok || !strings.Contains(f.Source, "(AWS)") || f.Message != by["blocker zone eu-west-1a"].Message {
+		t.Errorf("zone a from AWS directly: %+v, %v; through Thanos: %+v", f, ok, by["blocker zone eu-west-1a"])
+	}
+	if f, ok := local["info AWS quotas"]; !ok || f.Message != by["info AWS quotas"].Message {
+		t.Errorf("quotas from AWS directly: %+v, %v; through Thanos: %+v", f, ok, by["info AWS quotas"])
+	}
+	if out.ExitCode != preflight.ExitBlockers {
+		t.Errorf("exit code %d, want %d", out.ExitCode, preflight.ExitBlockers)
+	}
 }

@@ -2,8 +2,11 @@ package preflight
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/prometheus/common/model"
 )
 
 // Capacity thresholds: past 1 the next replacement fails to launch; past
@@ -37,6 +40,18 @@ func NewCapacityQueries(matchers string) CapacityQueries {
 	}
 }
 
+// CapacityData is what the capacity judgement reads: per AWS quota (labels
+// account, region, service, quota_code, quota_name) usage plus surge
+// demand over limit; per zone (label zone) the free subnet addresses; and
+// the most addresses one surge node takes (nil: unknown). A nil vector is a
+// source not read; QuotaErr and IPErr say why.
+type CapacityData struct {
+	Quotas, Zones   model.Vector
+	SurgeIPs        *float64
+	QuotaErr, IPErr error
+	Source          string // "query API", "AWS"
+}
+
 // CheckCapacity asks the monitoring whether the roll's surge fits: every
 // AWS quota with the surge demand of the largest node group (blocker past
 // the limit, warning past 90%), and every zone's free subnet addresses
@@ -45,17 +60,36 @@ func NewCapacityQueries(matchers string) CapacityQueries {
 // unknown.
 func CheckCapacity(ctx context.Context, q Querier, matchers string) []Finding {
 	qs := NewCapacityQueries(matchers)
-	var out []Finding
-	unknown := func(obj, msg string) {
-		out = append(out, Finding{Check: FamilyCapacity, Severity: Unknown, Object: obj, Source: "query API", Message: msg})
+	d := CapacityData{Source: "query API"}
+	d.Quotas, d.QuotaErr = q.Query(ctx, qs.Quotas)
+	if d.QuotaErr == nil && len(d.Quotas) == 0 {
+		d.QuotaErr = errors.New("no upgradeguard_aws_quota_* series: run the exporter with --collector.awsquota")
 	}
-	quotas, err := q.Query(ctx, qs.Quotas)
-	switch {
-	case err != nil:
-		unknown("AWS quotas", err.Error())
-	case len(quotas) == 0:
-		unknown("AWS quotas", "no upgradeguard_aws_quota_* series: run the exporter with --collector.awsquota")
-	default:
+	d.Zones, d.IPErr = q.Query(ctx, qs.ZoneIPs)
+	if d.IPErr == nil {
+		var surge model.Vector
+		surge, d.IPErr = q.Query(ctx, qs.SurgeIPs)
+		if d.IPErr == nil && len(surge) > 0 {
+			v := float64(surge[0].Value)
+			d.SurgeIPs = &v
+		}
+	}
+	if d.IPErr == nil && (len(d.Zones) == 0 || d.SurgeIPs == nil) {
+		d.IPErr = errors.New("no upgradeguard_zone_available_ips or surge address series: run the exporter with --collector.cni")
+	}
+	return JudgeCapacity(d)
+}
+
+// JudgeCapacity makes the findings of capacity data, wherever it came from.
+func JudgeCapacity(d CapacityData) []Finding {
+	var out []Finding
+	unknown := func(obj string, err error) {
+		out = append(out, Finding{Check: FamilyCapacity, Severity: Unknown, Object: obj, Source: d.Source, Message: err.Error()})
+	}
+	if d.QuotaErr != nil {
+		unknown("AWS quotas", d.QuotaErr)
+	} else {
+		quotas := d.Quotas
 		sort.Slice(quotas, func(i, j int) bool { return quotas[i].Metric.String() < quotas[j].Metric.String() })
 		ok := 0
 		for _, s := range quotas {
@@ -74,28 +108,19 @@ func CheckCapacity(ctx context.Context, q Querier, matchers string) []Finding {
 				ok++
 			}
 		}
-		out = append(out, Finding{Check: FamilyCapacity, Severity: Info, Object: "AWS quotas", Source: "query API",
+		out = append(out, Finding{Check: FamilyCapacity, Severity: Info, Object: "AWS quotas", Source: d.Source,
 			Message: fmt.Sprintf("%d quotas have room for the surge", ok)})
 	}
-	zones, err := q.Query(ctx, qs.ZoneIPs)
-	if err != nil {
-		unknown("zone IP space", err.Error())
+	if d.IPErr != nil {
+		unknown("zone IP space", d.IPErr)
 		return out
 	}
-	surge, err := q.Query(ctx, qs.SurgeIPs)
-	if err != nil {
-		unknown("zone IP space", err.Error())
-		return out
-	}
-	if len(zones) == 0 || len(surge) == 0 {
-		unknown("zone IP space", "no upgradeguard_zone_available_ips or surge address series: run the exporter with --collector.cni")
-		return out
-	}
-	need := float64(surge[0].Value)
+	need := *d.SurgeIPs
+	zones := d.Zones
 	sort.Slice(zones, func(i, j int) bool { return zones[i].Metric["zone"] < zones[j].Metric["zone"] })
 	for _, z := range zones {
 		free := float64(z.Value)
-		f := Finding{Check: FamilyCapacity, Object: "zone " + string(z.Metric["zone"]), Source: "upgradeguard_zone_available_ips"}
+		f := Finding{Check: FamilyCapacity, Object: "zone " + string(z.Metric["zone"]), Source: "upgradeguard_zone_available_ips (" + d.Source + ")"}
 		if free < need {
 			f.Severity = Blocker
 			f.Message = fmt.Sprintf("%.0f free addresses, a surge node takes %.0f: a replacement node there gets no pod IPs; add a subnet or free addresses first", free, need)

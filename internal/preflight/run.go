@@ -39,6 +39,9 @@ type Options struct {
 	// NodegroupLabel names the node label of the node group, tried before
 	// kops.k8s.io/instancegroup and eks.amazonaws.com/nodegroup.
 	NodegroupLabel string
+	// LocalCapacity, without a query client, runs the exporter's AWS
+	// collectors once for the capacity family (nil: capacity unknown).
+	LocalCapacity *LocalCapacity
 	// Addons answers EKS' add-on compatibility; nil: not on EKS (the VPC
 	// CNI's and CoreDNS' compatibility is then unknown).
 	Addons AddonVersions
@@ -98,10 +101,13 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 		}
 	}
 	if want(FamilyCapacity) {
-		if o.Query == nil {
-			missing(FamilyCapacity, "no --query.url (the exporter's AWS metrics)")
-		} else {
+		switch {
+		case o.Query != nil:
 			r.Add(CheckCapacity(ctx, o.Query, o.Matchers)...)
+		case o.LocalCapacity != nil:
+			r.Add(JudgeCapacity(CapacityFromAWS(ctx, *o.LocalCapacity))...)
+		default:
+			missing(FamilyCapacity, "no --query.url (the exporter's AWS metrics), nor --aws.region and a cluster to ask AWS directly")
 		}
 	}
 	if want(FamilyDrain) {
