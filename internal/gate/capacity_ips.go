@@ -192,7 +192,7 @@ func (g *Gate) checkIPs(ctx context.Context, s *evalState) []CheckResult {
 
 	switch {
 	case len(short) > 0:
-		r.Status, r.Why = Fail, "not enough free addresses for a replacement node: "+list(short)
+		r.Status, r.Why = Fail, "not enough free address space for a replacement node: "+list(short)
 	case len(unknown) > 0:
 		r.Status, r.Why = Unknown, list(unknown)
 	default:
