@@ -123,7 +123,8 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 	half := int32(50)
 	group, err := aws.Account().AddASG(awsfake.ASGSpec{
 		Name: "nodes-aws", LaunchTemplate: lt.ID, Min: 3, Max: 6, Desired: 3, Subnets: subnetIDs(t, aws.Account()),
-		Tags: map[string]string{"kubernetes.io/cluster/testbed": "owned"},
+		// kops names the node group in a tag, and its nodes in a label.
+		Tags: map[string]string{"kubernetes.io/cluster/testbed": "owned", "kops.k8s.io/instancegroup": "nodes-aws"},
 		MixedInstances: &awsfake.MixedInstances{
 			InstanceTypes: []string{"m5.large", "c5.xlarge"}, OnDemandPercentageAboveBaseCapacity: &half,
 		},
@@ -144,7 +145,9 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 	}
 	names = append(names, awsNodes...)
 
-	addr := startExporter(t, tb, bin, aws.URL(), "--log.level", "debug")
+	// Usage (and the Auto Scaling groups' instances) every 15 s, so that a
+	// change in AWS shows within the test's patience.
+	addr := startExporter(t, tb, bin, aws.URL(), "--log.level", "debug", "--collector.awsquota.usage-interval", "15s")
 	metricsURL := "http://" + addr + "/metrics"
 
 	t.Run("every node is ready and seen once through Thanos", func(t *testing.T) {
@@ -399,6 +402,20 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		if err := evict(web[1]); !apierrors.IsTooManyRequests(err) {
 			t.Errorf("evicting a second web pod at once: got %v, want 429, as the exporter said", err)
 		}
+	})
+
+	// Issue 12, the exporter's side.
+	t.Run("why a drain is refused: two PDBs, a PDB status behind its spec", func(t *testing.T) {
+		checkDrainReasons(ctx, t, tb, metricsURL, "node-05")
+	})
+	t.Run("nodes on their way out: taints and deletion", func(t *testing.T) {
+		checkNodesOnTheirWayOut(ctx, t, tb, metricsURL, "node-09")
+	})
+	t.Run("clock-skewed kubelets: heartbeat age on the exporter's clock", func(t *testing.T) {
+		checkClockSkew(ctx, t, tb, metricsURL)
+	})
+	t.Run("Auto Scaling group instances by lifecycle state, joined with their nodes", func(t *testing.T) {
+		checkGroupInstances(ctx, t, tb, aws.Account(), backed, metricsURL)
 	})
 
 	t.Run("a stopped heartbeat shows before the node controller reacts", func(t *testing.T) {
