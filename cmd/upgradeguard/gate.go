@@ -65,7 +65,7 @@ func addGateFlags(cmd *kingpin.CmdClause, f *gateFlags) {
 	cmd.Flag("query.replica-label", "External label telling replicas apart, as Thanos Query's --query.replica-label (repeatable; default replica, prometheus_replica and ruler_replica).").StringsVar(&f.replicaLabels)
 	cmd.Flag("policy", "Policy file (YAML, see docs/gate.md); safe defaults without.").StringVar(&f.policyFile)
 	cmd.Flag("node", "The node about to be replaced: enables the drain check and the zone of the capacity check; its own ill health does not fail the nodes check.").StringVar(&f.node)
-	cmd.Flag("baseline", "Alerts firing when the upgrade began (written by gate check --write-baseline): reported, not blocking, unless their severity changes.").StringVar(&f.baselineFile)
+	cmd.Flag("baseline", "Alerts firing when the upgrade began (written by gate check --write-baseline): reported, not blocking, unless their severity changes; its time is the availability check's reference.").StringVar(&f.baselineFile)
 	cmd.Flag("output", "table or json.").Short('o').Default("table").EnumVar(&f.output, "table", "json")
 	cmd.Flag("consecutive", "Passing evaluations in a row needed for GO (default: the policy's, 2).").IntVar(&f.consecutive)
 	cmd.Flag("interval", "Time between evaluations (default: the policy's, 30s).").DurationVar(&f.interval)

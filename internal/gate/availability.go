@@ -7,7 +7,9 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,7 +86,7 @@ var workloadKinds = []workloadKind{
 // state now, and the reference (the baseline, or the window) of ready
 // endpoints and available replicas.
 func availabilityNames() (now, ref string) {
-	n := []string{mServiceEndpoints, mPDBCurrent, mPDBDesired}
+	n := []string{mServiceEndpoints, mPDBCurrent, mPDBDesired, "upgradeguard_collector_success"}
 	r := []string{mServiceEndpoints}
 	for _, k := range workloadKinds {
 		n = append(n, k.desired, k.available, k.maxUnavailable)
@@ -183,16 +185,26 @@ func (g *Gate) checkAvailability(ctx context.Context, s *evalState) []CheckResul
 		}
 		cur.put(k, smp.labels["__name__"], smp.value, false)
 	}
-	services := 0
+	// Without the workloads collector's own success series, no Service
+	// series means nothing: the collector may be off, too old or not
+	// scraped. With it, no Service series means no Service has an
+	// EndpointSlice (as in a cluster whose API server advertises a loopback
+	// address, which the kubernetes Service's slice may not hold).
+	var collector []string
 	for _, smp := range now.samples {
-		if smp.labels["__name__"] == mServiceEndpoints {
-			services++
+		if smp.labels["__name__"] == "upgradeguard_collector_success" && smp.labels["collector"] == "workloads" {
+			if smp.value != 1 {
+				collector = append(collector, fmtNum(smp.value))
+			} else {
+				collector = append(collector, "")
+			}
 		}
 	}
-	if services == 0 {
-		// Every cluster has the Service default/kubernetes: no series at
-		// all is missing data, not an empty cluster.
-		return unknownRows(nowQ, fmt.Errorf("no %s series: the exporter's workloads collector is off, too old, or not scraped", mServiceEndpoints), rows...)
+	switch {
+	case len(collector) == 0:
+		return unknownRows(nowQ, errors.New(`no upgradeguard_collector_success{collector="workloads"}: the exporter's workloads collector is off, too old, or not scraped`), rows...)
+	case slices.ContainsFunc(collector, func(v string) bool { return v != "" }):
+		return unknownRows(nowQ, fmt.Errorf(`upgradeguard_collector_success{collector="workloads"} is %s: its Services and workloads are stale`, strings.Join(collector, ", ")), rows...)
 	}
 
 	window := fmt.Sprintf("max_over_time(%s[%s])", g.sel(refNames, `ready!="false"`), promDuration(time.Duration(p.Window)))

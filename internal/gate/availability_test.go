@@ -17,10 +17,11 @@ func TestAvailabilityRows(t *testing.T) {
 		// Issue 14: a Service that had ready endpoints in the window has none.
 		{"0", svc, "availability/services", Fail, "service shop/web has no ready endpoint (3 in the last 10m0s)"},
 		{"NaN", svc, "availability/services", Unknown, "service shop/web: ready endpoints NaN"},
-		// No series at all: the collector is off or not scraped.
-		{"", []string{"__name__", "upgradeguard_service_endpoints"}, "availability/services", Unknown, "no upgradeguard_service_endpoints series"},
-		{"", []string{"__name__", "upgradeguard_service_endpoints"}, "availability/workloads", Unknown, "no upgradeguard_service_endpoints series"},
-		{"", []string{"__name__", "upgradeguard_service_endpoints"}, "availability/pdbs", Unknown, "no upgradeguard_service_endpoints series"},
+		// The collector off, too old or not scraped, or failing.
+		{"", []string{"__name__", "upgradeguard_collector_success", "collector", "workloads"}, "availability/services", Unknown, "workloads collector is off, too old, or not scraped"},
+		{"", []string{"__name__", "upgradeguard_collector_success", "collector", "workloads"}, "availability/workloads", Unknown, "workloads collector is off, too old, or not scraped"},
+		{"", []string{"__name__", "upgradeguard_collector_success", "collector", "workloads"}, "availability/pdbs", Unknown, "workloads collector is off, too old, or not scraped"},
+		{"0", []string{"__name__", "upgradeguard_collector_success", "collector", "workloads"}, "availability/services", Unknown, "is 0: its Services and workloads are stale"},
 		// 3 available in the window, maxUnavailable 1: 2 needed.
 		{"1", []string{"__name__", "upgradeguard_deployment_status_replicas_available"}, "availability/workloads", Fail,
 			"deployment shop/web has 1 available, needs 2 (3 in the last 10m0s, maxUnavailable 1)"},
@@ -58,6 +59,13 @@ func TestAvailabilityPasses(t *testing.T) {
 		{"a deleted Service", func() []series {
 			return replace(healthy(), "", "__name__", "upgradeguard_service_endpoints", "service", "web")
 		}, "availability/services", "gone since (deleted, not judged): service shop/web"},
+		// Seen in the testbed: an API server on 127.0.0.1 gives the
+		// kubernetes Service no EndpointSlice, so a cluster without other
+		// Services has no Service series at all.
+		{"no Service has an EndpointSlice", func() []series {
+			ss := replace(healthy(), "", "__name__", "upgradeguard_service_endpoints")
+			return replace(ss, "", "__name__", "max:upgradeguard_service_endpoints")
+		}, "availability/services", ""},
 		{"a deleted Deployment", func() []series {
 			ss := healthy()
 			for _, n := range []string{"upgradeguard_deployment_status_replicas_available", "upgradeguard_deployment_spec_replicas", "upgradeguard_deployment_strategy_max_unavailable"} {
