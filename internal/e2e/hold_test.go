@@ -381,7 +381,7 @@ func TestGateHold(t *testing.T) {
 	if err := os.WriteFile(policy, []byte(holdPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const stopAfter = 25 * time.Second
+	const stopAfter = 45 * time.Second
 	h := &holdContainer{
 		t: t, tb: tb, bin: bin, pod: pod, kubeconfig: saKubeconfig(ctx, t, tb, "upgradeguard", "upgradeguard-hold"),
 		addr: freeAddr(t), health: freeAddr(t),
