@@ -168,6 +168,38 @@ func poolBudgets(ctx context.Context, dyn dynamic.Interface, name string) (any, 
 	return b, np, err
 }
 
+// firingSince returns when a firing alert became active in a Prometheus
+// (its /api/v1/alerts activeAt), or zero while it does not fire.
+func firingSince(ctx context.Context, promURL, name string) (time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, promURL+"/api/v1/alerts", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Alerts []struct {
+				Labels   map[string]string `json:"labels"`
+				State    string            `json:"state"`
+				ActiveAt time.Time         `json:"activeAt"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return time.Time{}, err
+	}
+	for _, a := range body.Data.Alerts {
+		if a.Labels["alertname"] == name && a.State == "firing" {
+			return a.ActiveAt, nil
+		}
+	}
+	return time.Time{}, nil
+}
+
 func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 // saKubeconfig returns a kubeconfig with a token of a ServiceAccount.
@@ -413,6 +445,23 @@ func TestGateHold(t *testing.T) {
 			"--leader-elect.lease-duration", "6s", "--leader-elect.renew-deadline", "4s", "--leader-elect.retry-period", "1s"},
 		env: []string{"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey, "AWS_EC2_METADATA_DISABLED=true"},
 	}
+	// The hold starts once the exporter's series and the fault switch are
+	// in Thanos: before that its evaluations are UNKNOWN and it would pause
+	// everything (as it must) before the test begins.
+	err = testbed.WaitFor(ctx, 3*time.Minute, "the exporter's nodes and the fault switch in Thanos", func(ctx context.Context) (bool, error) {
+		n, err := tb.QueryThanos(ctx, `upgradeguard_node_ready`, true)
+		if err != nil {
+			return false, err
+		}
+		f, err := tb.QueryThanos(ctx, `hold_test_fault`, true)
+		if err != nil {
+			return false, err
+		}
+		return len(n) == 4 && len(f) == 1, fmt.Errorf("%d node series, %d fault series", len(n), len(f))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	h.start()
 	go kubelet.probe(probeCtx, pod, "http://"+h.health)
@@ -463,11 +512,13 @@ func TestGateHold(t *testing.T) {
 
 	// The alert fires.
 	fault.Store(1)
+	// The moment the alert fired: its activeAt in Prometheus (the rule has
+	// no `for`, so it fires at the evaluation that activates it).
 	var fired time.Time
-	err = testbed.WaitFor(ctx, 2*time.Minute, "HoldTestFault firing in Thanos", func(ctx context.Context) (bool, error) {
-		s, err := tb.QueryThanos(ctx, `ALERTS{alertname="HoldTestFault",alertstate="firing"}`, true)
-		fired = time.Now()
-		return err == nil && len(s) > 0, err
+	err = testbed.WaitFor(ctx, 2*time.Minute, "HoldTestFault firing", func(ctx context.Context) (bool, error) {
+		at, err := firingSince(ctx, tb.PrometheusURLs[0], "HoldTestFault")
+		fired = at
+		return err == nil && !at.IsZero(), err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -595,6 +646,7 @@ func TestGateHold(t *testing.T) {
 		}
 	}
 	h.start()
+	restarted := time.Now()
 	err = testbed.WaitFor(ctx, time.Minute, "the restarted controller leading", func(ctx context.Context) (bool, error) {
 		now := leaseHolder(ctx)
 		return now != "" && now != before, fmt.Errorf("holder %q", now)
@@ -606,7 +658,6 @@ func TestGateHold(t *testing.T) {
 
 	// STOP: no GO for --stop-after (counted from the restart) cancels the
 	// instance refresh, once.
-	restarted := time.Now()
 	err = testbed.WaitFor(ctx, 2*time.Minute, "the instance refresh cancelled on STOP", func(ctx context.Context) (bool, error) {
 		r := acct.InstanceRefreshes("nodes-asg")
 		return len(r) > 0 && r[0].ID == refreshID && (r[0].Status == "Cancelling" || r[0].Status == "Cancelled"), fmt.Errorf("refreshes %+v", r)
@@ -614,7 +665,7 @@ func TestGateHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("measured: alert firing -> instance refresh cancelled: %s (--stop-after %s, counted from the controller's restart %s before)",
+	t.Logf("measured: alert firing -> instance refresh cancelled: %s (--stop-after %s, counted from the controller's restart, %s before)",
 		time.Since(fired).Round(100*time.Millisecond), stopAfter, time.Since(restarted).Round(100*time.Millisecond))
 	if n := srv.Calls("CancelInstanceRefresh"); n != 1 {
 		t.Errorf("%d CancelInstanceRefresh calls, want 1", n)
