@@ -6,16 +6,12 @@ package pdb
 
 import (
 	"errors"
-	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
@@ -60,128 +56,94 @@ var (
 // Collector exports PodDisruptionBudgets and per-node drain headroom from the
 // node, pod and PDB informers. It never calls the API server. Which pods the
 // Eviction API would refuse follows the rules described in eviction.go.
+//
+// The metrics are kept rendered, per PDB and per node, and recomputed only
+// where an informer event may have changed them (state.go): a pod event
+// touches its node, a PDB event the nodes holding the pods it selected (and,
+// when its selector changes, the nodes holding pods of its namespace), a node
+// event that node. A scrape first recomputes what the events since the last
+// scrape touched, then sends what is rendered; concurrent scrapes share that
+// work under mu.
 type Collector struct {
 	nodes, pods, pdbs *kube.Informer
 
-	// mu guards the selector cache, shared by concurrent scrapes.
-	mu        sync.Mutex
-	selectors map[pdbKey]*cachedSelector
-	scrape    uint64
-}
+	// dirtyMu guards what the event handlers mark for recomputation, apart
+	// from mu so that a handler never waits for a scrape's computation.
+	dirtyMu    sync.Mutex
+	dirtyNodes map[string]struct{}
+	dirtyPDBs  map[string]struct{} // store keys, namespace/name
+	handlerErr error
 
-type pdbKey struct{ namespace, name string }
-
-// cachedSelector is a PDB's parsed selector, valid while the PDB keeps its
-// resourceVersion.
-type cachedSelector struct {
-	resourceVersion string
-	selector        labels.Selector // nil when it matches nothing
-	err             error
-	// required lists the selector's requirements that a label equal one of
-	// some values, by which the PDB is found from a pod's labels.
-	required []requiredLabel
-	seen     uint64 // scrape that last saw the PDB; older entries are pruned
-}
-
-type requiredLabel struct {
-	key    string
-	values []string
+	// mu guards the state below, read and written by scrapes only.
+	mu sync.Mutex
+	// built tells whether the state was built once from the whole stores.
+	built bool
+	// selectors are the parsed selectors of the PDBs held.
+	selectors  map[pdbKey]*cachedSelector
+	budgets    map[pdbKey]*budget
+	namespaces map[string]*namespaceBudgets
+	nodeStates map[string]*nodeState
+	// nsNodes lists, per namespace, the nodes whose last computation saw a
+	// pod of the namespace reach the PDB match: the nodes a new selector in
+	// the namespace may change.
+	nsNodes map[string]map[string]struct{}
+	scratch nodeScratch
+	series  int // sent by the last scrape, to size the next one's slice
 }
 
 // New returns a collector reading the given shared informers: the pod
-// informer must carry the kube.PodNodeIndex index and the PDB informer the
-// cache.NamespaceIndex index, as kube.Informers provides them.
+// informer must carry the kube.PodNodeIndex index, as kube.Informers provides
+// it. It registers event handlers on the three informers.
 func New(nodes, pods, pdbs *kube.Informer) *Collector {
-	return &Collector{nodes: nodes, pods: pods, pdbs: pdbs, selectors: map[pdbKey]*cachedSelector{}}
+	c := newCollector(nodes, pods, pdbs)
+	c.handlerErr = errors.Join(
+		register(nodes, c.nodeEvent),
+		register(pods, c.podEvent),
+		register(pdbs, c.pdbEvent))
+	return c
 }
 
-// budget is one PDB during one scrape, with the counts of the node being
-// computed.
+// newCollector returns a collector without event handlers: its first scrape
+// computes everything from the stores, later ones recompute only what was
+// marked.
+func newCollector(nodes, pods, pdbs *kube.Informer) *Collector {
+	return &Collector{
+		nodes: nodes, pods: pods, pdbs: pdbs,
+		dirtyNodes: map[string]struct{}{}, dirtyPDBs: map[string]struct{}{},
+		selectors: map[pdbKey]*cachedSelector{}, budgets: map[pdbKey]*budget{},
+		namespaces: map[string]*namespaceBudgets{}, nodeStates: map[string]*nodeState{},
+		nsNodes: map[string]map[string]struct{}{},
+	}
+}
+
+// budget is a PDB as the collector holds it, with its rendered series and
+// the counts of the node being computed.
 type budget struct {
-	pdb *policyv1.PodDisruptionBudget
-	sel *cachedSelector
+	pdb     *policyv1.PodDisruptionBudget
+	sel     *cachedSelector
+	metrics []prometheus.Metric
+	// nodes are those whose last computation matched one of their pods to
+	// the PDB: the nodes a change of its status or spec touches.
+	nodes map[string]struct{}
 
 	// consuming counts the node's pods whose eviction would have to take one
 	// of the budget's disruptionsAllowed; multi those refused outright
 	// because other PDBs select them too.
 	consuming, multi int32
-	touched          bool
+	touched, listed  bool
 }
 
-// namespaceBudgets are the PDBs of one namespace, indexed so that a pod is
-// matched against the few whose selector could select it, not against all of
-// them: a PDB whose selector requires a label to equal one of some values is
-// listed under that label and those values, the others are tried on every pod.
-type namespaceBudgets struct {
-	budgets []budget
-	byLabel []labelIndex
-	always  []*budget
+// nodeState is a node's rendered series and what they were computed from.
+type nodeState struct {
+	metrics    []prometheus.Metric
+	budgets    []*budget // that matched one of its pods
+	namespaces []string  // of its pods that reached the PDB match
 }
 
-// labelIndex lists budgets by the value their selector requires of one label.
-type labelIndex struct {
-	key     string
-	byValue map[string][]*budget
-}
-
-func newNamespaceBudgets(budgets []budget) *namespaceBudgets {
-	nb := &namespaceBudgets{budgets: budgets}
-	for i := range budgets {
-		b := &budgets[i]
-		if b.sel.selector == nil {
-			continue
-		}
-		if len(b.sel.required) == 0 {
-			nb.always = append(nb.always, b)
-			continue
-		}
-		// Prefer a label already indexed: fewer lookups per pod.
-		req, idx := b.sel.required[0], -1
-	search:
-		for _, r := range b.sel.required {
-			for i := range nb.byLabel {
-				if nb.byLabel[i].key == r.key {
-					req, idx = r, i
-					break search
-				}
-			}
-		}
-		if idx < 0 {
-			idx = len(nb.byLabel)
-			nb.byLabel = append(nb.byLabel, labelIndex{key: req.key, byValue: map[string][]*budget{}})
-		}
-		for _, v := range req.values {
-			nb.byLabel[idx].byValue[v] = append(nb.byLabel[idx].byValue[v], b)
-		}
-	}
-	return nb
-}
-
-// match appends to matched the budgets whose selector selects the pod.
-func (nb *namespaceBudgets) match(pod *kube.Pod, matched []*budget) []*budget {
-	set := labels.Set(pod.Labels)
-	for i := range nb.byLabel {
-		v, ok := pod.Labels[nb.byLabel[i].key]
-		if !ok {
-			continue
-		}
-		for _, b := range nb.byLabel[i].byValue[v] {
-			if b.sel.selector.Matches(set) {
-				matched = append(matched, b)
-			}
-		}
-	}
-	for _, b := range nb.always {
-		if b.sel.selector.Matches(set) {
-			matched = append(matched, b)
-		}
-	}
-	return matched
-}
-
-// Update sends the PDB and node metrics computed from the informers' caches.
-// It returns an error when an informer is unhealthy (the metrics then show
-// its last state) or a PDB's selector cannot be parsed.
+// Update sends the PDB and node metrics, recomputing first what informer
+// events changed since the last scrape. It returns an error when an
+// informer is unhealthy (the metrics then show its last state) or a PDB's
+// selector cannot be parsed.
 func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 	var errs []error
 	for _, inf := range [...]*kube.Informer{c.nodes, c.pods, c.pdbs} {
@@ -189,122 +151,22 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 			errs = append(errs, err)
 		}
 	}
-
-	byNamespace, budgetErrs := c.budgets()
-	errs = append(errs, budgetErrs...)
-	for _, nb := range byNamespace {
-		for i := range nb.budgets {
-			sendBudget(ch, nb.budgets[i].pdb)
-		}
+	metrics, refreshErrs := c.refresh()
+	for _, m := range metrics {
+		ch <- m
 	}
-
-	podIndex := c.pods.GetIndexer()
-	var scratch nodeScratch
-	for _, obj := range c.nodes.GetStore().List() {
-		node, ok := obj.(*corev1.Node)
-		if !ok {
-			continue
-		}
-		pods, err := podIndex.ByIndex(kube.PodNodeIndex, node.Name)
-		if err != nil {
-			// Only when the index is missing: the same for every node.
-			return errors.Join(append(errs, fmt.Errorf("listing the pods of node %s: %w", node.Name, err))...)
-		}
-		scratch.send(ch, node.Name, pods, byNamespace)
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, refreshErrs...)...)
 }
 
-// budgets returns the PDBs grouped by namespace, read through the PDB
-// informer's namespace index, with their selectors parsed or taken from the
-// cache. A PDB whose selector cannot be parsed is kept for its own metrics but
-// matches no pod, which is also what the Eviction API does with it
-// (getPodDisruptionBudgets in eviction.go skips it); since it cannot tell
-// which pods the PDB was meant to guard, it is reported as an error.
-func (c *Collector) budgets() (map[string]*namespaceBudgets, []error) {
-	indexer := c.pdbs.GetIndexer()
-	namespaces := indexer.ListIndexFuncValues(cache.NamespaceIndex)
-	byNamespace := make(map[string]*namespaceBudgets, len(namespaces))
-	var errs []error
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.scrape++
-	for _, ns := range namespaces {
-		objs, err := indexer.ByIndex(cache.NamespaceIndex, ns)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("listing the PodDisruptionBudgets of namespace %s: %w", ns, err))
-			continue
-		}
-		budgets := make([]budget, 0, len(objs))
-		for _, obj := range objs {
-			pdb, ok := obj.(*policyv1.PodDisruptionBudget)
-			if !ok {
-				continue
-			}
-			sel := c.selector(pdb)
-			if sel.err != nil {
-				errs = append(errs, fmt.Errorf("parsing the selector of PodDisruptionBudget %s/%s, counted as matching no pod as the Eviction API does: %w",
-					pdb.Namespace, pdb.Name, sel.err))
-			}
-			budgets = append(budgets, budget{pdb: pdb, sel: sel})
-		}
-		if len(budgets) > 0 {
-			byNamespace[ns] = newNamespaceBudgets(budgets)
-		}
-	}
-	for k, s := range c.selectors {
-		if s.seen != c.scrape {
-			delete(c.selectors, k)
-		}
-	}
-	return byNamespace, errs
-}
-
-// selector returns the PDB's parsed selector; c.mu must be held. Apart from
-// seen, which only changes under c.mu, an entry is never modified once built,
-// so a scrape reads it after unlocking.
-func (c *Collector) selector(pdb *policyv1.PodDisruptionBudget) *cachedSelector {
-	key := pdbKey{pdb.Namespace, pdb.Name}
-	s, ok := c.selectors[key]
-	if !ok || s.resourceVersion != pdb.ResourceVersion {
-		s = parseSelector(pdb)
-		c.selectors[key] = s
-	}
-	s.seen = c.scrape
-	return s
-}
-
-func parseSelector(pdb *policyv1.PodDisruptionBudget) *cachedSelector {
-	s := &cachedSelector{resourceVersion: pdb.ResourceVersion}
-	// A nil selector gives labels.Nothing() and an empty one
-	// labels.Everything(), the policy/v1 semantics.
-	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-	if err != nil {
-		s.err = err
-		return s
-	}
-	reqs, selectable := sel.Requirements()
-	if !selectable { // labels.Nothing()
-		return s
-	}
-	s.selector = sel
-	for _, r := range reqs {
-		switch r.Operator() {
-		case selection.Equals, selection.DoubleEquals, selection.In:
-			s.required = append(s.required, requiredLabel{key: r.Key(), values: r.ValuesUnsorted()})
-		}
-	}
-	return s
-}
-
-func sendBudget(ch chan<- prometheus.Metric, pdb *policyv1.PodDisruptionBudget) {
+func budgetMetrics(pdb *policyv1.PodDisruptionBudget) []prometheus.Metric {
 	ns, name := pdb.Namespace, pdb.Name
-	ch <- prometheus.MustNewConstMetric(disruptionsAllowedDesc, prometheus.GaugeValue, float64(pdb.Status.DisruptionsAllowed), ns, name)
-	ch <- prometheus.MustNewConstMetric(expectedPodsDesc, prometheus.GaugeValue, float64(pdb.Status.ExpectedPods), ns, name)
-	ch <- prometheus.MustNewConstMetric(currentHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.CurrentHealthy), ns, name)
-	ch <- prometheus.MustNewConstMetric(desiredHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.DesiredHealthy), ns, name)
-	ch <- prometheus.MustNewConstMetric(unsatisfiableDesc, prometheus.GaugeValue, collectors.BoolFloat(unsatisfiable(pdb)), ns, name)
+	return []prometheus.Metric{
+		prometheus.MustNewConstMetric(disruptionsAllowedDesc, prometheus.GaugeValue, float64(pdb.Status.DisruptionsAllowed), ns, name),
+		prometheus.MustNewConstMetric(expectedPodsDesc, prometheus.GaugeValue, float64(pdb.Status.ExpectedPods), ns, name),
+		prometheus.MustNewConstMetric(currentHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.CurrentHealthy), ns, name),
+		prometheus.MustNewConstMetric(desiredHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.DesiredHealthy), ns, name),
+		prometheus.MustNewConstMetric(unsatisfiableDesc, prometheus.GaugeValue, collectors.BoolFloat(unsatisfiable(pdb)), ns, name),
+	}
 }
 
 // nodeScratch holds the buffers reused from one node to the next.
@@ -313,8 +175,10 @@ type nodeScratch struct {
 	touched []*budget
 }
 
-// send computes and sends one node's metrics from its pods.
-func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any, byNamespace map[string]*namespaceBudgets) {
+// compute returns one node's state from its pods, matched against the
+// namespaces' budgets.
+func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*namespaceBudgets) *nodeState {
+	st := &nodeState{}
 	var evictable, unmanaged, localStorage int
 	s.touched = s.touched[:0]
 	for _, obj := range pods {
@@ -335,11 +199,20 @@ func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any,
 		if canIgnorePDB(pod) {
 			continue
 		}
+		if !slices.Contains(st.namespaces, pod.Namespace) {
+			st.namespaces = append(st.namespaces, pod.Namespace)
+		}
 		nb := byNamespace[pod.Namespace]
 		if nb == nil {
 			continue
 		}
 		s.matched = nb.match(pod, s.matched[:0])
+		for _, b := range s.matched {
+			if !b.listed {
+				b.listed = true
+				st.budgets = append(st.budgets, b)
+			}
+		}
 		switch len(s.matched) {
 		case 0:
 		case 1:
@@ -360,15 +233,20 @@ func (s *nodeScratch) send(ch chan<- prometheus.Metric, node string, pods []any,
 		for i, n := range b.refused() {
 			if n > 0 {
 				drainable = false
-				ch <- prometheus.MustNewConstMetric(drainBlockedPodsDesc, prometheus.GaugeValue, float64(n), node, b.pdb.Namespace, b.pdb.Name, Reasons[i])
+				st.metrics = append(st.metrics, prometheus.MustNewConstMetric(drainBlockedPodsDesc, prometheus.GaugeValue, float64(n), node, b.pdb.Namespace, b.pdb.Name, Reasons[i]))
 			}
 		}
 		b.consuming, b.multi, b.touched = 0, 0, false
 	}
-	ch <- prometheus.MustNewConstMetric(evictablePodsDesc, prometheus.GaugeValue, float64(evictable), node)
-	ch <- prometheus.MustNewConstMetric(unmanagedPodsDesc, prometheus.GaugeValue, float64(unmanaged), node)
-	ch <- prometheus.MustNewConstMetric(localStoragePodsDesc, prometheus.GaugeValue, float64(localStorage), node)
-	ch <- prometheus.MustNewConstMetric(drainableDesc, prometheus.GaugeValue, collectors.BoolFloat(drainable), node)
+	for _, b := range st.budgets {
+		b.listed = false
+	}
+	st.metrics = append(st.metrics,
+		prometheus.MustNewConstMetric(evictablePodsDesc, prometheus.GaugeValue, float64(evictable), node),
+		prometheus.MustNewConstMetric(unmanagedPodsDesc, prometheus.GaugeValue, float64(unmanaged), node),
+		prometheus.MustNewConstMetric(localStoragePodsDesc, prometheus.GaugeValue, float64(localStorage), node),
+		prometheus.MustNewConstMetric(drainableDesc, prometheus.GaugeValue, collectors.BoolFloat(drainable), node))
+	return st
 }
 
 func (s *nodeScratch) touch(b *budget) {
