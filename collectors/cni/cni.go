@@ -187,7 +187,7 @@ func (c *Collector) Refresh(ctx context.Context) error {
 	serr := c.refreshSubnets(ctx, nodeList)
 	var perr, xerr error
 	if settings.CustomNetworking {
-		perr = c.refreshPodSubnets(ctx)
+		perr = c.refreshPodSubnets(ctx, settings)
 	} else {
 		c.mu.Lock()
 		c.podSubnets = nil
@@ -279,8 +279,16 @@ func (c *Collector) refreshSubnets(ctx context.Context, nodeList []*corev1.Node)
 // (aws/amazon-vpc-cni-k8s pkg/awsutils/awsutils.go createENI with
 // useCustomCfg; pkg/eniconfig/eniconfig.go MyENIConfig), which must be in
 // the node's zone: so each ENIConfig subnet counts for its own zone.
-func (c *Collector) refreshPodSubnets(ctx context.Context) error {
-	ids := c.eniConfigSubnets()
+//
+// With ENI_CONFIG_LABEL_DEF a zone label, a node takes the ENIConfig named
+// by its zone (pkg/eniconfig/eniconfig.go GetNodeSpecificENIConfigName), so
+// only ENIConfigs named by their subnet's zone count; others (an ENIConfig
+// left over, one for another purpose) would add space no new node uses.
+// With another label the ENIConfig a new node takes is not known here: every
+// ENIConfig's subnet counts for its zone.
+func (c *Collector) refreshPodSubnets(ctx context.Context, settings Settings) error {
+	named := c.eniConfigsBySubnet()
+	ids := slices.Sorted(maps.Keys(named))
 	if len(ids) == 0 {
 		c.opts.Logger.Warn("custom networking is on but no ENIConfig names a subnet; pods of new nodes get no address")
 	}
@@ -292,24 +300,39 @@ func (c *Collector) refreshPodSubnets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the ENIConfigs' subnets: %w", err)
 	}
+	if zoneLabels[settings.ENIConfigLabelDef] {
+		out = slices.DeleteFunc(out, func(s subnet) bool {
+			if slices.Contains(named[s.id], s.zone) {
+				return false
+			}
+			c.opts.Logger.Info("ENIConfig subnet not counted: ENIConfigs are chosen by zone and none named by its zone names it",
+				"subnet", s.id, "zone", s.zone, "eniconfigs", named[s.id])
+			return true
+		})
+	}
 	c.mu.Lock()
 	c.podSubnets = out
 	c.mu.Unlock()
 	return nil
 }
 
-// eniConfigSubnets returns the subnet ids the ENIConfigs name, sorted.
-func (c *Collector) eniConfigSubnets() []string {
+// zoneLabels are the node labels holding the zone: with one of them as
+// ENI_CONFIG_LABEL_DEF, ENIConfigs are named by zone.
+var zoneLabels = map[string]bool{"topology.kubernetes.io/zone": true, "failure-domain.beta.kubernetes.io/zone": true}
+
+// eniConfigsBySubnet returns the names of the ENIConfigs by the subnet they
+// name.
+func (c *Collector) eniConfigsBySubnet() map[string][]string {
+	out := map[string][]string{}
 	if c.opts.ENIConfigs == nil {
-		return nil
+		return out
 	}
-	set := map[string]bool{}
 	for _, obj := range c.opts.ENIConfigs.GetStore().List() {
 		if e, ok := obj.(*kube.ENIConfig); ok && e.Subnet != "" {
-			set[e.Subnet] = true
+			out[e.Subnet] = append(out[e.Subnet], e.Name)
 		}
 	}
-	return slices.Sorted(maps.Keys(set))
+	return out
 }
 
 // describeSubnets runs DescribeSubnets with each set of filters and returns

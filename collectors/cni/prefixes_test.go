@@ -315,3 +315,48 @@ upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 251
 		t.Errorf("Update: %v", err)
 	}
 }
+
+// With ENI_CONFIG_LABEL_DEF a zone label, a new node takes the ENIConfig
+// named by its zone: an ENIConfig of another name adds no space. With the
+// default label the collector cannot tell which ENIConfig a new node takes
+// and counts every one's subnet for its zone.
+func TestPodSubnetsChosenByZone(t *testing.T) {
+	f := newAWS(t)
+	tag := map[string]string{ClusterTagPrefix + "demo": "owned"}
+	must[awsfake.Subnet](t)(f.acct.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: region + "a", Tags: tag}))
+	podA := must[awsfake.Subnet](t)(f.acct.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.64.0/24", AZ: region + "a"}))
+	spare := must[awsfake.Subnet](t)(f.acct.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.65.0/24", AZ: region + "a"}))
+	// The ENIConfig named by zone a names podA; "batch" names spare, and
+	// "us-east-1b" names a subnet of zone a (a mistake ipamd would refuse).
+	misplaced := must[awsfake.Subnet](t)(f.acct.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.66.0/24", AZ: region + "a"}))
+	configs := []runtime.Object{eniConfig(region+"a", podA.ID), eniConfig("batch", spare.ID), eniConfig(region+"b", misplaced.ID)}
+	zonePod := func(c *Collector) float64 {
+		t.Helper()
+		var got float64
+		for _, s := range func() []subnet { c.mu.Lock(); defer c.mu.Unlock(); return c.podSubnets }() {
+			got += s.available
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		name, labelDef string
+		want           float64
+	}{
+		// Each /24: 251 free.
+		{"zone label", "topology.kubernetes.io/zone", 251},
+		{"legacy zone label", "failure-domain.beta.kubernetes.io/zone", 251},
+		{"default label", "", 3 * 251},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := []corev1.EnvVar{env(EnvCustomNetworking, "true")}
+			if tc.labelDef != "" {
+				env = append(env, corev1.EnvVar{Name: EnvENIConfigLabelDef, Value: tc.labelDef})
+			}
+			c := f.startCNI(t, Options{ClusterName: "demo"}, configs, awsNodeDS(1, env...))
+			refresh(t, c)
+			if got := zonePod(c); got != tc.want {
+				t.Errorf("pod subnets of zone a hold %v free, want %v", got, tc.want)
+			}
+		})
+	}
+}

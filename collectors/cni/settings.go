@@ -21,6 +21,10 @@ const (
 	EnvWarmPrefixTarget = "WARM_PREFIX_TARGET"
 	EnvPrefixDelegation = "ENABLE_PREFIX_DELEGATION"
 	EnvCustomNetworking = "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG"
+	// EnvENIConfigLabelDef names the node label whose value is the node's
+	// ENIConfig (aws/amazon-vpc-cni-k8s pkg/eniconfig/eniconfig.go
+	// getEniConfigLabelDef; default k8s.amazonaws.com/eniConfig).
+	EnvENIConfigLabelDef = "ENI_CONFIG_LABEL_DEF"
 )
 
 // Where a setting's value came from, the source label of
@@ -38,6 +42,9 @@ const (
 type Settings struct {
 	WarmENITarget, WarmIPTarget, MinimumIPTarget, WarmPrefixTarget int
 	PrefixDelegation, CustomNetworking                             bool
+	// ENIConfigLabelDef is ENI_CONFIG_LABEL_DEF as set on aws-node ("" when
+	// unset or unresolved).
+	ENIConfigLabelDef string
 	// Sources says where each setting came from, by environment variable name.
 	Sources map[string]string
 }
@@ -135,6 +142,9 @@ func SettingsFrom(ds *appsv1.DaemonSet, o Overrides) (Settings, []string) {
 	intVar(EnvWarmPrefixTarget, &s.WarmPrefixTarget, 0)
 	boolVar(EnvPrefixDelegation, &s.PrefixDelegation)
 	boolVar(EnvCustomNetworking, &s.CustomNetworking)
+	if e, ok := env[EnvENIConfigLabelDef]; ok && e.ValueFrom == nil {
+		s.ENIConfigLabelDef = e.Value
+	}
 
 	overrideInt := func(name string, dst *int, v *int) {
 		if v != nil {
