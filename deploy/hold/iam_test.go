@@ -1,7 +1,8 @@
 // Package hold_test checks gate hold's deploy files: its IAM policy grants
 // every AWS call the hold makes and nothing else, and lets it cancel only
 // the instance refreshes of Auto Scaling groups tagged with the cluster's
-// tag.
+// tag; its RBAC grants every Kubernetes request the hold makes through a
+// hold and a release, and nothing it does not make.
 package hold_test
 
 import (
