@@ -2,28 +2,38 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
 
+	"github.com/upgradeguard/upgradeguard/alerts"
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// gateRules: an always-firing Watchdog, and an alert that fires while a
-// node of the node group "canary" exists, so the test can toggle it.
+// gateRules: kube-prometheus' always-firing Watchdog (never blocking), and
+// an alert that fires while a node of the node group "canary" exists, so the
+// test can toggle it. The bundle's UpgradeGuardWatchdog comes from
+// deploy/generated (watchdogRules).
 const gateRules = `groups:
 - name: gate-e2e
   rules:
@@ -35,14 +45,47 @@ const gateRules = `groups:
     labels: {severity: warning}
 `
 
+// gatePolicy is the default policy (the watchdog required, nodes set
+// aside while leaving or starting) evaluated every second, with a startup
+// grace short enough to watch it pass.
 const gatePolicy = `
 matchers: 'cluster="testbed"'
 interval: 1s
-monitoring:
-  watchdog: Watchdog
 nodes:
   transitions_window: 3m
+  startup_grace: 60s
 `
+
+// watchdogRules returns the rule group of the bundle's always-firing
+// alert, taken from deploy/generated as an operator loads it (the rest of
+// the bundle would fire on this test's deliberately blocked PDB).
+func watchdogRules(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "generated", "prometheus-rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []map[string]any `json:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range file.Groups {
+		rules, _ := g["rules"].([]any)
+		for _, r := range rules {
+			if m, ok := r.(map[string]any); ok && m["alert"] == alerts.WatchdogAlert {
+				out, err := yaml.Marshal(map[string]any{"groups": []any{g}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(out)
+			}
+		}
+	}
+	t.Fatalf("no %s in deploy/generated/prometheus-rules.yaml", alerts.WatchdogAlert)
+	return ""
+}
 
 func TestGateThroughThanos(t *testing.T) {
 	bin := testbed.BuildUpgradeguard(t)
@@ -50,7 +93,11 @@ func TestGateThroughThanos(t *testing.T) {
 	if err := os.WriteFile(rules, []byte(gateRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules}, NodeLeaseDurationSeconds: 20})
+	watchdog := filepath.Join(t.TempDir(), "watchdog-rules.yml")
+	if err := os.WriteFile(watchdog, []byte(watchdogRules(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules, watchdog}, NodeLeaseDurationSeconds: 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
@@ -218,6 +265,217 @@ func TestGateThroughThanos(t *testing.T) {
 		waitVerdict(t, "GO for another node", free, gate.GO, time.Minute, nil)
 	})
 
+	// Issue 12 item 1: a pod under two PDBs is refused by the Eviction API
+	// (500) whatever the budgets allow: never "drains in steps".
+	t.Run("pods under two PDBs: WAIT with the reason, as the Eviction API refuses them", func(t *testing.T) {
+		node := names[3]
+		one := intstr.FromInt32(1)
+		if err := tb.CreateWorkload(ctx, testbed.Workload{Namespace: "multi", Name: "web", Replicas: 2, MaxUnavailable: &one,
+			NodeSelector: map[string]string{corev1.LabelHostname: node}}); err != nil {
+			t.Fatal(err)
+		}
+		front := &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "multi", Name: "front"},
+			Spec: policyv1.PodDisruptionBudgetSpec{
+				Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+				MaxUnavailable: &one,
+			},
+		}
+		if _, err := tb.Client.PolicyV1().PodDisruptionBudgets("multi").Create(ctx, front, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Both budgets allow a disruption: the old gate said "drains in steps".
+		if err := testbed.WaitFor(ctx, 2*time.Minute, "both PDBs to allow 1 disruption", func(ctx context.Context) (bool, error) {
+			for _, name := range []string{"web", "front"} {
+				pdb, err := tb.Client.PolicyV1().PodDisruptionBudgets("multi").Get(ctx, name, metav1.GetOptions{})
+				if err != nil || pdb.Status.DisruptionsAllowed != 1 {
+					return false, err
+				}
+			}
+			return true, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		e := waitVerdict(t, "WAIT for two PDBs", node, gate.WAIT, 2*time.Minute, func(e gate.Evaluation) error {
+			for _, c := range e.Checks {
+				if c.Name == "drain/pdb" && c.Status == gate.Fail && strings.Contains(c.Why, "multi/web blocks 2 pods that more than one PodDisruptionBudget selects") &&
+					strings.Contains(c.Why, "multi/front blocks 2 pods") {
+					return nil
+				}
+			}
+			return fmt.Errorf("drain/pdb does not name both PDBs and the reason: %v", e.Reasons())
+		})
+		t.Logf("two PDBs: %v", e.Reasons())
+		// The real Eviction API agrees: 500, "more than one PodDisruptionBudget".
+		pods, err := tb.Client.CoreV1().Pods("multi").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("pods of multi/web: %v", err)
+		}
+		err = tb.Client.CoreV1().Pods("multi").EvictV1(ctx, &policyv1.Eviction{
+			ObjectMeta:    metav1.ObjectMeta{Namespace: "multi", Name: pods.Items[0].Name},
+			DeleteOptions: &metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}},
+		})
+		if !apierrors.IsInternalError(err) || !strings.Contains(err.Error(), "more than one PodDisruptionBudget") {
+			t.Errorf("the Eviction API answered %v, want 500 more than one PodDisruptionBudget", err)
+		}
+		// One PDB left, allowing 1 of its 2 pods: the drain progresses in steps.
+		if err := tb.Client.PolicyV1().PodDisruptionBudgets("multi").Delete(ctx, "front", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e = waitVerdict(t, "GO in steps once one PDB is left", node, gate.GO, 2*time.Minute, nil)
+		for _, c := range e.Checks {
+			if c.Name == "drain/pdb" && (c.Value != "drains in steps" || !strings.Contains(c.Why, "multi/web allows 1 at a time, 1 pods wait")) {
+				t.Errorf("drain/pdb %s %q: want drains in steps", c.Value, c.Why)
+			}
+		}
+	})
+
+	// Issue 12 item 3: ALERTS without the bundle's watchdog proves nothing.
+	t.Run("the watchdog's rule removed: UNKNOWN with the fix, GO once it is back", func(t *testing.T) {
+		copies, err := filepath.Glob(filepath.Join(tb.Dir, "prometheus", "rules", "*-watchdog-rules.yml"))
+		if err != nil || len(copies) != 1 {
+			t.Fatalf("the testbed's copy of the watchdog rules: %v %v", copies, err)
+		}
+		orig, err := os.ReadFile(copies[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(copies[0], []byte("groups: []\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.ReloadPrometheus(); err != nil {
+			t.Fatal(err)
+		}
+		e := waitVerdict(t, "UNKNOWN without the watchdog", free, gate.WAIT, 2*time.Minute, func(e gate.Evaluation) error {
+			r := e.Reasons()
+			if len(r) != 1 || !strings.HasPrefix(r[0], "monitoring/watchdog UNKNOWN: the always-firing alert UpgradeGuardWatchdog is not firing") ||
+				!strings.Contains(r[0], "load deploy/generated's rules") {
+				return fmt.Errorf("reasons %q, want only the watchdog", r)
+			}
+			return nil
+		})
+		t.Logf("without the watchdog: %v", e.Reasons())
+		if err := os.WriteFile(copies[0], orig, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.ReloadPrometheus(); err != nil {
+			t.Fatal(err)
+		}
+		waitVerdict(t, "GO with the watchdog back", free, gate.GO, 2*time.Minute, nil)
+	})
+
+	// Issue 12 item 5: nodes on their way out and nodes starting are set
+	// aside; a node not Ready past the grace fails; the node to replace may
+	// be dead.
+	t.Run("a leaving node and a starting node are set aside", func(t *testing.T) {
+		// Nodes no kubelet (kwok) serves: never Ready, no Lease.
+		for _, n := range []struct {
+			name  string
+			taint string
+		}{{"leaving-0", "ToBeDeletedByClusterAutoscaler"}, {"fresh-0", ""}} {
+			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: map[string]string{
+				corev1.LabelHostname: n.name, corev1.LabelTopologyZone: "eu-west-1a"}}}
+			if n.taint != "" {
+				node.Spec.Taints = []corev1.Taint{{Key: n.taint, Value: strconv.FormatInt(time.Now().Unix(), 10), Effect: corev1.TaintEffectNoSchedule}}
+			}
+			if _, err := tb.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		created := time.Now()
+		defer func() {
+			for _, n := range []string{"leaving-0", "fresh-0"} {
+				_ = tb.Client.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{})
+			}
+		}()
+		// Within fresh-0's grace (60s): GO, both named as set aside.
+		var last gate.Evaluation
+		if err := testbed.WaitFor(ctx, 45*time.Second, "GO with leaving-0 and fresh-0 set aside", func(context.Context) (bool, error) {
+			last = evaluate(t, free)
+			for _, c := range last.Checks {
+				if c.Name == "nodes/ready" && last.Verdict == gate.GO &&
+					strings.Contains(c.Why, "set aside, on their way out: leaving-0 (tainted ToBeDeletedByClusterAutoscaler)") &&
+					strings.Contains(c.Why, "set aside, starting within nodes.startup_grace: fresh-0 (created") {
+					return true, nil
+				}
+			}
+			return false, fmt.Errorf("verdict %s: %v", last.Verdict, last.Reasons())
+		}); err != nil {
+			t.Fatalf("%v (%s after creating the nodes)\n%s", err, time.Since(created).Round(time.Second), table(last))
+		}
+		t.Logf("set aside:\n%s", table(last))
+		// Past the startup grace the new node fails; the leaving one stays aside.
+		e := waitVerdict(t, "WAIT for fresh-0 past its grace", free, gate.WAIT, 2*time.Minute, func(e gate.Evaluation) error {
+			r := e.Reasons()
+			// The failing list is before the notes, which name leaving-0 as set aside.
+			if len(r) == 0 || strings.SplitN(r[0], ";", 2)[0] != "nodes/ready FAIL: not ready: fresh-0" {
+				return fmt.Errorf("reasons %q, want fresh-0 not ready and leaving-0 set aside", r)
+			}
+			return nil
+		})
+		t.Logf("past the grace: %v", e.Reasons())
+		// fresh-0 is the node to replace: its own state does not block.
+		e = evaluate(t, "fresh-0")
+		for _, c := range e.Checks {
+			if strings.HasPrefix(c.Name, "nodes/") && c.Status != gate.Pass && c.Status != gate.Skip {
+				t.Errorf("%s %s for the node to replace: %s", c.Name, c.Status, c.Why)
+			}
+			if c.Name == "nodes/ready" && !strings.Contains(c.Why, "the node to replace, reported, not blocking: fresh-0 is not Ready") {
+				t.Errorf("nodes/ready does not report the node to replace: %q", c.Why)
+			}
+		}
+		if err := tb.Client.CoreV1().Nodes().Delete(ctx, "fresh-0", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitVerdict(t, "GO with leaving-0 still there", free, gate.GO, 2*time.Minute, nil)
+	})
+
+	// Issue 12 item 4: a store of another cluster, and a store gateway
+	// whose blocks end before the time asked, cannot hold the answer: down,
+	// they do not make it unknown.
+	t.Run("down stores that cannot hold the answer", func(t *testing.T) {
+		q := startOtherStores(ctx, t, tb)
+		g4, err := gate.New(gate.Config{URL: q.url, QueryTimeout: 10 * time.Second}, policy, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.stop(t)
+		var e gate.Evaluation
+		if err := testbed.WaitFor(ctx, 2*time.Minute, "GO through the query with both extra stores down", func(ctx context.Context) (bool, error) {
+			e, err = g4.Evaluate(ctx, free)
+			if err != nil {
+				return false, err
+			}
+			for _, c := range e.Checks {
+				if c.Name == "monitoring/stores" && strings.Contains(c.Why, "staging") && strings.Contains(c.Why, q.gateway) && e.Verdict == gate.GO {
+					return true, nil
+				}
+			}
+			return false, fmt.Errorf("verdict %s: %v", e.Verdict, e.Reasons())
+		}); err != nil {
+			t.Fatalf("%v\n%s", err, table(e))
+		}
+		t.Logf("other stores down:\n%s", table(e))
+		// A query over every cluster needs the staging store: UNKNOWN.
+		all, err := gate.ParsePolicy([]byte(gatePolicy + "custom:\n- {name: all-clusters, query: 'count(up)', min: 1}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ga, err := gate.New(gate.Config{URL: q.url, QueryTimeout: 10 * time.Second}, all, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err = ga.Evaluate(ctx, free)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range e.Checks {
+			if c.Name == "custom/all-clusters" && (c.Status != gate.Unknown || !strings.Contains(c.Why, `cluster="staging"`)) {
+				t.Errorf("custom/all-clusters %s %q: want UNKNOWN naming the staging store", c.Status, c.Why)
+			}
+		}
+	})
+
 	t.Run("one replica stopped: still GO", func(t *testing.T) {
 		if err := tb.StopPrometheusReplica(1); err != nil {
 			t.Fatal(err)
@@ -289,6 +547,14 @@ func TestGateThroughThanos(t *testing.T) {
 			return nil
 		})
 		t.Logf("stopped heartbeat: %v", e.Reasons())
+		// The node with the stopped heartbeat is replaceable: about it,
+		// the nodes rows report and do not block.
+		e = evaluate(t, victim)
+		for _, c := range e.Checks {
+			if strings.HasPrefix(c.Name, "nodes/") && c.Status != gate.Pass && c.Status != gate.Skip {
+				t.Errorf("%s %s for the node to replace: %s", c.Name, c.Status, c.Why)
+			}
+		}
 	})
 }
 
@@ -313,4 +579,194 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// otherStores is a second Thanos Query in front of the testbed's two
+// sidecars and two more stores that the gate's queries never need: the
+// sidecar of another cluster's Prometheus (cluster="staging") and a store
+// gateway over a block of this cluster that ended hours ago.
+type otherStores struct {
+	url     string // the second Thanos Query
+	gateway string // the store gateway's gRPC address, its name in the store list
+	staging []*testbed.Process
+	gw      *testbed.Process
+}
+
+// startOtherStores starts the other cluster's Prometheus and sidecar, the
+// store gateway and the second Thanos Query, and waits until that query
+// sees all four stores healthy.
+func startOtherStores(ctx context.Context, t *testing.T, tb *testbed.Testbed) *otherStores {
+	t.Helper()
+	addr := func() string {
+		a, err := testbed.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	var endpoints []string
+	for _, p := range tb.Processes() {
+		if strings.HasPrefix(p.Name, "thanos-sidecar-r") {
+			for _, a := range p.Args {
+				if v, ok := strings.CutPrefix(a, "--grpc-address="); ok && !slices.Contains(endpoints, v) {
+					endpoints = append(endpoints, v)
+				}
+			}
+		}
+	}
+	if len(endpoints) != 2 {
+		t.Fatalf("the testbed's sidecars: %v", endpoints)
+	}
+	dir := t.TempDir()
+	o := &otherStores{}
+	start := func(name string, argv ...string) *testbed.Process {
+		p, err := tb.StartProcess(name, argv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ready := func(what, url string) {
+		if err := testbed.WaitFor(ctx, 2*time.Minute, what, func(ctx context.Context) (bool, error) {
+			resp, err := http.Get(url)
+			if err != nil {
+				return false, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The other cluster: one Prometheus replica and its sidecar.
+	promAddr, sideGRPC, sideHTTP := addr(), addr(), addr()
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 2s\n  external_labels: {cluster: staging, prometheus_replica: prometheus-staging-0}\n"+
+		"scrape_configs:\n- job_name: prometheus\n  static_configs: [{targets: [%q]}]\n", promAddr)
+	if err := os.WriteFile(filepath.Join(dir, "staging.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tsdb := filepath.Join(dir, "staging-data")
+	o.staging = append(o.staging, start("prometheus-staging", tb.Binaries.Prometheus, "--config.file="+filepath.Join(dir, "staging.yml"),
+		"--storage.tsdb.path="+tsdb, "--web.listen-address="+promAddr,
+		"--storage.tsdb.min-block-duration=2h", "--storage.tsdb.max-block-duration=2h"))
+	ready("the staging Prometheus", "http://"+promAddr+"/-/ready")
+	o.staging = append(o.staging, start("thanos-sidecar-staging", tb.Binaries.Thanos, "sidecar", "--tsdb.path="+tsdb,
+		"--prometheus.url=http://"+promAddr, "--grpc-address="+sideGRPC, "--http-address="+sideHTTP))
+	ready("the staging sidecar", "http://"+sideHTTP+"/-/ready")
+
+	// A block of this cluster from 4h to 3h ago, in a filesystem bucket.
+	var om strings.Builder
+	om.WriteString("# TYPE old_metric gauge\n")
+	for ts := time.Now().Add(-4 * time.Hour); ts.Before(time.Now().Add(-3 * time.Hour)); ts = ts.Add(time.Minute) {
+		fmt.Fprintf(&om, "old_metric{job=\"old\"} 1 %d\n", ts.Unix())
+	}
+	om.WriteString("# EOF\n")
+	omFile, bucket := filepath.Join(dir, "old.om"), filepath.Join(dir, "bucket")
+	if err := os.WriteFile(omFile, []byte(om.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, testbed.Promtool(t), "tsdb", "create-blocks-from", "openmetrics", omFile, bucket).CombinedOutput(); err != nil {
+		t.Fatalf("promtool tsdb create-blocks-from openmetrics: %v\n%s", err, out)
+	}
+	metas, err := filepath.Glob(filepath.Join(bucket, "*", "meta.json"))
+	if err != nil || len(metas) == 0 {
+		t.Fatalf("no block made: %v", err)
+	}
+	for _, m := range metas {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta map[string]any
+		if err := json.Unmarshal(b, &meta); err != nil {
+			t.Fatal(err)
+		}
+		meta["thanos"] = map[string]any{"labels": map[string]string{"cluster": "testbed"}, "downsample": map[string]any{"resolution": 0}, "source": "e2e"}
+		if b, err = json.Marshal(meta); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(m, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objstore := filepath.Join(dir, "bucket.yml")
+	if err := os.WriteFile(objstore, []byte("type: FILESYSTEM\nconfig:\n  directory: "+bucket+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gwGRPC, gwHTTP := addr(), addr()
+	o.gateway = gwGRPC
+	o.gw = start("thanos-store-old", tb.Binaries.Thanos, "store", "--data-dir="+filepath.Join(dir, "store-cache"),
+		"--objstore.config-file="+objstore, "--grpc-address="+gwGRPC, "--http-address="+gwHTTP)
+	ready("the store gateway", "http://"+gwHTTP+"/-/ready")
+
+	// The second Thanos Query, over all four stores.
+	qHTTP, qGRPC := addr(), addr()
+	o.url = "http://" + qHTTP
+	args := []string{tb.Binaries.Thanos, "query", "--http-address=" + qHTTP, "--grpc-address=" + qGRPC, "--query.replica-label=replica", "--query.replica-label=prometheus_replica"}
+	for _, e := range append(endpoints, sideGRPC, gwGRPC) {
+		args = append(args, "--endpoint="+e)
+	}
+	start("thanos-query-other", args...)
+	if err := testbed.WaitFor(ctx, 3*time.Minute, "the second Thanos Query to see 4 healthy stores", func(ctx context.Context) (bool, error) {
+		healthy, err := storeHealth(ctx, o.url)
+		if err != nil {
+			return false, err
+		}
+		n := 0
+		for _, ok := range healthy {
+			if ok {
+				n++
+			}
+		}
+		if n < 4 {
+			return false, fmt.Errorf("healthy stores: %v", healthy)
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// stop stops the other cluster's Prometheus and sidecar and the store
+// gateway; the second Thanos Query keeps them in its store list, with an
+// error.
+func (o *otherStores) stop(t *testing.T) {
+	t.Helper()
+	for _, p := range append(append([]*testbed.Process{}, o.staging...), o.gw) {
+		if err := p.Stop(); err != nil {
+			t.Logf("stopping %s: %v", p.Name, err)
+		}
+	}
+}
+
+// storeHealth returns each store of Thanos Query's /api/v1/stores by name,
+// healthy or not.
+func storeHealth(ctx context.Context, url string) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/stores", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data map[string][]struct {
+			Name      string  `json:"name"`
+			LastError *string `json:"lastError"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, stores := range body.Data {
+		for _, s := range stores {
+			out[s.Name] = s.LastError == nil || *s.LastError == ""
+		}
+	}
+	return out, nil
 }
