@@ -52,12 +52,16 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 			byInstance[n.instanceID] = n
 		}
 	}
+	desired := map[string]float64{}
+	for _, smp := range m["upgradeguard_aws_asg_desired_capacity"] {
+		desired[smp.labels["asg"]] = smp.value
+	}
 	launched := map[string]float64{}
 	for _, smp := range m["upgradeguard_aws_asg_instance_launch_time_seconds"] {
 		launched[smp.labels["instance_id"]] = smp.value
 	}
 	type group struct {
-		name                               string
+		name, asg                          string
 		inService, withNode                int
 		missing, aside, starting, notReady []string
 	}
@@ -76,7 +80,7 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 		}
 		gr := groups[name]
 		if gr == nil {
-			gr = &group{name: name}
+			gr = &group{name: name, asg: l["asg"]}
 			groups[name] = gr
 		}
 		gr.inService++
@@ -114,7 +118,11 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 	var short, aside, registered, values []string
 	for _, n := range names {
 		gr := groups[n]
-		values = append(values, fmt.Sprintf("%s %d/%d", gr.name, gr.withNode, gr.inService))
+		val := fmt.Sprintf("%s %d/%d", gr.name, gr.withNode, gr.inService)
+		if d, ok := desired[gr.asg]; ok {
+			val += fmt.Sprintf(" (desired %s)", fmtNum(d))
+		}
+		values = append(values, val)
 		if len(gr.missing) > 0 {
 			short = append(short, fmt.Sprintf("%s: %d of %d InService instances without a node: %s", gr.name, len(gr.missing), gr.inService, list(gr.missing)))
 		}

@@ -28,7 +28,7 @@ func TestNodeGroupShortOfNodes(t *testing.T) {
 	e := eval(t, g, "node-a")
 	wantRow(t, e, "nodes/groups", Fail, "node group short of nodes: asg-nodes-a (node group nodes-a): 1 of 3 InService instances without a node: i-0third (no node)")
 	wantRow(t, e, "nodes/ready", Pass, "")
-	if r := row(t, e, "nodes/groups"); r.Value != "Ready nodes / InService instances: asg-nodes-a (node group nodes-a) 2/3, asg-nodes-b (node group nodes-b) 2/2" {
+	if r := row(t, e, "nodes/groups"); r.Value != "Ready nodes / InService instances: asg-nodes-a (node group nodes-a) 2/3 (desired 2), asg-nodes-b (node group nodes-b) 2/2 (desired 2)" {
 		t.Errorf("value %q", r.Value)
 	}
 	// Launched a minute ago: within the startup grace, named, not blocking.
