@@ -476,6 +476,41 @@ func TestGateThroughThanos(t *testing.T) {
 		}
 	})
 
+	// Issue 12 item 7: an Auto Scaling instance in service whose node is
+	// gone leaves its group a node short: WAIT, naming group and instance.
+	t.Run("an instance in service without a node: WAIT, then GO once it is back", func(t *testing.T) {
+		node := names[3]
+		var id string
+		for _, iid := range group.Instances {
+			if n, ok := backed.Node(iid); ok && n == node {
+				id = iid
+			}
+		}
+		old, err := tb.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil || id == "" {
+			t.Fatalf("node %s of instance %q: %v", node, id, err)
+		}
+		if err := tb.Client.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e := waitVerdict(t, "WAIT for the group short of a node", free, gate.WAIT, 2*time.Minute, func(e gate.Evaluation) error {
+			for _, c := range e.Checks {
+				if c.Name == "nodes/groups" && c.Status == gate.Fail && strings.Contains(c.Why, "node group short of nodes: nodes") && strings.Contains(c.Why, id+" (no node)") {
+					return nil
+				}
+			}
+			return fmt.Errorf("nodes/groups does not name %s: %v", id, e.Reasons())
+		})
+		t.Logf("a node short: %v", e.Reasons())
+		back := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: old.Labels, Annotations: old.Annotations}, Spec: corev1.NodeSpec{ProviderID: old.Spec.ProviderID, Taints: old.Spec.Taints}}
+		back.Status.Capacity, back.Status.Allocatable = old.Status.Capacity, old.Status.Allocatable
+		back.Status.NodeInfo = old.Status.NodeInfo
+		if _, err := tb.Client.CoreV1().Nodes().Create(ctx, back, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitVerdict(t, "GO once the node is back", free, gate.GO, 2*time.Minute, nil)
+	})
+
 	t.Run("one replica stopped: still GO", func(t *testing.T) {
 		if err := tb.StopPrometheusReplica(1); err != nil {
 			t.Fatal(err)

@@ -286,9 +286,9 @@ func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, a *pdbAllowa
 		case reasonBudgetExhausted:
 			return fmt.Sprintf("%s blocks %s pods (budget exhausted)", name(k), n)
 		case reasonMultiplePDBs:
-			return fmt.Sprintf("%s blocks %s pods that more than one PodDisruptionBudget selects (the Eviction API refuses them whatever the budgets allow)", name(k), n)
+			return fmt.Sprintf("%s blocks %s pods that more than one PodDisruptionBudget selects (the Eviction API answers 500)", name(k), n)
 		case reasonStatusStale:
-			return fmt.Sprintf("%s blocks %s pods: its status lags its spec (status.observedGeneration < metadata.generation; the Eviction API refuses them until the disruption controller catches up)", name(k), n)
+			return fmt.Sprintf("%s blocks %s pods: its status lags its spec (status.observedGeneration < metadata.generation; the Eviction API answers 429 until the disruption controller catches up)", name(k), n)
 		case "":
 			return fmt.Sprintf("%s blocks %s pods, cause unknown (no reason label: an exporter older than the gate)", name(k), n)
 		}
