@@ -23,7 +23,7 @@ package gate
 //     and document the check and its fields in docs/gate.md.
 //
 // Orders in use: monitoring 10, alerts 20, nodes 30, nodes/groups 33, drain 40,
-// capacity/ips 50, capacity/quotas 60, custom 1000.
+// capacity/ips 50, capacity/quotas 60, availability 70, probes 80, custom 1000.
 
 import (
 	"context"
