@@ -143,9 +143,11 @@ func TestGateThroughThanos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A PDB that blocks every eviction from one node.
+	// A PDB that blocks every eviction from one node. Its Service is the
+	// one with endpoints the availability check needs (this testbed's API
+	// server keeps no default/kubernetes endpoints).
 	zero := intstr.FromInt32(0)
-	if err := tb.CreateWorkload(ctx, testbed.Workload{Namespace: "shop", Name: "frozen", Replicas: 2, MaxUnavailable: &zero,
+	if err := tb.CreateWorkload(ctx, testbed.Workload{Namespace: "shop", Name: "frozen", Replicas: 2, MaxUnavailable: &zero, Service: true,
 		NodeSelector: map[string]string{corev1.LabelHostname: blocked}}); err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +510,8 @@ func TestGateThroughThanos(t *testing.T) {
 		if _, err := tb.Client.CoreV1().Nodes().Create(ctx, back, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitVerdict(t, "GO once the node is back", free, gate.GO, 2*time.Minute, nil)
+		// Its pods come back too (the availability check waits for them).
+		waitVerdict(t, "GO once the node is back", free, gate.GO, 4*time.Minute, nil)
 	})
 
 	t.Run("one replica stopped: still GO", func(t *testing.T) {
