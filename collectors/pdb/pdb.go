@@ -83,12 +83,8 @@ type Collector struct {
 	budgets    map[pdbKey]*budget
 	namespaces map[string]*namespaceBudgets
 	nodeStates map[string]*nodeState
-	// nsNodes lists, per namespace, the nodes whose last computation saw a
-	// pod of the namespace reach the PDB match: the nodes a new selector in
-	// the namespace may change.
-	nsNodes map[string]map[string]struct{}
-	scratch nodeScratch
-	series  int // sent by the last scrape, to size the next one's slice
+	scratch    nodeScratch
+	series     int // sent by the last scrape, to size the next one's slice
 }
 
 // New returns a collector reading the given shared informers: the pod
@@ -112,7 +108,6 @@ func newCollector(nodes, pods, pdbs *kube.Informer) *Collector {
 		dirtyNodes: map[string]struct{}{}, dirtyPDBs: map[string]struct{}{},
 		selectors: map[pdbKey]*cachedSelector{}, budgets: map[pdbKey]*budget{},
 		namespaces: map[string]*namespaceBudgets{}, nodeStates: map[string]*nodeState{},
-		nsNodes: map[string]map[string]struct{}{},
 	}
 }
 
@@ -135,9 +130,13 @@ type budget struct {
 
 // nodeState is a node's rendered series and what they were computed from.
 type nodeState struct {
-	metrics    []prometheus.Metric
-	budgets    []*budget // that matched one of its pods
-	namespaces []string  // of its pods that reached the PDB match
+	metrics []prometheus.Metric
+	budgets []*budget // that matched one of its pods
+	// namespaces of its pods that reached the PDB match: a new selector in
+	// one of them may change the node's series. Found by a pass over the
+	// nodes when selectors change, rather than indexed: a map of nodes per
+	// namespace was 7 MiB at kubetest.Production.
+	namespaces []string
 }
 
 // Update sends the PDB and node metrics, recomputing first what informer

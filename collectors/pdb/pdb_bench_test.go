@@ -16,7 +16,7 @@ import (
 // (5,000 nodes, 150,000 pods, 3,000 PDBs) of stripped objects. The
 // informers never run, so Update reports them unsynced: benchmarks ignore
 // its error, the computation is the same.
-func production(b *testing.B) *kube.Informers {
+func production(b testing.TB) *kube.Informers {
 	f := kube.NewInformers(fake.NewClientset(), kube.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.Nodes()
 	f.Pods()

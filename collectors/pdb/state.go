@@ -115,6 +115,17 @@ func (c *Collector) refresh() ([]prometheus.Metric, []error) {
 		c.refreshBudget(key, nodes, namespaces)
 	}
 	c.reindex(namespaces)
+	if len(namespaces) > 0 {
+		// A new selector may select pods anywhere in its namespace.
+		for name, st := range c.nodeStates {
+			for _, ns := range st.namespaces {
+				if _, ok := namespaces[ns]; ok {
+					nodes[name] = struct{}{}
+					break
+				}
+			}
+		}
+	}
 	podIndex := c.pods.GetIndexer()
 	for name := range nodes {
 		if err := c.refreshNode(name, podIndex); err != nil {
@@ -142,7 +153,8 @@ func (c *Collector) refresh() ([]prometheus.Metric, []error) {
 
 // refreshBudget takes the PDB stored under key into the state, adding to
 // nodes those whose series it may change and to namespaces its own when
-// the namespace's index must be rebuilt. A PDB whose selector cannot be
+// the namespace's index must be rebuilt (which also touches every node
+// holding pods of the namespace). A PDB whose selector cannot be
 // parsed is kept for its own metrics but matches no pod, which is also what
 // the Eviction API does with it (getPodDisruptionBudgets in eviction.go
 // skips it); since it cannot tell which pods the PDB was meant to guard, it
@@ -178,7 +190,6 @@ func (c *Collector) refreshBudget(key string, nodes, namespaces map[string]struc
 		b.sel = parseSelector(pdb)
 		c.selectors[k] = b.sel
 		namespaces[ns] = struct{}{}
-		addAll(nodes, c.nsNodes[ns]) // a new selector may select pods anywhere in its namespace
 	}
 	b.pdb = pdb
 	b.metrics = budgetMetrics(pdb)
@@ -222,14 +233,6 @@ func (c *Collector) refreshNode(name string, podIndex cache.Indexer) error {
 		for _, b := range old.budgets {
 			delete(b.nodes, name)
 		}
-		for _, ns := range old.namespaces {
-			if m := c.nsNodes[ns]; m != nil {
-				delete(m, name)
-				if len(m) == 0 {
-					delete(c.nsNodes, ns)
-				}
-			}
-		}
 	}
 	if st == nil {
 		delete(c.nodeStates, name)
@@ -237,14 +240,6 @@ func (c *Collector) refreshNode(name string, podIndex cache.Indexer) error {
 	}
 	for _, b := range st.budgets {
 		b.nodes[name] = struct{}{}
-	}
-	for _, ns := range st.namespaces {
-		m := c.nsNodes[ns]
-		if m == nil {
-			m = map[string]struct{}{}
-			c.nsNodes[ns] = m
-		}
-		m[name] = struct{}{}
 	}
 	c.nodeStates[name] = st
 	return nil

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,10 +28,22 @@ import (
 // TestScale is `make bench-scale`: the exporter against the real API server
 // at 1,000 and 3,000 kwok nodes with 30 pods each and one PDB per 10 pods.
 // It reports the exporter's resident memory, scrape latency, series count and
-// the time from start until ready.
+// the time from start until ready. UPGRADEGUARD_SCALE_NODES, a comma-separated
+// list of node counts, runs other sizes (e.g. "300" on a loaded machine).
 func TestScale(t *testing.T) {
+	sizes := []int{1000, 3000}
+	if env := os.Getenv("UPGRADEGUARD_SCALE_NODES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				t.Fatalf("UPGRADEGUARD_SCALE_NODES=%q: %q is not a positive node count", env, f)
+			}
+			sizes = append(sizes, n)
+		}
+	}
 	bin := testbed.BuildUpgradeguard(t)
-	for _, nodes := range []int{1000, 3000} {
+	for _, nodes := range sizes {
 		t.Run(fmt.Sprintf("%d nodes", nodes), func(t *testing.T) { scaleRun(t, bin, nodes) })
 	}
 }
@@ -137,9 +152,11 @@ func scaleRun(t *testing.T, bin string, nodes int) {
 		t.Fatal(err)
 	}
 	rss, _ := mfs.Value("process_resident_memory_bytes", nil)
-	fmt.Printf("scale %5d nodes %6d pods %5d PDBs: ready after %6.1fs, RSS %6.1f MiB, scrape median %7.1fms p99 %7.1fms, %d series\n",
-		nodes, pods, apps, ready.Seconds(), rss/(1<<20),
-		float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)*99/100].Microseconds())/1000, mfs.Count())
+	heap, _ := mfs.Value("go_memstats_heap_inuse_bytes", nil)
+	fmt.Printf("scale %5d nodes %6d pods %5d PDBs: ready after %6.1fs, RSS %6.1f MiB, heap in use %6.1f MiB, scrape median %7.1fms p90 %7.1fms p99 %7.1fms, %d series\n",
+		nodes, pods, apps, ready.Seconds(), rss/(1<<20), heap/(1<<20),
+		float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)*9/10].Microseconds())/1000,
+		float64(lat[len(lat)*99/100].Microseconds())/1000, mfs.Count())
 }
 
 // status GETs url, reads the whole body, and returns the status code.
