@@ -237,7 +237,7 @@ func TestRollNodeGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules}})
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 
 	// The fake AWS account: two zones, two groups whose instances are kwok
@@ -713,6 +713,9 @@ func TestRollNodeGroups(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	// Issue 13: dead nodes, AZ rebalancing, failed launches, the canary.
+	h := &hazards{e: e, acct: acct, subnets: subnets, lt: lt.ID, tags: tags, fault: fault}
+	h.run(ctx, t)
 	if err := backed.Err(); err != nil {
 		t.Error(err)
 	}
