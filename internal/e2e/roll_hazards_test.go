@@ -291,14 +291,14 @@ func (h *hazards) run(ctx context.Context, t *testing.T) {
 		terminations := e.aws.Calls("TerminateInstanceInAutoScalingGroup")
 		sel := corev1.LabelHostname + "=" + target
 		began := time.Now()
-		run := e.start(ctx, e.policy, "--nodegroup", "nodes-zoned", "--selector", sel, "--surge", "--gate-timeout", "5m", "--node-timeout", "10m")
+		run := e.start(ctx, e.policy, "--nodegroup", "nodes-zoned", "--selector", sel, "--surge", "--gate-timeout", "5m")
 		code := run.exitCode()
 		took := time.Since(began)
 		out := run.out.String()
 		if code != 5 || !strings.Contains(out, "We currently do not have sufficient m5.large capacity in the Availability Zone you requested") {
 			t.Fatalf("exit %d after %s, want 5 with EC2's message:\n%s", code, took.Round(time.Second), out)
 		}
-		t.Logf("the roll stopped %s after its start (--node-timeout 10m):\n%s", took.Round(100*time.Millisecond), out)
+		t.Logf("the roll stopped %s after its start (--node-timeout 3m):\n%s", took.Round(100*time.Millisecond), out)
 		if e.aws.Calls("TerminateInstanceInAutoScalingGroup") != terminations {
 			t.Error("an instance was terminated")
 		}
