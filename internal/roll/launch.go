@@ -111,7 +111,9 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 			}
 		}
 		if mine != "" {
-			nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection)
+			// The new node is in the node group, not necessarily in the
+			// rest of the selection (a --selector naming the old node).
+			nodes, err := listNodes(ctx, r.cfg.Client, r.cfg.Selection.group())
 			if err == nil {
 				seen = fmt.Sprintf("instance %s launched, no node yet", mine)
 				for i := range nodes {

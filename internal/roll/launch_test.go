@@ -205,3 +205,27 @@ func TestRunGroupShort(t *testing.T) {
 		t.Fatalf("got %v, want the group 1 node short\n%s", err, out.String())
 	}
 }
+
+// A roll of one node picked by a label selector: its replacement does not
+// carry the label, yet it is the node the roll waits for (found by its
+// instance among the node group's nodes), with and without --surge.
+func TestRunSelectedNodeReplacement(t *testing.T) {
+	for _, surge := range []bool{false, true} {
+		c := rollCluster(t, 2)
+		target := c.groupNodes("nodes")[0]
+		n := c.node(target)
+		n.Labels["pick"] = "me"
+		if _, err := c.client.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		cfg := c.rollConfig(&script{}, &out)
+		cfg.Surge = surge
+		cfg.Selection.Selector = "pick=me"
+		cfg.NodeTimeout = 2 * time.Second
+		res, err := Run(context.Background(), cfg)
+		if err != nil || len(res.Nodes) != 1 || res.Nodes[0].Replacement == "" {
+			t.Errorf("surge %v: %v, %+v\n%s", surge, err, res, out.String())
+		}
+	}
+}

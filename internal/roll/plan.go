@@ -83,6 +83,15 @@ func (s Selection) validate() error {
 	return nil
 }
 
+// group is the selection without its label selector: where the node group's
+// new nodes appear. A selection by label selector alone stays as it is.
+func (s Selection) group() Selection {
+	if s.NodeGroup != "" {
+		s.Selector = ""
+	}
+	return s
+}
+
 // selectors returns the label selectors whose union is the selection (one
 // per node group label tried).
 func (s Selection) selectors() []string {
