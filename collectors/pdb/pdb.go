@@ -66,6 +66,7 @@ var (
 // work under mu.
 type Collector struct {
 	nodes, pods, pdbs *kube.Informer
+	nodesOnly         bool
 
 	// dirtyMu guards what the event handlers mark for recomputation, apart
 	// from mu so that a handler never waits for a scrape's computation.
@@ -87,11 +88,23 @@ type Collector struct {
 	series     int // sent by the last scrape, to size the next one's slice
 }
 
+// Option changes what New's collector sends.
+type Option func(*Collector)
+
+// NodesOnly leaves out the PodDisruptionBudgets' own series
+// (upgradeguard_pdb_*), for every shard of a sharded exporter but shard 0:
+// they are cluster-wide, and each shard still reads every PDB to match its
+// nodes' pods.
+func NodesOnly() Option { return func(c *Collector) { c.nodesOnly = true } }
+
 // New returns a collector reading the given shared informers: the pod
 // informer must carry the kube.PodNodeIndex index, as kube.Informers provides
 // it. It registers event handlers on the three informers.
-func New(nodes, pods, pdbs *kube.Informer) *Collector {
+func New(nodes, pods, pdbs *kube.Informer, opts ...Option) *Collector {
 	c := newCollector(nodes, pods, pdbs)
+	for _, o := range opts {
+		o(c)
+	}
 	c.handlerErr = errors.Join(
 		register(nodes, c.nodeEvent),
 		register(pods, c.podEvent),

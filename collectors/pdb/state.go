@@ -138,7 +138,9 @@ func (c *Collector) refresh() ([]prometheus.Metric, []error) {
 
 	metrics := make([]prometheus.Metric, 0, c.series)
 	for k, b := range c.budgets {
-		metrics = append(metrics, b.metrics...)
+		if !c.nodesOnly {
+			metrics = append(metrics, b.metrics...)
+		}
 		if b.sel.err != nil {
 			errs = append(errs, fmt.Errorf("parsing the selector of PodDisruptionBudget %s/%s, counted as matching no pod as the Eviction API does: %w",
 				k.namespace, k.name, b.sel.err))

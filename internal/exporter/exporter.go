@@ -50,9 +50,11 @@ type Config struct {
 	SyncTimeout time.Duration
 	KubeQPS     float32
 	KubeBurst   int
-	Nodes       nodes.Options
-	AWS         *AWSConfig
-	CNI         struct {
+	// Shard is the part of the nodes served (--shard, --total-shards).
+	Shard kube.Shard
+	Nodes nodes.Options
+	AWS   *AWSConfig
+	CNI   struct {
 		SubnetIDs                          []string
 		PrefixDelegation, CustomNetworking bool
 		Interval                           time.Duration
@@ -100,6 +102,10 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		Default("20").Float32Var(&c.KubeQPS)
 	cmd.Flag("kube.burst", "Burst of queries to the API server above kube.qps.").
 		Default("40").IntVar(&c.KubeBurst)
+	cmd.Flag("shard", "This exporter's shard, from 0 to --total-shards minus one: it keeps and serves only the nodes hashed to it (with their pods and Leases); shard 0 also serves the cluster-wide series (PodDisruptionBudgets, workloads).").
+		Default("0").IntVar(&c.Shard.Index)
+	cmd.Flag("total-shards", "Exporters the cluster's nodes are split across; 1 serves them all.").
+		Default("1").IntVar(&c.Shard.Total)
 	cmd.Flag("collector.nodes.nodegroup-label", "Node label holding the node group, tried before the kops and EKS labels.").
 		StringVar(&c.Nodes.NodegroupLabel)
 	c.AWS = addAWSFlags(cmd)
@@ -144,6 +150,24 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 	return c
 }
 
+// validateShard checks --shard and --total-shards, and that no collector
+// that sums over every node (cni's zones and subnets, awsquota's surge
+// demand) runs on a shard that sees only some of them.
+func (c *Config) validateShard() error {
+	if err := c.Shard.Validate(); err != nil {
+		return err
+	}
+	if !c.Shard.Sharded() {
+		return nil
+	}
+	for _, name := range []string{"cni", "awsquota"} {
+		if on := c.enabled[name]; on != nil && *on {
+			return fmt.Errorf("--collector.%s with --total-shards %d: it sums over every node, so it runs only in an unsharded exporter (--total-shards 1)", name, c.Shard.Total)
+		}
+	}
+	return nil
+}
+
 // UsageError is a problem with the command line or a file it names; the
 // process exits with status 2.
 type UsageError struct{ Err error }
@@ -155,6 +179,9 @@ func (e UsageError) Unwrap() error { return e.Err }
 // not sync within the sync timeout.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err := cfg.Web.Validate(); err != nil {
+		return UsageError{err}
+	}
+	if err := cfg.validateShard(); err != nil {
 		return UsageError{err}
 	}
 	restCfg, err := kube.RESTConfig(cfg.Kubeconfig)
@@ -183,7 +210,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating Kubernetes dynamic client for %s: %w", restCfg.Host, err)
 	}
-	informers := kube.NewInformers(client, kube.Options{NodeLabels: cfg.Nodes.NodeLabels()}, logger)
+	informers := kube.NewInformers(client, kube.Options{NodeLabels: cfg.Nodes.NodeLabels(), Shard: cfg.Shard}, logger)
 	set, refreshers, err := newSet(ctx, cfg, informers, dyn, r, logger)
 	if err != nil {
 		return err
@@ -241,9 +268,14 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dyn
 		enabled["nodes"] = c
 	}
 	if *cfg.enabled["pdb"] {
-		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets())
+		var opts []pdb.Option
+		if !cfg.Shard.First() {
+			opts = append(opts, pdb.NodesOnly())
+		}
+		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets(), opts...)
 	}
-	if *cfg.enabled["workloads"] {
+	// Workloads and Services are cluster-wide: shard 0 serves them.
+	if *cfg.enabled["workloads"] && cfg.Shard.First() {
 		enabled["workloads"] = workloads.New(informers.EndpointSlices(), informers.Deployments(), informers.StatefulSets(), informers.DaemonSets())
 	}
 	var refreshers []*awsapi.Refresher

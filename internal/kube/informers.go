@@ -37,6 +37,9 @@ type Options struct {
 	NodeLabels []string
 	// ResyncPeriod of the informers; 0 disables resyncs.
 	ResyncPeriod time.Duration
+	// Shard restricts the node, pod and node Lease informers to one shard's
+	// nodes, their pods and Leases; the zero Shard keeps every one.
+	Shard Shard
 }
 
 // Informers creates one shared informer per resource on first use, so that
@@ -190,14 +193,16 @@ func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) 
 // Nodes returns the shared node informer.
 func (f *Informers) Nodes() *Informer {
 	c := f.client.CoreV1().Nodes()
-	return f.get("nodes", &corev1.Node{}, listWatch(c.List, c.Watch), StripNode(f.opts.NodeLabels), nil)
+	return f.get("nodes", &corev1.Node{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepNode), StripNode(f.opts.NodeLabels), nil)
 }
 
-// Pods returns the shared pod informer, indexed by node name. Its store
+// Pods returns the shared pod informer, indexed by node name. With a Shard,
+// it holds the pods of the shard's nodes (and on shard 0 those not
+// scheduled yet); so do Nodes and NodeLeases with the nodes and Leases. Its store
 // holds *Pod, not *corev1.Pod: see StripPod.
 func (f *Informers) Pods() *Informer {
 	c := f.client.CoreV1().Pods(metav1.NamespaceAll)
-	return f.get("pods", &corev1.Pod{}, listWatch(c.List, c.Watch), StripPod, cache.Indexers{PodNodeIndex: podNodeIndex})
+	return f.get("pods", &corev1.Pod{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepPod), StripPod, cache.Indexers{PodNodeIndex: podNodeIndex})
 }
 
 // PodDisruptionBudgets returns the shared PDB informer, indexed by namespace.
@@ -209,7 +214,7 @@ func (f *Informers) PodDisruptionBudgets() *Informer {
 // NodeLeases returns the shared informer of the kubelets' Leases in kube-node-lease.
 func (f *Informers) NodeLeases() *Informer {
 	c := f.client.CoordinationV1().Leases(NodeLeaseNamespace)
-	return f.get("leases", &coordinationv1.Lease{}, listWatch(c.List, c.Watch), StripLease, nil)
+	return f.get("leases", &coordinationv1.Lease{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepLease), StripLease, nil)
 }
 
 func podNodeIndex(obj any) ([]string, error) {
