@@ -108,10 +108,61 @@ func scaleRun(t *testing.T, bin string, nodes int) {
 	})
 	t.Logf("created %d nodes, %d pods, %d PDBs in %s", nodes, pods, apps, time.Since(begin).Round(time.Second))
 
+	exp := startScaleExporter(t, ctx, tb, bin, pods, pods)
+	fmt.Printf("scale %5d nodes %6d pods %5d PDBs: %s\n", nodes, pods, apps, exp)
+
+	// UPGRADEGUARD_SCALE_SHARDS=M also runs M shards of the exporter and
+	// measures each; their nodes must be disjoint and cover the cluster.
+	if env := os.Getenv("UPGRADEGUARD_SCALE_SHARDS"); env != "" {
+		total, err := strconv.Atoi(env)
+		if err != nil || total < 2 {
+			t.Fatalf("UPGRADEGUARD_SCALE_SHARDS=%q: want a shard count of 2 or more", env)
+		}
+		seen := map[string]int{}
+		for i := range total {
+			m := startScaleExporter(t, ctx, tb, bin, pods, -1, fmt.Sprintf("--shard=%d", i), fmt.Sprintf("--total-shards=%d", total))
+			fmt.Printf("scale %5d nodes %6d pods %5d PDBs, shard %d of %d: %s (%.0f%% of the unsharded RSS)\n",
+				nodes, pods, apps, i, total, m, 100*m.rss/exp.rss)
+			for _, s := range m.last.Samples("upgradeguard_node_evictable_pods", nil) {
+				seen[s.Labels["node"]]++
+			}
+		}
+		for n, c := range seen {
+			if c != 1 {
+				t.Errorf("node %s served by %d shards", n, c)
+			}
+		}
+		if len(seen) != nodes {
+			t.Errorf("the shards serve %d of %d nodes", len(seen), nodes)
+		}
+	}
+}
+
+// measured is what scaleRun reports of one exporter.
+type measured struct {
+	ready            time.Duration
+	rss, heap        float64
+	median, p90, p99 time.Duration
+	series           int
+	last             scrape.Families
+}
+
+func (m measured) String() string {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return fmt.Sprintf("ready after %6.1fs, RSS %6.1f MiB, heap in use %6.1f MiB, scrape median %7.1fms p90 %7.1fms p99 %7.1fms, %d series",
+		m.ready.Seconds(), m.rss/(1<<20), m.heap/(1<<20), ms(m.median), ms(m.p90), ms(m.p99), m.series)
+}
+
+// startScaleExporter starts an exporter with extra flags, waits until it is ready
+// and its node_evictable_pods sum to want (any positive sum when want is
+// negative: a shard sees part of the pods), then times 50 scrapes.
+func startScaleExporter(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, pods, want int, extra ...string) measured {
+	t.Helper()
 	addr := freeAddr(t)
 	started := time.Now()
-	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
-		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--kube.sync-timeout", "10m"}, nil); err != nil {
+	args := append([]string{bin, "exporter",
+		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr, "--kube.sync-timeout", "10m"}, extra...)
+	if _, err := tb.StartProcess("upgradeguard-exporter"+strings.ReplaceAll(strings.Join(extra, ""), "--", "-"), args, nil); err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + addr
@@ -121,10 +172,11 @@ func scaleRun(t *testing.T, bin string, nodes int) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ready := time.Since(started)
+	m := measured{ready: time.Since(started)}
 
 	var mfs scrape.Families
 	if err := testbed.WaitFor(ctx, 5*time.Minute, "the exporter to see every pod", func(ctx context.Context) (bool, error) {
+		var err error
 		mfs, err = scrape.Get(ctx, base+"/metrics")
 		if err != nil {
 			return false, err
@@ -133,7 +185,7 @@ func scaleRun(t *testing.T, bin string, nodes int) {
 		for _, s := range mfs.Samples("upgradeguard_node_evictable_pods", nil) {
 			seen += s.Value
 		}
-		return int(seen) == pods, fmt.Errorf("%v of %d pods", seen, pods)
+		return int(seen) == want || (want < 0 && seen > 0 && int(seen) <= pods), fmt.Errorf("%v of %d pods", seen, pods)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,16 +199,15 @@ func scaleRun(t *testing.T, bin string, nodes int) {
 		lat = append(lat, time.Since(begin))
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	mfs, err = scrape.Get(ctx, base+"/metrics")
-	if err != nil {
+	m.median, m.p90, m.p99 = lat[len(lat)/2], lat[len(lat)*9/10], lat[len(lat)*99/100]
+	var err error
+	if mfs, err = scrape.Get(ctx, base+"/metrics"); err != nil {
 		t.Fatal(err)
 	}
-	rss, _ := mfs.Value("process_resident_memory_bytes", nil)
-	heap, _ := mfs.Value("go_memstats_heap_inuse_bytes", nil)
-	fmt.Printf("scale %5d nodes %6d pods %5d PDBs: ready after %6.1fs, RSS %6.1f MiB, heap in use %6.1f MiB, scrape median %7.1fms p90 %7.1fms p99 %7.1fms, %d series\n",
-		nodes, pods, apps, ready.Seconds(), rss/(1<<20), heap/(1<<20),
-		float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)*9/10].Microseconds())/1000,
-		float64(lat[len(lat)*99/100].Microseconds())/1000, mfs.Count())
+	m.rss, _ = mfs.Value("process_resident_memory_bytes", nil)
+	m.heap, _ = mfs.Value("go_memstats_heap_inuse_bytes", nil)
+	m.series, m.last = mfs.Count(), mfs
+	return m
 }
 
 // status GETs url, reads the whole body, and returns the status code.
