@@ -89,6 +89,12 @@ func countEndpoints(slices []*kube.EndpointSlice) endpointCounts {
 	return best
 }
 
+// ReadyEndpoints is the number of ready endpoints of a Service with these
+// slices (all of one Service), counted as upgradeguard_service_endpoints
+// {ready="true"} counts them: each address once, the address type with the
+// most. The roll's downtime sampler counts with it.
+func ReadyEndpoints(slices []*kube.EndpointSlice) int { return countEndpoints(slices).ready }
+
 type serviceKey struct{ namespace, name string }
 
 // updateServices sends the endpoint counts of every Service that has an

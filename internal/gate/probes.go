@@ -139,13 +139,17 @@ func (g *Gate) checkProbes(ctx context.Context, _ *evalState) []CheckResult {
 	out := make([]CheckResult, len(g.policy.Probes))
 	var wg sync.WaitGroup
 	for i := range g.policy.Probes {
-		wg.Go(func() { out[i] = g.policy.Probes[i].run(ctx) })
+		wg.Go(func() { out[i] = g.policy.Probes[i].Run(ctx) })
 	}
 	wg.Wait()
 	return out
 }
 
-func (pr *Probe) run(ctx context.Context) CheckResult {
+// Run requests the probe once and returns its row: Pass on an expected
+// status, Fail on another status or a connection, DNS or TLS error, Unknown
+// when no answer came within the timeout. The roll's downtime sampler
+// (internal/roll/downtime.go) calls it too.
+func (pr *Probe) Run(ctx context.Context) CheckResult {
 	want := make([]string, len(pr.ExpectStatus))
 	for i, st := range pr.ExpectStatus {
 		want[i] = strconv.Itoa(st)
