@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -46,6 +49,8 @@ type rollFlags struct {
 	reset          bool
 	metricsAddress string
 	metricsWeb     metricsWebFlags
+	report         string
+	sampleInterval time.Duration
 	provider       string
 	awsRegion      string
 	awsRoleARN     string
@@ -76,6 +81,8 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("reset", "Forget a roll in progress on the selected nodes (remove its annotations, uncordon the nodes it cordoned and did not terminate, resume the Auto Scaling processes it suspended) and exit.").BoolVar(&f.reset)
 	cmd.Flag("metrics-address", "Serve the roll's progress metrics on this address (/metrics).").StringVar(&f.metricsAddress)
 	f.metricsWeb.add(cmd)
+	cmd.Flag("report", "Write the downtime report here as JSON, and its Markdown summary beside it (FILE without .json, plus .md): per Service the fewest ready endpoints and the seconds with none, per probe of the gate policy the failed requests, per node the step timings.").StringVar(&f.report)
+	cmd.Flag("sample-interval", "How often the downtime report samples every Service's ready endpoints and requests every probe of the gate policy.").Default("5s").DurationVar(&f.sampleInterval)
 	cmd.Flag("provider", "How nodes are replaced: aws (EC2 Auto Scaling groups).").Default("aws").EnumVar(&f.provider, "aws")
 	cmd.Flag("aws.region", "AWS region of the node groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
 	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
@@ -136,6 +143,9 @@ func init() {
 			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 || rf.unreachGrace <= 0 {
 				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout, --node-timeout and --unreachable-pod-grace more than 0"}
 			}
+			if rf.sampleInterval <= 0 {
+				return &rollUsage{fmt.Sprintf("--sample-interval %s: want more than 0", rf.sampleInterval)}
+			}
 			if rf.canary < 0 || rf.canarySoak < 0 || rf.canarySoak > 0 && rf.canary == 0 {
 				return &rollUsage{fmt.Sprintf("--canary %d --canary-soak %s: a soak needs canary nodes (--canary 1 or more), neither negative", rf.canary, rf.canarySoak)}
 			}
@@ -187,7 +197,13 @@ func init() {
 				MaxUnavailable: rf.maxUnavailable, Surge: rf.surge, NodeTimeout: rf.nodeTimeout, Canary: rf.canary, CanarySoak: rf.canarySoak,
 				DryRun: rf.dryRun, Reset: rf.reset, Out: os.Stdout, TTY: isTerminal(os.Stdout),
 				Registerer: reg, Logger: logger,
+				Downtime: &roll.DowntimeOptions{Probes: policy.Probes, Interval: rf.sampleInterval},
 			})
+			if res != nil && res.Downtime != nil && rf.report != "" {
+				if werr := writeReport(rf.report, res.Downtime); werr != nil {
+					err = errors.Join(err, werr)
+				}
+			}
 			if err != nil || !rf.dryRun || res == nil || len(res.Plan.Nodes) == 0 {
 				return err
 			}
@@ -211,4 +227,24 @@ func acceptForced(local, unmanaged bool) func(*gate.Policy) {
 		p.Drain.AllowLocalStoragePods = p.Drain.AllowLocalStoragePods || local
 		p.Drain.AllowUnmanagedPods = p.Drain.AllowUnmanagedPods || unmanaged
 	}
+}
+
+// writeReport writes the downtime report as JSON to file and as Markdown to
+// file without its .json extension plus .md.
+func writeReport(file string, r *roll.DowntimeReport) error {
+	write := func(name string, fn func(io.Writer) error) error {
+		f, err := os.Create(name)
+		if err != nil {
+			return fmt.Errorf("writing the downtime report: %w", err)
+		}
+		if err := fn(f); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("writing the downtime report %s: %w", name, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing the downtime report %s: %w", name, err)
+		}
+		return nil
+	}
+	return errors.Join(write(file, r.WriteJSON), write(strings.TrimSuffix(file, ".json")+".md", r.WriteMarkdown))
 }

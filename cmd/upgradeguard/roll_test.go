@@ -1,9 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/roll"
 )
 
 // TestRollUsage: a roll that cannot be what the operator meant never
@@ -24,6 +28,7 @@ func TestRollUsage(t *testing.T) {
 		{"soak without canary", []string{"roll", q, "--nodegroup", "blue", "--canary-soak", "15m"}},
 		{"negative canary", []string{"roll", q, "--nodegroup", "blue", "--canary", "-1"}},
 		{"no unreachable pod grace", []string{"roll", q, "--nodegroup", "blue", "--unreachable-pod-grace", "0s"}},
+		{"no sample interval", []string{"roll", q, "--nodegroup", "blue", "--sample-interval", "0s"}},
 		{"unknown provider", []string{"roll", q, "--nodegroup", "blue", "--provider", "gcp"}},
 		{"policy file missing", []string{"roll", q, "--nodegroup", "blue", "--policy", "/nonexistent/policy.yaml"}},
 		{"web config without a metrics address", []string{"roll", q, "--nodegroup", "blue", "--web.config.file", "/nonexistent/web.yml"}},
@@ -58,5 +63,26 @@ func TestRollForceFlagsReachTheGate(t *testing.T) {
 	acceptForced(false, false)(&p)
 	if !p.Drain.AllowUnmanagedPods {
 		t.Error("the policy's own allowance was dropped")
+	}
+}
+
+// TestWriteReport: --report FILE.json writes the JSON there and the
+// Markdown summary at FILE.md.
+func TestWriteReport(t *testing.T) {
+	dir := t.TempDir()
+	r := &roll.DowntimeReport{Roll: "r1", Samples: 3, ZeroDowntime: true}
+	if err := writeReport(filepath.Join(dir, "report.json"), r); err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil || !strings.Contains(string(j), `"zero_downtime": true`) {
+		t.Errorf("report.json: %s %v", j, err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(md), "**zero downtime") {
+		t.Errorf("report.md: %s %v", md, err)
+	}
+	if err := writeReport(filepath.Join(dir, "missing", "report.json"), r); err == nil || !strings.Contains(err.Error(), "downtime report") {
+		t.Errorf("writing into a missing directory: %v", err)
 	}
 }

@@ -253,7 +253,68 @@ func (s *sampler) probe(ctx context.Context, p *gate.Probe) {
 
 // nodeDone records a replaced (or failed) node's step timings.
 func (s *sampler) nodeDone(nr NodeResult) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nodes = append(s.nodes, nr)
+}
+
+// startDowntime starts the downtime sampler when Config.Downtime asks for
+// it: its own EndpointSlice informer (kube's, stripped as the exporter's)
+// and the policy's probes, on a context that outlives an interrupted roll
+// until endDowntime. nil when off.
+func (r *roller) startDowntime(ctx context.Context) *sampler {
+	if r.cfg.Downtime == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	infs := kube.NewInformers(r.cfg.Client, kube.Options{}, r.cfg.Logger)
+	inf := infs.EndpointSlices()
+	infs.Start(ctx)
+	s := newSampler(informerSource{inf}, *r.cfg.Downtime, r.cfg.Now, r.cfg.Logger)
+	// Sampling starts once the cache is synced (or has had its chance):
+	// the time before counts as unobserved, never as up.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := infs.WaitForSync(wctx); err != nil {
+		r.cfg.Logger.Warn("the downtime report cannot see the Services' endpoints; it will say so", "err", err)
+	}
+	wcancel()
+	s.run(ctx)
+	stopInformers := s.cancel
+	s.cancel = func() { stopInformers(); cancel() }
+	if r.cfg.Registerer != nil {
+		if err := r.cfg.Registerer.Register(s); err != nil {
+			r.cfg.Logger.Warn("downtime metrics not registered", "err", err)
+		}
+	}
+	return s
+}
+
+// endDowntime stops the sampler and prints the verdict and the worst
+// offenders; the report goes into the Result.
+func (r *roller) endDowntime(s *sampler, res *Result) {
+	if s == nil {
+		return
+	}
+	s.stop()
+	rep := s.report(r.plan.Roll)
+	res.Downtime = rep
+	r.rep.linef("", "%s", rep.Verdict())
+	shown := 0
+	for _, sd := range rep.Services {
+		if !sd.down() && !sd.NoReadyAtEnd || shown == 5 {
+			break
+		}
+		shown++
+		r.rep.linef("", "  Service %s/%s: %s without a ready endpoint in %d outage(s), min %d ready",
+			sd.Namespace, sd.Service, fsec(sd.NoReadySeconds), sd.Outages, sd.MinReady)
+	}
+	for _, p := range rep.Probes {
+		if !p.down() {
+			break
+		}
+		r.rep.linef("", "  probe %s: %d of %d requests failed, %d timed out; last: %s", p.Probe, p.Failed, p.Requests, p.Timeouts, p.LastError)
+	}
 }

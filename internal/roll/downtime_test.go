@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/upgradeguard/upgradeguard/internal/gate"
@@ -246,5 +248,43 @@ func TestDowntimeLoopAndJSON(t *testing.T) {
 	node := m["nodes"].([]any)[0].(map[string]any)
 	if node["drain_seconds"] != 3.0 || node["replacement"] != "n2" || m["zero_downtime"] != false {
 		t.Errorf("JSON %s", buf.String())
+	}
+}
+
+// The roll with Config.Downtime: its own EndpointSlice informer and probes,
+// the report in the Result with every node's timings, the verdict printed,
+// the numbers on the registry.
+func TestRunDowntimeReport(t *testing.T) {
+	c := rollCluster(t, 2)
+	ready := true
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "shop", Name: "cart-x1", Labels: map[string]string{discoveryv1.LabelServiceName: "cart"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+	}
+	if _, err := c.client.DiscoveryV1().EndpointSlices("shop").Create(context.Background(), slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	reg := prometheus.NewRegistry()
+	var out bytes.Buffer
+	cfg := c.rollConfig(&script{}, &out)
+	cfg.Registerer = reg
+	cfg.Downtime = &DowntimeOptions{Interval: 5 * time.Millisecond,
+		Probes: []gate.Probe{{Name: "web", URL: srv.URL, ExpectStatus: []int{200}, Timeout: gate.Duration(time.Second)}}}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	r := res.Downtime
+	if r == nil || !r.ZeroDowntime || len(r.Nodes) != 2 || len(r.Services) != 1 || r.Services[0].MinReady != 1 || r.Probes[0].Requests == 0 {
+		t.Fatalf("report %+v\n%s", r, out.String())
+	}
+	if !strings.Contains(out.String(), "zero downtime: 1 Service(s)") {
+		t.Errorf("no verdict in the output:\n%s", out.String())
+	}
+	if n, err := testutil.GatherAndCount(reg, "upgradeguard_roll_node_step_duration_seconds"); err != nil || n != 12 {
+		t.Errorf("%d node step series (%v), want 6 steps of 2 nodes", n, err)
 	}
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// Out receives the progress lines; TTY adds a progress bar.
 	Out io.Writer
 	TTY bool
+	// Downtime, when set, samples the Services' ready endpoints and the
+	// probes while the roll runs (downtime.go): Result.Downtime.
+	Downtime *DowntimeOptions
 	// Registerer, when set, gets the roll's progress metrics.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -136,6 +139,8 @@ type Result struct {
 	Nodes []NodeResult
 	// FinalGate is the gate's last evaluation, after the last node.
 	FinalGate gate.Evaluation
+	// Downtime is the downtime report (with Config.Downtime).
+	Downtime *DowntimeReport
 }
 
 // StoppedError ends a roll whose gate did not say GO within the timeout.
@@ -181,6 +186,7 @@ type roller struct {
 	state stateStore
 	rep   *reporter
 	m     *metrics
+	down  *sampler // nil without Config.Downtime
 
 	// groups are the Auto Scaling groups of the plan's nodes, sorted;
 	// planned their instances (never a replacement).
@@ -269,6 +275,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	m.planned.Set(float64(len(plan.Nodes)))
 	r.rep.setTotal(len(plan.Nodes))
+	r.down = r.startDowntime(ctx)
 	err = r.run(ctx, res)
 	var ie *InterruptedError
 	if errors.As(err, &ie) {
@@ -282,6 +289,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	r.summary(res, err)
+	r.endDowntime(r.down, res)
 	return res, err
 }
 
@@ -495,6 +503,7 @@ dispatch:
 			mu.Lock()
 			res.Nodes = append(res.Nodes, nr)
 			mu.Unlock()
+			r.down.nodeDone(nr)
 			if err != nil {
 				fail(err)
 				return
