@@ -127,9 +127,9 @@ func newCollector(nodes, pods, pdbs *kube.Informer) *Collector {
 // budget is a PDB as the collector holds it, with its rendered series and
 // the counts of the node being computed.
 type budget struct {
-	pdb     *policyv1.PodDisruptionBudget
-	sel     *cachedSelector
-	metrics []prometheus.Metric
+	pdb    *policyv1.PodDisruptionBudget
+	sel    *cachedSelector
+	series []series
 	// nodes are those whose last computation matched one of their pods to
 	// the PDB: the nodes a change of its status or spec touches.
 	nodes map[string]struct{}
@@ -143,7 +143,7 @@ type budget struct {
 
 // nodeState is a node's rendered series and what they were computed from.
 type nodeState struct {
-	metrics []prometheus.Metric
+	series  []series
 	budgets []*budget // that matched one of its pods
 	// namespaces of its pods that reached the PDB match: a new selector in
 	// one of them may change the node's series. Found by a pass over the
@@ -170,14 +170,14 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 	return errors.Join(append(errs, refreshErrs...)...)
 }
 
-func budgetMetrics(pdb *policyv1.PodDisruptionBudget) []prometheus.Metric {
-	ns, name := pdb.Namespace, pdb.Name
-	return []prometheus.Metric{
-		prometheus.MustNewConstMetric(disruptionsAllowedDesc, prometheus.GaugeValue, float64(pdb.Status.DisruptionsAllowed), ns, name),
-		prometheus.MustNewConstMetric(expectedPodsDesc, prometheus.GaugeValue, float64(pdb.Status.ExpectedPods), ns, name),
-		prometheus.MustNewConstMetric(currentHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.CurrentHealthy), ns, name),
-		prometheus.MustNewConstMetric(desiredHealthyDesc, prometheus.GaugeValue, float64(pdb.Status.DesiredHealthy), ns, name),
-		prometheus.MustNewConstMetric(unsatisfiableDesc, prometheus.GaugeValue, collectors.BoolFloat(unsatisfiable(pdb)), ns, name),
+func budgetSeries(pdb *policyv1.PodDisruptionBudget) []series {
+	values := []string{pdb.Namespace, pdb.Name}
+	return []series{
+		{disruptionsAllowedDesc, float64(pdb.Status.DisruptionsAllowed), values, budgetLabels},
+		{expectedPodsDesc, float64(pdb.Status.ExpectedPods), values, budgetLabels},
+		{currentHealthyDesc, float64(pdb.Status.CurrentHealthy), values, budgetLabels},
+		{desiredHealthyDesc, float64(pdb.Status.DesiredHealthy), values, budgetLabels},
+		{unsatisfiableDesc, collectors.BoolFloat(unsatisfiable(pdb)), values, budgetLabels},
 	}
 }
 
@@ -245,7 +245,8 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 		for i, n := range b.refused() {
 			if n > 0 {
 				drainable = false
-				st.metrics = append(st.metrics, prometheus.MustNewConstMetric(drainBlockedPodsDesc, prometheus.GaugeValue, float64(n), node, b.pdb.Namespace, b.pdb.Name, Reasons[i]))
+				st.series = append(st.series, series{drainBlockedPodsDesc, float64(n),
+					[]string{b.pdb.Namespace, node, b.pdb.Name, Reasons[i]}, blockedLabels})
 			}
 		}
 		b.consuming, b.multi, b.touched = 0, 0, false
@@ -253,11 +254,12 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 	for _, b := range st.budgets {
 		b.listed = false
 	}
-	st.metrics = append(st.metrics,
-		prometheus.MustNewConstMetric(evictablePodsDesc, prometheus.GaugeValue, float64(evictable), node),
-		prometheus.MustNewConstMetric(unmanagedPodsDesc, prometheus.GaugeValue, float64(unmanaged), node),
-		prometheus.MustNewConstMetric(localStoragePodsDesc, prometheus.GaugeValue, float64(localStorage), node),
-		prometheus.MustNewConstMetric(drainableDesc, prometheus.GaugeValue, collectors.BoolFloat(drainable), node))
+	values := []string{node}
+	st.series = append(st.series,
+		series{evictablePodsDesc, float64(evictable), values, nodeLabels},
+		series{unmanagedPodsDesc, float64(unmanaged), values, nodeLabels},
+		series{localStoragePodsDesc, float64(localStorage), values, nodeLabels},
+		series{drainableDesc, collectors.BoolFloat(drainable), values, nodeLabels})
 	return st
 }
 

@@ -139,7 +139,9 @@ func (c *Collector) refresh() ([]prometheus.Metric, []error) {
 	metrics := make([]prometheus.Metric, 0, c.series)
 	for k, b := range c.budgets {
 		if !c.nodesOnly {
-			metrics = append(metrics, b.metrics...)
+			for i := range b.series {
+				metrics = append(metrics, &b.series[i])
+			}
 		}
 		if b.sel.err != nil {
 			errs = append(errs, fmt.Errorf("parsing the selector of PodDisruptionBudget %s/%s, counted as matching no pod as the Eviction API does: %w",
@@ -147,7 +149,9 @@ func (c *Collector) refresh() ([]prometheus.Metric, []error) {
 		}
 	}
 	for _, st := range c.nodeStates {
-		metrics = append(metrics, st.metrics...)
+		for i := range st.series {
+			metrics = append(metrics, &st.series[i])
+		}
 	}
 	c.series = len(metrics)
 	return metrics, errs
@@ -194,7 +198,7 @@ func (c *Collector) refreshBudget(key string, nodes, namespaces map[string]struc
 		namespaces[ns] = struct{}{}
 	}
 	b.pdb = pdb
-	b.metrics = budgetMetrics(pdb)
+	b.series = budgetSeries(pdb)
 }
 
 // reindex rebuilds the budget index of the given namespaces, in one pass
