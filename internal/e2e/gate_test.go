@@ -276,6 +276,21 @@ func TestGateThroughThanos(t *testing.T) {
 			NodeSelector: map[string]string{corev1.LabelHostname: node}}); err != nil {
 			t.Fatal(err)
 		}
+		// The disruption controller recomputes only one of the PDBs that
+		// select a pod when the pod changes ("matches multiple
+		// PodDisruptionBudgets. Chose ... arbitrarily", getPdbForPod in
+		// k8s.io/kubernetes pkg/controller/disruption/disruption.go): front is
+		// created once web's pods are ready, so that its own creation
+		// computes it with them.
+		if err := testbed.WaitFor(ctx, 3*time.Minute, "multi/web to allow 1 disruption", func(ctx context.Context) (bool, error) {
+			pdb, err := tb.Client.PolicyV1().PodDisruptionBudgets("multi").Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			return pdb.Status.DisruptionsAllowed == 1, fmt.Errorf("allowed %d, healthy %d", pdb.Status.DisruptionsAllowed, pdb.Status.CurrentHealthy)
+		}); err != nil {
+			t.Fatal(err)
+		}
 		front := &policyv1.PodDisruptionBudget{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "multi", Name: "front"},
 			Spec: policyv1.PodDisruptionBudgetSpec{
@@ -287,14 +302,30 @@ func TestGateThroughThanos(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Both budgets allow a disruption: the old gate said "drains in steps".
-		if err := testbed.WaitFor(ctx, 2*time.Minute, "both PDBs to allow 1 disruption", func(ctx context.Context) (bool, error) {
+		if err := testbed.WaitFor(ctx, 3*time.Minute, "both PDBs to allow 1 disruption", func(ctx context.Context) (bool, error) {
+			var state []string
+			ok := true
 			for _, name := range []string{"web", "front"} {
 				pdb, err := tb.Client.PolicyV1().PodDisruptionBudgets("multi").Get(ctx, name, metav1.GetOptions{})
-				if err != nil || pdb.Status.DisruptionsAllowed != 1 {
+				if err != nil {
 					return false, err
 				}
+				st := pdb.Status
+				state = append(state, fmt.Sprintf("%s: allowed %d, healthy %d of %d desired, expected %d, observed generation %d of %d",
+					name, st.DisruptionsAllowed, st.CurrentHealthy, st.DesiredHealthy, st.ExpectedPods, st.ObservedGeneration, pdb.Generation))
+				ok = ok && st.DisruptionsAllowed == 1
 			}
-			return true, nil
+			if ok {
+				return true, nil
+			}
+			pods, err := tb.Client.CoreV1().Pods("multi").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, p := range pods.Items {
+				state = append(state, fmt.Sprintf("pod %s on %q %s", p.Name, p.Spec.NodeName, p.Status.Phase))
+			}
+			return false, errors.New(strings.Join(state, "; "))
 		}); err != nil {
 			t.Fatal(err)
 		}
