@@ -66,9 +66,7 @@ func calls(actions []k8stesting.Action) []call {
 	for _, a := range actions {
 		c := call{group: a.GetResource().Group, resource: a.GetResource().Resource, verb: a.GetVerb(), namespace: a.GetNamespace()}
 		switch x := a.(type) {
-		case k8stesting.GetAction:
-			c.name = x.GetName()
-		case k8stesting.PatchAction:
+		case k8stesting.GetAction: // patches too: a PatchAction has GetName
 			c.name = x.GetName()
 		case k8stesting.UpdateAction:
 			if m, err := metaName(x.GetObject()); err == nil {

@@ -237,9 +237,9 @@ func (p *AWS) group(ctx context.Context, name string) (astypes.AutoScalingGroup,
 	}
 	if len(gs) != 1 {
 		if p.ClusterName != "" {
-			return astypes.AutoScalingGroup{}, fmt.Errorf("Auto Scaling group %s not found among those tagged %s", name, p.clusterTag())
+			return astypes.AutoScalingGroup{}, fmt.Errorf("no Auto Scaling group %s among those tagged %s", name, p.clusterTag())
 		}
-		return astypes.AutoScalingGroup{}, fmt.Errorf("Auto Scaling group %s not found", name)
+		return astypes.AutoScalingGroup{}, fmt.Errorf("no Auto Scaling group %s", name)
 	}
 	return gs[0], nil
 }
