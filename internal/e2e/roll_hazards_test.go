@@ -71,7 +71,9 @@ func (h *hazards) run(ctx context.Context, t *testing.T) {
 			t.Fatal(err)
 		}
 		h.waitReady(ctx, t, w)
-		// The node with most of the workload's pods loses its kubelet.
+		// A node with one of the workload's pods loses its kubelet. (One:
+		// the gate's availability/workloads check counts the dead node's
+		// pods unavailable, and the Deployment's maxUnavailable is 1.)
 		pods, _ := readyPods(ctx, e, "dead", "web")
 		perNode := map[string]int{}
 		for _, p := range pods {
@@ -79,7 +81,7 @@ func (h *hazards) run(ctx context.Context, t *testing.T) {
 		}
 		var dead string
 		for n, c := range perNode {
-			if dead == "" || c > perNode[dead] || c == perNode[dead] && n < dead {
+			if dead == "" || c < perNode[dead] || c == perNode[dead] && n < dead {
 				dead = n
 			}
 		}
