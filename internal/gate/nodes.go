@@ -136,7 +136,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 			target = append(target, name+" is not Ready")
 		case isNaN(n.ready):
 			nan = append(nan, name)
-		case n.starting(s.at, grace):
+		case n.starting(s.at, grace) && !n.heartbeatOverdue():
 			starting = append(starting, fmt.Sprintf("%s (created %s ago, not Ready yet)", name, n.createdAgo(s.at)))
 		default:
 			notReady = append(notReady, name)
@@ -194,7 +194,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 		case problem == "":
 		case name == s.node:
 			target = append(target, problem)
-		case n.starting(s.at, grace):
+		case n.starting(s.at, grace) && !bad:
 			starting = append(starting, fmt.Sprintf("%s (created %s ago)", problem, n.createdAgo(s.at)))
 		case bad:
 			late = append(late, problem)

@@ -95,6 +95,19 @@ func TestNodeChurn(t *testing.T) {
 	short, _ := newGate(t, f, testPolicy(t, "nodes: {startup_grace: 30s}"))
 	f.set(young...)
 	wantRow(t, eval(t, short, "node-a"), "nodes/ready", Fail, "not ready: node-new")
+	// A young node whose kubelet renewed its Lease and then stopped is dead,
+	// not starting: within the grace it still fails (the e2e's stopped
+	// heartbeat on a node created 3 minutes earlier was set aside and the
+	// gate said GO).
+	deadYoung := replace(healthy(), "0", "__name__", "upgradeguard_node_ready", "node", "node-new")
+	deadYoung = replace(deadYoung, "300", "__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-new")
+	f.set(deadYoung...)
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "nodes/ready", Fail, "not ready: node-new")
+	wantRow(t, e, "nodes/heartbeat", Fail, "heartbeat overdue: node-new 300s old (lease 40s)")
+	if e.Verdict == GO {
+		t.Errorf("a young node with a dead kubelet gives GO: %s", dump(e))
+	}
 	// Past the grace but within the transitions window, a flap after the
 	// first Ready fails.
 	f.set(replace(replace(healthy(), ago(7*time.Minute), "__name__", "upgradeguard_node_created_timestamp_seconds", "node", "node-new"),

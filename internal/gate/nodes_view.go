@@ -36,6 +36,17 @@ func (n nodeState) starting(at time.Time, grace time.Duration) bool {
 	return float64(at.UnixMilli())/1000-n.created < grace.Seconds()
 }
 
+// heartbeatOverdue reports whether the node's kubelet has renewed its
+// Lease before and stopped: an age (on the exporter's clock) beyond the
+// lease duration. A kubelet that is still starting has no Lease yet, or one
+// it renews every 10 s; one whose heartbeat is overdue has died, so a young
+// node in that state is not "starting" but dead, and is judged like any
+// other node (the node lifecycle controller likewise marks a node whose
+// Lease goes unrenewed Unknown whatever its age).
+func (n nodeState) heartbeatOverdue() bool {
+	return n.hasAge && n.hasLease && !isNaN(n.age) && !isNaN(n.lease) && n.age > n.lease
+}
+
 // createdAgo renders how long ago the node was created.
 func (n nodeState) createdAgo(at time.Time) string {
 	d := time.Duration((float64(at.UnixMilli())/1000 - n.created) * float64(time.Second))
