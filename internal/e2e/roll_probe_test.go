@@ -80,7 +80,11 @@ func TestRollProbeFailingMidRoll(t *testing.T) {
 	e.kubeconfig = rollKubeconfig(ctx, t, tb)
 	dir := t.TempDir()
 	e.policy = filepath.Join(dir, "policy.yml")
-	policy := rollPolicy + fmt.Sprintf("probes:\n- name: shop\n  url: %s\n  timeout: 2s\n", probed.URL)
+	// 3 consecutive passes, not 2: the gate lets the second node go no
+	// sooner than 2 gate intervals after the first node is replaced, ample
+	// time for the test to see that and flip the server on a loaded machine.
+	policy := strings.Replace(rollPolicy, "consecutive: 2\n", "consecutive: 3\n", 1) +
+		fmt.Sprintf("probes:\n- name: shop\n  url: %s\n  timeout: 2s\n", probed.URL)
 	if err := os.WriteFile(e.policy, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +116,8 @@ func TestRollProbeFailingMidRoll(t *testing.T) {
 		return m[1]
 	}
 
-	// Flip as soon as the first node is replaced: the gate needs 2
-	// consecutive passing evaluations a gate interval apart before it lets
-	// the second node go, so the flip lands well within that window.
+	// Flip as soon as the first node is replaced, well before the gate's
+	// third consecutive pass for the second node.
 	first := await(8*time.Minute, "the first node replaced", replacedLine)
 	failing.Store(true)
 	flipped := time.Now()
