@@ -152,7 +152,9 @@ func TestGateThroughThanos(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	startExporter(t, tb, bin, aws.URL())
+	// AWS data every 15 s: nodes/groups judges an instance whose node went
+	// away only once the data is newer than the node's disappearance.
+	startExporter(t, tb, bin, aws.URL(), "--collector.awsquota.usage-interval=15s")
 
 	policy, err := gate.ParsePolicy([]byte(gatePolicy))
 	if err != nil {

@@ -64,6 +64,7 @@ func (f *fakeProm) set(ss ...series) {
 var (
 	increaseRE = regexp.MustCompile(`^increase\((.*)\[\w+\]\)$`)
 	maxOverRE  = regexp.MustCompile(`^max_over_time\((.*)\[\w+\]\)$`)
+	presentRE  = regexp.MustCompile(`^present_over_time\((.*)\[\w+\]\)$`)
 	atRE       = regexp.MustCompile(`^(.*) @ \d+$`)
 	selectorRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)?(\{.*\})?$`)
 )
@@ -155,6 +156,9 @@ func (f *fakeProm) parse(w http.ResponseWriter, q string) ([]matcher, string, bo
 	}
 	if m := maxOverRE.FindStringSubmatch(q); m != nil {
 		prefix, sel = "max:", m[1]
+	}
+	if m := presentRE.FindStringSubmatch(q); m != nil {
+		prefix, sel = "present:", m[1]
 	}
 	if m := atRE.FindStringSubmatch(q); m != nil {
 		prefix, sel = "at:", m[1]

@@ -13,6 +13,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -64,6 +65,8 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 		name, asg                          string
 		inService, withNode                int
 		missing, aside, starting, notReady []string
+		// missingIDs are the instance IDs of missing, in its order.
+		missingIDs []string
 	}
 	groups := map[string]*group{}
 	seen := map[string]bool{}
@@ -108,6 +111,38 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 				what += ", launch time unknown"
 			}
 			gr.missing = append(gr.missing, fmt.Sprintf("%s (%s)", id, what))
+			gr.missingIDs = append(gr.missingIDs, id)
+		}
+	}
+	// An instance whose node was there after the AWS data was taken is one
+	// the data cannot judge: most often the instance a roll (or the group)
+	// has just terminated, still InService in the last DescribeAutoScaling
+	// Groups answer. It is set aside until fresher data says otherwise.
+	var ids []string
+	for _, gr := range groups {
+		ids = append(ids, gr.missingIDs...)
+	}
+	var staleNote string
+	if len(ids) > 0 {
+		recent, note, err := g.nodesSinceAWSRefresh(ctx, s, ids)
+		switch {
+		case err != nil:
+			r.Status, r.Value = Unknown, "query failed"
+			r.Why = "instances without a node, and whether their nodes went away after the last AWS refresh is unknown: " + err.Error()
+			return []CheckResult{withNote(r, v.note)}
+		case len(recent) > 0:
+			staleNote = note
+			for _, gr := range groups {
+				var missing, missingIDs []string
+				for i, id := range gr.missingIDs {
+					if recent[id] {
+						gr.aside = append(gr.aside, id+" (its node went away after the last AWS refresh)")
+						continue
+					}
+					missing, missingIDs = append(missing, gr.missing[i]), append(missingIDs, id)
+				}
+				gr.missing, gr.missingIDs = missing, missingIDs
+			}
 		}
 	}
 	names := make([]string, 0, len(groups))
@@ -148,5 +183,50 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 	if len(aside) > 0 {
 		r = withNote(r, "set aside (starting within nodes.startup_grace, leaving, or the node to replace): "+strings.Join(aside, "; "))
 	}
+	if staleNote != "" {
+		r = withNote(r, staleNote)
+	}
 	return []CheckResult{withNote(r, v.note)}
+}
+
+// nodesSinceAWSRefresh returns which of the instance IDs had a node
+// (upgradeguard_node_info{instance_id}) at some time since the oldest
+// Auto Scaling data was taken (upgradeguard_aws_refresh_last_success_timestamp_seconds
+// of the awsquota_usage refresher, plus 30 s for the scrape interval),
+// with a note saying so. Two queries, made only when an InService
+// instance has no node.
+func (g *Gate) nodesSinceAWSRefresh(ctx context.Context, s *evalState, ids []string) (map[string]bool, string, error) {
+	q := g.sel("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector="awsquota_usage"`)
+	res, err := s.query(ctx, q)
+	if err != nil {
+		return nil, "", err
+	}
+	now := float64(s.at.UnixMilli()) / 1000
+	oldest := now
+	for _, smp := range res.samples {
+		if !isNaN(smp.value) && smp.value < oldest {
+			oldest = smp.value
+		}
+	}
+	if len(res.samples) == 0 {
+		// No refresh time: the data's age is unknown, so is whether the
+		// nodes went away before or after it.
+		return nil, "", fmt.Errorf("no %s", q)
+	}
+	window := time.Duration(now-oldest)*time.Second + 30*time.Second
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = regexp.QuoteMeta(id)
+	}
+	qn := fmt.Sprintf("present_over_time(%s[%s])", g.sel("upgradeguard_node_info", fmt.Sprintf("instance_id=~%q", strings.Join(quoted, "|"))), promDuration(window))
+	nres, err := s.query(ctx, qn)
+	if err != nil {
+		return nil, "", err
+	}
+	recent := map[string]bool{}
+	for _, smp := range nres.samples {
+		recent[smp.labels["instance_id"]] = true
+	}
+	age := time.Duration(now-oldest) * time.Second
+	return recent, fmt.Sprintf("the Auto Scaling data is %s old (awsquota_usage refresh): instances whose node went away since are not judged until the next refresh", age.Round(time.Second)), nil
 }

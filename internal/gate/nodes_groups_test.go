@@ -31,6 +31,22 @@ func TestNodeGroupShortOfNodes(t *testing.T) {
 	if r := row(t, e, "nodes/groups"); r.Value != "Ready nodes / InService instances: asg-nodes-a (node group nodes-a) 2/3 (desired 2), asg-nodes-b (node group nodes-b) 2/2 (desired 2)" {
 		t.Errorf("value %q", r.Value)
 	}
+	// The instance a roll has just terminated: its node went away after the
+	// Auto Scaling data was taken (2 minutes ago), which still says
+	// InService. Not short: set aside until the next refresh (the demo's
+	// roll paused on each node it had just replaced).
+	f.set(append(healthy(), append(instance("i-0third", "InService", 48*time.Hour),
+		j("1", "__name__", "present:upgradeguard_node_info", "node", "node-gone", "instance_id", "i-0third"))...)...)
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Pass, "i-0third (its node went away after the last AWS refresh)")
+	if e.Verdict != GO {
+		t.Errorf("a just-terminated instance blocks: %s", dump(e))
+	}
+	// Without the refresh time, whether the node went before or after the
+	// data is unknown.
+	f.set(append(replace(healthy(), "", "__name__", "upgradeguard_aws_refresh_last_success_timestamp_seconds", "collector", "awsquota_usage"),
+		instance("i-0third", "InService", 48*time.Hour)...)...)
+	wantRow(t, eval(t, g, "node-a"), "nodes/groups", Unknown, "no upgradeguard_aws_refresh_last_success_timestamp_seconds")
 	// Launched a minute ago: within the startup grace, named, not blocking.
 	f.set(append(healthy(), instance("i-0third", "InService", time.Minute)...)...)
 	e = eval(t, g, "node-a")

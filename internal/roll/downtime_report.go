@@ -125,6 +125,11 @@ func (s *sampler) report(roll string) *DowntimeReport {
 		}
 		r.Probes = append(r.Probes, pd)
 	}
+	if r.countServices() == 0 && len(r.Probes) == 0 {
+		// Nothing was measured: no Service ever had a ready endpoint and no
+		// probe is configured. "Zero downtime" would be an empty claim.
+		r.ZeroDowntime = false
+	}
 	slices.SortStableFunc(r.Probes, func(a, b ProbeDowntime) int {
 		return cmp.Compare(b.Failed+b.Timeouts, a.Failed+a.Timeouts)
 	})
@@ -147,8 +152,11 @@ func (r *DowntimeReport) WriteJSON(w io.Writer) error {
 // ZeroDowntime, otherwise the worst offender and the counts.
 func (r *DowntimeReport) Verdict() string {
 	if r.ZeroDowntime {
-		return fmt.Sprintf("zero downtime: %d Service(s) kept a ready endpoint at each of %d samples, %d probe(s) never failed",
+		return fmt.Sprintf("zero downtime: %d Service(s) kept a ready endpoint at each of %d samples, %d probe(s) without a failure",
 			r.countServices(), r.Samples, len(r.Probes))
+	}
+	if r.countServices() == 0 && len(r.Probes) == 0 && r.UnobservedSeconds == 0 && r.Samples > 0 {
+		return fmt.Sprintf("downtime not measured: no Service had a ready endpoint in %d samples and the gate policy lists no probes", r.Samples)
 	}
 	var parts []string
 	if n := r.downServices(); n > 0 {

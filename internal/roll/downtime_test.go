@@ -288,3 +288,19 @@ func TestRunDowntimeReport(t *testing.T) {
 		t.Errorf("%d node step series (%v), want 6 steps of 2 nodes", n, err)
 	}
 }
+
+// Nothing to measure (no Service ever had a ready endpoint, no probe):
+// the report does not claim zero downtime (the demo's roll, whose cluster
+// has no Services, said "zero downtime: 0 Service(s)...").
+func TestDowntimeNothingMeasured(t *testing.T) {
+	src := &fakeSlices{ready: map[string]int{"batch/idle": 0}}
+	s, clk := newTestSampler(src, nil)
+	for range 5 {
+		s.sampleEndpoints()
+		clk.step(time.Second)
+	}
+	r := s.report("r1")
+	if r.ZeroDowntime || !strings.HasPrefix(r.Verdict(), "downtime not measured: no Service had a ready endpoint in 5 samples") {
+		t.Fatalf("verdict %q, zero downtime %v; want not measured", r.Verdict(), r.ZeroDowntime)
+	}
+}
