@@ -87,8 +87,21 @@ func watchdogRules(t *testing.T) string {
 	return ""
 }
 
-func TestGateThroughThanos(t *testing.T) {
-	bin := testbed.BuildUpgradeguard(t)
+// gateBed is the gate suites' cluster: the testbed with Prometheus
+// replicas loading the gate's rules and the bundle's watchdog, a fake AWS
+// account with a tagged subnet per zone and one Auto Scaling group
+// ("nodes") whose 4 instances are the kwok nodes, sorted by name.
+type gateBed struct {
+	tb     *testbed.Testbed
+	aws    *awsfake.Server
+	group  awsfake.ASG
+	backed *testbed.InstanceNodes
+	names  []string
+}
+
+// startGateBed starts a gateBed; its context ends after timeout.
+func startGateBed(t *testing.T, timeout time.Duration) (*gateBed, context.Context) {
+	t.Helper()
 	rules := filepath.Join(t.TempDir(), "gate-rules.yml")
 	if err := os.WriteFile(rules, []byte(gateRules), 0o644); err != nil {
 		t.Fatal(err)
@@ -98,11 +111,9 @@ func TestGateThroughThanos(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules, watchdog}, NodeLeaseDurationSeconds: 20})
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
 
-	// The fake AWS account: a tagged subnet per zone and one Auto Scaling
-	// group whose 4 instances are the kwok nodes.
 	aws, err := awsfake.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +148,13 @@ func TestGateThroughThanos(t *testing.T) {
 		t.Fatalf("creating the nodes: %v (%d nodes)", err, len(names))
 	}
 	sort.Strings(names)
+	return &gateBed{tb: tb, aws: aws, group: group, backed: backed, names: names}, ctx
+}
+
+func TestGateThroughThanos(t *testing.T) {
+	bin := testbed.BuildUpgradeguard(t)
+	gb, ctx := startGateBed(t, 15*time.Minute)
+	tb, aws, group, backed, names := gb.tb, gb.aws, gb.group, gb.backed, gb.names
 	blocked, free := names[0], names[1]
 	for _, n := range names {
 		if err := testbed.WaitFor(ctx, 2*time.Minute, n+" Ready", tb.NodeReady(n, corev1.ConditionTrue)); err != nil {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -28,52 +25,8 @@ import (
 // node's series come from its shard, the PDB's status from shard 0.
 func TestGateAcrossShards(t *testing.T) {
 	bin := testbed.BuildUpgradeguard(t)
-	rules := filepath.Join(t.TempDir(), "gate-rules.yml")
-	if err := os.WriteFile(rules, []byte(gateRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	watchdog := filepath.Join(t.TempDir(), "watchdog-rules.yml")
-	if err := os.WriteFile(watchdog, []byte(watchdogRules(t)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules, watchdog}, NodeLeaseDurationSeconds: 20})
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
-
-	aws, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = aws.Close() })
-	acct := aws.Account()
-	tags := map[string]string{"kubernetes.io/cluster/testbed": "owned"}
-	var subnets []string
-	for i, zone := range []string{"eu-west-1a", "eu-west-1b"} {
-		sub, err := acct.AddSubnet(awsfake.SubnetSpec{CIDR: fmt.Sprintf("10.1.%d.0/24", i), AZ: zone, Tags: tags})
-		if err != nil {
-			t.Fatal(err)
-		}
-		subnets = append(subnets, sub.ID)
-	}
-	backed := tb.BackInstances(ctx, acct, nil)
-	lt, err := acct.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	group, err := acct.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 4, Max: 8, Desired: 4, Subnets: subnets, Tags: tags})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, id := range group.Instances {
-		if n, ok := backed.Node(id); ok {
-			names = append(names, n)
-		}
-	}
-	if err := backed.Err(); err != nil || len(names) != 4 {
-		t.Fatalf("creating the nodes: %v (%d nodes)", err, len(names))
-	}
-	sort.Strings(names)
+	gb, ctx := startGateBed(t, 12*time.Minute)
+	tb, aws, names := gb.tb, gb.aws, gb.names
 	blocked, free := names[0], names[1]
 	shardOf := func(n string) int {
 		if (kube.Shard{Index: 0, Total: 2}).OwnsNode(n) {
