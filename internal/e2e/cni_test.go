@@ -60,7 +60,12 @@ func TestGateVPCCNI(t *testing.T) {
 	if err := os.WriteFile(rules, []byte(gateRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules}})
+	// The bundle's watchdog, which the gate requires by default.
+	watchdog := filepath.Join(t.TempDir(), "watchdog-rules.yml")
+	if err := os.WriteFile(watchdog, []byte(watchdogRules(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules, watchdog}})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	dyn, err := dynamic.NewForConfig(tb.RESTConfig())
