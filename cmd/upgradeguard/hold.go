@@ -9,11 +9,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -93,16 +89,9 @@ func (f *holdFlags) awsClient(ctx context.Context) (*autoscaling.Client, error) 
 	if f.awsRegion == "" {
 		return nil, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
+	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold")
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
-	}
-	if f.awsEndpoint != "" {
-		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
-	}
-	if f.awsRoleARN != "" {
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), f.awsRoleARN,
-			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "upgradeguard-hold" }))
+		return nil, err
 	}
 	return autoscaling.NewFromConfig(cfg), nil
 }

@@ -11,12 +11,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
@@ -100,16 +96,9 @@ func (f *rollFlags) awsProvider(ctx context.Context) (*roll.AWS, error) {
 	if f.awsRegion == "" {
 		return nil, &rollUsage{"the aws provider needs --aws.region"}
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
+	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-roll")
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
-	}
-	if f.awsEndpoint != "" {
-		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
-	}
-	if f.awsRoleARN != "" {
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), f.awsRoleARN,
-			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "upgradeguard-roll" }))
+		return nil, err
 	}
 	return &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), ClusterName: f.awsCluster}, nil
 }
