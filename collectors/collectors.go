@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 // Namespace prefixes every upgradeguard metric.
@@ -35,6 +38,11 @@ var ErrNoData = errors.New("collector returned no data")
 // returns an error when that is incomplete or stale; it may send metrics and
 // still return an error (the last known state is better than nothing, and
 // success 0 says not to trust it).
+//
+// A collector whose metrics are rendered at watch time also implements
+// metricstore.Writer: its Update then only brings what it keeps up to date
+// and reports its health, and the exporter's handler writes its families
+// after the registry's (Set.Writers).
 type Collector interface {
 	Update(ch chan<- prometheus.Metric) error
 }
@@ -58,6 +66,20 @@ func (s *Set) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Writers returns the collectors that write their own rendered families
+// (metricstore.Writer), in the order of their names. The exporter's handler
+// writes them after gathering the registry, where the Set's Collect has
+// run their Update.
+func (s *Set) Writers() []metricstore.Writer {
+	var ws []metricstore.Writer
+	for _, n := range s.Names() {
+		if w, ok := s.collectors[n].(metricstore.Writer); ok {
+			ws = append(ws, w)
+		}
+	}
+	return ws
 }
 
 // Describe sends the descriptors of the per-collector metrics only: the
@@ -96,7 +118,9 @@ func (s *Set) run(name string, c Collector, ch chan<- prometheus.Metric) {
 
 // AsPrometheus adapts a single Collector to prometheus.Collector, for tests
 // and linting: Describe runs a collection, and Update's error is reported
-// through onErr.
+// through onErr. The rendered families of a collector that is also a
+// metricstore.Writer are parsed back and sent too, so that tests compare
+// them as they would any metric.
 func AsPrometheus(c Collector, onErr func(error)) prometheus.Collector {
 	return adapter{c: c, onErr: onErr}
 }
@@ -112,6 +136,42 @@ func (a adapter) Collect(ch chan<- prometheus.Metric) {
 	if err := a.c.Update(ch); err != nil && a.onErr != nil {
 		a.onErr(err)
 	}
+	w, ok := a.c.(metricstore.Writer)
+	if !ok {
+		return
+	}
+	mfs, err := metricstore.Gatherer(w).Gather()
+	if err != nil {
+		if a.onErr != nil {
+			a.onErr(err)
+		}
+		return
+	}
+	for _, mf := range mfs {
+		names := make([]string, 0, 4)
+		if len(mf.Metric) > 0 {
+			for _, l := range mf.Metric[0].Label {
+				names = append(names, l.GetName())
+			}
+		}
+		desc := prometheus.NewDesc(mf.GetName(), mf.GetHelp(), names, nil)
+		for _, m := range mf.Metric {
+			ch <- parsedMetric{desc: desc, m: m}
+		}
+	}
+}
+
+// parsedMetric is a sample parsed from rendered text, as a prometheus.Metric.
+type parsedMetric struct {
+	desc *prometheus.Desc
+	m    *dto.Metric
+}
+
+func (p parsedMetric) Desc() *prometheus.Desc { return p.desc }
+
+func (p parsedMetric) Write(out *dto.Metric) error {
+	out.Label, out.Gauge, out.Counter, out.Untyped = p.m.Label, p.m.Gauge, p.m.Counter, p.m.Untyped
+	return nil
 }
 
 // Multi is one collector made of several of the same family, e.g. one per

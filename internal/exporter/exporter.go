@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -33,6 +32,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors/workloads"
 	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 	"github.com/upgradeguard/upgradeguard/internal/webserver"
 )
 
@@ -219,7 +219,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("registering collectors: %w", err)
 	}
 
-	srv, err := webserver.Start(cfg.Web, Handler(reg, informers.Synced, logger), webserver.HealthHandler(syncedErr(informers.Synced)), logger)
+	srv, err := webserver.Start(cfg.Web, Handler(reg, set.Writers(), informers.Synced, logger), webserver.HealthHandler(syncedErr(informers.Synced)), logger)
 	if err != nil {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
@@ -389,15 +389,11 @@ func (c *Config) cniOverrides() cni.Overrides {
 // Handler serves /metrics, /healthz (the process is alive), /readyz (the
 // informers have synced) and a landing page. With a web config, all of them
 // need its credentials; the health listener (--web.health-address) serves
-// /healthz and /readyz without.
-func Handler(reg *prometheus.Registry, ready func() bool, logger *slog.Logger) http.Handler {
+// /healthz and /readyz without. /metrics writes the registry's families,
+// then the writers' families rendered at watch time (metricstore.Handler).
+func Handler(reg *prometheus.Registry, writers []metricstore.Writer, ready func() bool, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling:     promhttp.ContinueOnError,
-		Registry:          reg,
-		EnableOpenMetrics: true,
-	}))
+	mux.Handle("/metrics", metricstore.Handler(reg, writers, logger))
 	webserver.HandleHealth(mux, syncedErr(ready))
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "upgradeguard exporter",

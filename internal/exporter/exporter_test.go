@@ -27,7 +27,7 @@ func TestHandlerHealthAndReadiness(t *testing.T) {
 	var ready atomic.Bool
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "upgradeguard_test", Help: "A test gauge."}))
-	srv := httptest.NewServer(Handler(reg, ready.Load, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(Handler(reg, nil, ready.Load, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 
 	if code, _ := get(t, srv, "/healthz"); code != http.StatusOK {
