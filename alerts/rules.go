@@ -339,6 +339,15 @@ func definitions(o Options) []group {
 					Description: "{{ $value }} targets of job {{ $labels.job }} have been up for " + forPlaceholder + "; node, PDB, IP and quota alerts are blind and the gate refuses every node.",
 				},
 				{
+					// One target down: with shards (deploy/overlays/sharded)
+					// its nodes are blind, and the gate's monitoring/up row
+					// fails while any exporter target is down.
+					Name: "UpgradeGuardExporterTargetDown", Severity: "warning", For: 10 * time.Minute,
+					Expr:        o.exp("up") + " == 0",
+					Summary:     "A target of the upgradeguard exporter's job is down.",
+					Description: "Target {{ $labels.instance }} of job {{ $labels.job }} has had up {{ $value }} for " + forPlaceholder + "; with shards, the nodes of its shard are blind to every node and PDB alert, and the gate refuses every node while it is down.",
+				},
+				{
 					Name: "UpgradeGuardCollectorFailing", Severity: "warning", For: 10 * time.Minute,
 					Expr:        o.exp("upgradeguard_collector_success") + " == 0",
 					Summary:     "An upgradeguard collector is failing.",
