@@ -52,6 +52,19 @@ type Options struct {
 	// NodeLeaseDurationSeconds is kwok's --node-lease-duration-seconds
 	// (default 40). kwok renews each node's Lease about every quarter of it.
 	NodeLeaseDurationSeconds int
+	// ControllerQPS raises the client rate limit of kube-controller-manager
+	// (--kube-api-qps, with --kube-api-burst twice it) and of
+	// kube-scheduler (the same flags, which it honours without a --config
+	// file), and lets kwok play pod and node stages and renew Leases with
+	// KwokParallelism workers, for filling a large cluster: at the
+	// defaults (20 and 50 requests/s, 4 kwok workers) creating 40,000 pods
+	// through Deployments takes most of an hour. 0 keeps the defaults.
+	ControllerQPS float32
+	// KwokParallelism is the number of workers kwok plays pod stages, node
+	// stages and Lease renewals with (its podPlayStageParallelism,
+	// nodePlayStageParallelism and nodeLeaseParallelism; default 4, and
+	// 16 with ControllerQPS).
+	KwokParallelism int
 	// Dir holds the state, configuration and logs. Default: a new temporary
 	// directory, removed by Stop unless KeepDir. A given Dir is never removed.
 	Dir string
@@ -71,6 +84,9 @@ func (o *Options) defaults() {
 	}
 	if o.NodeLeaseDurationSeconds <= 0 {
 		o.NodeLeaseDurationSeconds = 40
+	}
+	if o.KwokParallelism <= 0 && o.ControllerQPS > 0 {
+		o.KwokParallelism = 16
 	}
 	if os.Getenv("UPGRADEGUARD_TESTBED_KEEP") == "1" {
 		o.KeepDir = true
@@ -309,42 +325,54 @@ func (tb *Testbed) startControlPlane(ctx context.Context, ps *portSet, ports []i
 	// kube-controller-manager, kube-scheduler, kwok
 	ps.release(kcmPort, schedPort, kwokPort)
 	kcm, err := tb.startProc("kube-controller-manager", tb.Binaries.ControllerManager,
-		"--kubeconfig="+kcmKubeconfig,
-		"--authentication-kubeconfig="+kcmKubeconfig,
-		"--authorization-kubeconfig="+kcmKubeconfig,
-		"--leader-elect=false",
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", kcmPort),
-		"--cert-dir="+filepath.Join(tb.Dir, "kube-controller-manager"),
-		"--controllers=*",
-		"--use-service-account-credentials=true",
-		"--service-account-private-key-file="+tb.pki.SAKey,
-		"--root-ca-file="+tb.pki.CACert,
-		"--cluster-signing-cert-file="+tb.pki.CACert,
-		"--cluster-signing-key-file="+tb.pki.CAKey,
-		"--node-monitor-grace-period="+o.NodeMonitorGracePeriod.String(),
-		"--node-monitor-period=2s",
-		"--profiling=false",
+		append([]string{
+			"--kubeconfig=" + kcmKubeconfig,
+			"--authentication-kubeconfig=" + kcmKubeconfig,
+			"--authorization-kubeconfig=" + kcmKubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", kcmPort),
+			"--cert-dir=" + filepath.Join(tb.Dir, "kube-controller-manager"),
+			"--controllers=*",
+			"--use-service-account-credentials=true",
+			"--service-account-private-key-file=" + tb.pki.SAKey,
+			"--root-ca-file=" + tb.pki.CACert,
+			"--cluster-signing-cert-file=" + tb.pki.CACert,
+			"--cluster-signing-key-file=" + tb.pki.CAKey,
+			"--node-monitor-grace-period=" + o.NodeMonitorGracePeriod.String(),
+			"--node-monitor-period=2s",
+			"--profiling=false",
+		}, o.clientRateFlags()...)...,
 	)
 	if err != nil {
 		return err
 	}
 	sched, err := tb.startProc("kube-scheduler", tb.Binaries.Scheduler,
-		"--kubeconfig="+schedKubeconfig,
-		"--authentication-kubeconfig="+schedKubeconfig,
-		"--authorization-kubeconfig="+schedKubeconfig,
-		"--leader-elect=false",
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", schedPort),
-		"--cert-dir="+filepath.Join(tb.Dir, "kube-scheduler"),
-		"--profiling=false",
+		append([]string{
+			"--kubeconfig=" + schedKubeconfig,
+			"--authentication-kubeconfig=" + schedKubeconfig,
+			"--authorization-kubeconfig=" + schedKubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", schedPort),
+			"--cert-dir=" + filepath.Join(tb.Dir, "kube-scheduler"),
+			"--profiling=false",
+		}, o.clientRateFlags()...)...,
 	)
 	if err != nil {
 		return err
 	}
+	kwokConfigs := []string{tb.Binaries.KwokStages}
+	if o.KwokParallelism > 0 {
+		path := filepath.Join(tb.Dir, "kwok-options.yaml")
+		if err := os.WriteFile(path, kwokOptions(o.KwokParallelism), 0o644); err != nil {
+			return err
+		}
+		kwokConfigs = append(kwokConfigs, path)
+	}
 	tb.kwokArgs = []string{
 		"--kubeconfig=" + tb.Kubeconfig,
-		"--config=" + tb.Binaries.KwokStages,
+		"--config=" + strings.Join(kwokConfigs, ","),
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + KwokAnnotation + "=" + KwokAnnotationValue,
 		fmt.Sprintf("--node-lease-duration-seconds=%d", o.NodeLeaseDurationSeconds),
@@ -380,6 +408,31 @@ func (tb *Testbed) startControlPlane(ctx context.Context, ps *portSet, ports []i
 	}
 	o.Logf("testbed: control plane ready after %s", since(began))
 	return nil
+}
+
+// clientRateFlags are the client rate limit flags of kube-controller-manager
+// and kube-scheduler for Options.ControllerQPS (none without it).
+func (o Options) clientRateFlags() []string {
+	if o.ControllerQPS <= 0 {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("--kube-api-qps=%g", o.ControllerQPS),
+		fmt.Sprintf("--kube-api-burst=%d", int(2*o.ControllerQPS)),
+	}
+}
+
+// kwokOptions is a KwokConfiguration document (sigs.k8s.io/kwok
+// pkg/apis/config/v1alpha1 kwok_configuration_types.go) setting kwok's
+// worker counts; kwok reads it beside the stages from its --config files.
+func kwokOptions(parallelism int) []byte {
+	return fmt.Appendf(nil, `apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: %[1]d
+  nodePlayStageParallelism: %[1]d
+  nodeLeaseParallelism: %[1]d
+`, parallelism)
 }
 
 // restartKwok stops kwok and starts it again with the same flags, so that it
