@@ -44,7 +44,10 @@ type Config struct {
 	// Web is where /metrics is served and how it is protected
 	// (--web.listen-address, --web.config.file), and the unauthenticated
 	// health listener (--web.health-address).
-	Web         *webserver.Config
+	Web *webserver.Config
+	// EnablePprof serves net/http/pprof's profiles under /debug/pprof/ on
+	// the main listener (--web.enable-pprof), behind the web config.
+	EnablePprof bool
 	Kubeconfig  string
 	Cluster     string
 	SyncTimeout time.Duration
@@ -92,6 +95,8 @@ func AddFlags(cmd *kingpin.CmdClause) *Config {
 		return b
 	}
 	c.Web = webserver.AddFlags(cmd, DefaultListenAddress)
+	cmd.Flag("web.enable-pprof", "Serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on --web.listen-address, behind --web.config.file like /metrics; never on the health listener.").
+		BoolVar(&c.EnablePprof)
 	cmd.Flag("kubeconfig", "Path to a kubeconfig file; in a pod the in-cluster configuration is used when this is empty.").
 		Envar("KUBECONFIG").StringVar(&c.Kubeconfig)
 	cmd.Flag("cluster", "Cluster name to attach as a 'cluster' label to every upgradeguard metric; empty attaches none (Prometheus usually adds it as an external label).").
@@ -219,7 +224,11 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("registering collectors: %w", err)
 	}
 
-	srv, err := webserver.Start(cfg.Web, Handler(reg, set.Writers(), informers.Synced, logger), webserver.HealthHandler(syncedErr(informers.Synced)), logger)
+	handler := Handler(reg, set.Writers(), informers.Synced, logger)
+	if cfg.EnablePprof {
+		handler = withPprof(handler)
+	}
+	srv, err := webserver.Start(cfg.Web, handler, webserver.HealthHandler(syncedErr(informers.Synced)), logger)
 	if err != nil {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
