@@ -39,6 +39,15 @@ type gateExit struct {
 func (e *gateExit) Error() string { return e.msg }
 func (e *gateExit) ExitCode() int { return e.code }
 
+// logLevel: WAIT (check) and STOP (wait) are the gate's answers, logged at
+// INFO; usage errors and an unreachable monitoring are errors.
+func (e *gateExit) logLevel() slog.Level {
+	if e.code == exitNotGo {
+		return slog.LevelInfo
+	}
+	return slog.LevelError
+}
+
 // gateFlags are the flags shared by gate check and gate wait.
 type gateFlags struct {
 	url, kind                 string

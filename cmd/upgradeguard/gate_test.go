@@ -138,9 +138,13 @@ func TestGateCheck(t *testing.T) {
 	}
 
 	f.set("0") // node-c not ready
-	code, out, _ = runGate(t, base...)
+	code, out, errOut = runGate(t, base...)
 	if code != 1 || !strings.Contains(out, "verdict WAIT") || !strings.Contains(out, "not ready: node-c") {
 		t.Errorf("node-c not ready: exit %d\n%s", code, out)
+	}
+	// A WAIT is the gate's answer, not an error: nothing at level error.
+	if strings.Contains(errOut, "level=ERROR") {
+		t.Errorf("WAIT logged as an error:\n%s", errOut)
 	}
 
 	// --nodegroup: every node of the group is judged by the drain check.

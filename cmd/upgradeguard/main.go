@@ -43,6 +43,14 @@ type ExitCoder interface {
 	ExitCode() int
 }
 
+// answer is an ExitCoder whose status can be the command's answer rather
+// than a failure (the gate's WAIT, the preflight's findings): logLevel says
+// how to log it, INFO for an answer, so that a WAIT during an upgrade is not
+// reported as an ERROR.
+type answer interface {
+	logLevel() slog.Level
+}
+
 func init() {
 	subcommands = append(subcommands, func(app *kingpin.Application) []subcommand {
 		cmd := app.Command("exporter", "Serve Prometheus metrics of node readiness, PDB drain headroom and AWS limits.")
@@ -73,6 +81,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "upgradeguard: error: %s; try --help\n", err)
 		return 2
 	}
+	logCfg.Writer = gateStderr
 	logger := promslog.New(&logCfg)
 	// client-go logs through klog; send it to the same structured logger.
 	klog.SetSlogLogger(logger)
@@ -92,7 +101,11 @@ func run(args []string) int {
 	var coder ExitCoder
 	if errors.As(err, &coder) {
 		if coder.ExitCode() != 0 {
-			logger.Error("exiting", "err", err)
+			level := slog.LevelError
+			if a, ok := coder.(answer); ok {
+				level = a.logLevel()
+			}
+			logger.Log(ctx, level, "exiting", "status", coder.ExitCode(), "err", err)
 		}
 		return coder.ExitCode()
 	}

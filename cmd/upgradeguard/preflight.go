@@ -78,6 +78,18 @@ type preflightExit struct {
 func (e *preflightExit) Error() string { return e.msg }
 func (e *preflightExit) ExitCode() int { return e.code }
 
+// logLevel: blockers and warnings are the preflight's findings (INFO);
+// unknown findings are WARN; usage errors are errors.
+func (e *preflightExit) logLevel() slog.Level {
+	switch e.code {
+	case preflight.ExitBlockers, preflight.ExitWarnings:
+		return slog.LevelInfo
+	case preflight.ExitUnknown:
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
+
 func preflightUsage(format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	fmt.Fprintf(gateStderr, "upgradeguard: error: %s\n", msg)
