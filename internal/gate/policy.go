@@ -109,7 +109,7 @@ func ParsePolicy(b []byte) (Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
-		return Policy{}, explainYAMLError(err)
+		return Policy{}, nameFields(b, explainYAMLError(err))
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -171,6 +171,69 @@ func explainYAMLError(err error) error {
 		msgs = append(msgs, m)
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+var lineRE = regexp.MustCompile(`line (\d+): (unknown field )?`)
+
+// nameFields adds the field's place in the file to each "line N: " of
+// err's message, e.g. "line 3 (nodes.startup_grace): ...", from the YAML
+// node tree of the policy b: yaml.v3's errors and the field types' own
+// UnmarshalYAML name the line only.
+func nameFields(b []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(b, &root) != nil {
+		return err
+	}
+	msg := lineRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := lineRE.FindStringSubmatch(m)
+		if sub[2] != "" {
+			return m // names its field and section already
+		}
+		line, _ := strconv.Atoi(sub[1])
+		if path := fieldAt(&root, line, ""); path != "" {
+			return fmt.Sprintf("line %d (%s): ", line, path)
+		}
+		return m
+	})
+	return errors.New(msg)
+}
+
+// fieldAt returns the dotted path (with [i] for list items) of the deepest
+// mapping key on line whose value starts on that line, or "".
+func fieldAt(n *yaml.Node, line int, path string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p := fieldAt(c, line, path); p != "" {
+				return p
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if deeper := fieldAt(v, line, p); deeper != "" {
+				return deeper
+			}
+			if k.Line == line {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if deeper := fieldAt(c, line, p); deeper != "" {
+				return deeper
+			}
+			if c.Line == line && c.Kind == yaml.ScalarNode {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 func goTypeWord(t string) string {
