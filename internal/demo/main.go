@@ -71,10 +71,13 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer aws.Close()
+	// The account of the cluster's region, so that instance and node names
+	// say eu-west-1 as its zones do.
+	acct := aws.AddAccount(awsfake.DefaultAccountID, region)
 	// Replacement instances take a few seconds to launch, as on AWS (where
 	// it is minutes).
-	aws.Account().SetTiming(awsfake.Timing{LaunchDelay: 3 * time.Second})
-	pinned, err := createCluster(startCtx, tb, aws.Account())
+	acct.SetTiming(awsfake.Timing{LaunchDelay: 3 * time.Second})
+	pinned, err := createCluster(startCtx, tb, acct)
 	if err != nil {
 		return err
 	}
@@ -94,7 +97,7 @@ func run(ctx context.Context) error {
 	}
 	if _, err := tb.StartProcess("upgradeguard-exporter", []string{bin, "exporter",
 		"--kubeconfig", tb.Kubeconfig, "--web.listen-address", addr,
-		"--collector.cni", "--collector.awsquota", "--aws.region", "eu-west-1", "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "demo",
+		"--collector.cni", "--collector.awsquota", "--aws.region", region, "--aws.endpoint-url", aws.URL(), "--aws.cluster-name", "demo",
 		// AWS is asked more often than the defaults (5m) so that the demo's
 		// new subnet shows up quickly.
 		"--collector.cni.interval", "10s", "--collector.awsquota.usage-interval", "30s",
@@ -159,7 +162,7 @@ func run(ctx context.Context) error {
 	if err := d.policy(); err != nil {
 		return err
 	}
-	if err := d.gateVerdicts(ctx, aws.Account(), pinned); err != nil {
+	if err := d.gateVerdicts(ctx, acct, pinned); err != nil {
 		return err
 	}
 	if err := d.roll(ctx); err != nil {
@@ -174,7 +177,10 @@ func run(ctx context.Context) error {
 // workloads are the demo's Deployments, set by createCluster.
 var workloads []testbed.Workload
 
-var zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+// region is the demo cluster's AWS region; zones are its zones.
+const region = "eu-west-1"
+
+var zones = []string{region + "a", region + "b", region + "c"}
 
 // createCluster makes the fake AWS account of the cluster (a tagged subnet
 // per zone, one nearly full, and an Auto Scaling group per node group) and

@@ -140,7 +140,7 @@ func (d *demo) groupNodes(ctx context.Context, group string) ([]string, error) {
 // roll has paused for a while.
 func (d *demo) roll(ctx context.Context) error {
 	args := append([]string{"roll", "--nodegroup", "nodes-green",
-		"--kubeconfig", d.tb.Kubeconfig, "--aws.region", "eu-west-1", "--aws.endpoint-url", d.awsURL, "--aws.cluster-name", "demo",
+		"--kubeconfig", d.tb.Kubeconfig, "--aws.region", region, "--aws.endpoint-url", d.awsURL, "--aws.cluster-name", "demo",
 		"--force-local-storage", "--gate-timeout", "10m", "--log.level", "warn"}, d.gateArgs("")...)
 	fmt.Println("Rolling node group nodes-green (shop/web and shop/api run there, under PDBs), gated on Thanos;")
 	fmt.Println("--force-local-storage because batch/scratch keeps only scratch data in its emptyDir. After the")
