@@ -5,9 +5,6 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	"k8s.io/client-go/tools/cache"
-
-	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // heartbeats measures the age of each node's Lease heartbeat on the
@@ -70,16 +67,28 @@ func (h *heartbeats) forget(name string) {
 	delete(h.byName, name)
 }
 
-// age returns the seconds since node name's last observed renewal, never
-// negative, and whether one was observed.
-func (h *heartbeats) age(name string, now time.Time) (float64, bool) {
+// get returns node name's last observed renewal, if any.
+func (h *heartbeats) get(name string) (heartbeat, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hb, ok := h.byName[name]
+	return hb, ok
+}
+
+// age returns the seconds since node name's last observed renewal, never
+// negative, and whether one was observed.
+func (h *heartbeats) age(name string, now time.Time) (float64, bool) {
+	hb, ok := h.get(name)
 	if !ok {
 		return 0, false
 	}
-	return max(0, now.Sub(hb.probe).Seconds()), true
+	return ageSeconds(hb.probe, now), true
+}
+
+// ageSeconds is the heartbeat age at now of a renewal taken to have
+// happened at probe: never negative, should the clock go back.
+func ageSeconds(probe, now time.Time) float64 {
+	return max(0, now.Sub(probe).Seconds())
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -89,38 +98,11 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// renewTime returns a node Lease's name and spec.renewTime, or ok false for
-// anything else.
-func renewTime(obj any) (name string, renew *time.Time, ok bool) {
-	if d, isTomb := obj.(cache.DeletedFinalStateUnknown); isTomb {
-		obj = d.Obj
+// renewTime returns a Lease's spec.renewTime, nil when it has none.
+func renewTime(l *coordinationv1.Lease) *time.Time {
+	if l.Spec.RenewTime == nil {
+		return nil
 	}
-	l, isLease := obj.(*coordinationv1.Lease)
-	if !isLease || l.Namespace != kube.NodeLeaseNamespace {
-		return "", nil, false
-	}
-	if l.Spec.RenewTime != nil {
-		t := l.Spec.RenewTime.Time
-		renew = &t
-	}
-	return l.Name, renew, true
-}
-
-// handler returns the Lease informer's event handler, which observes every
-// renewTime as it arrives, on the clock now.
-func (h *heartbeats) handler(now func() time.Time) cache.ResourceEventHandler {
-	observe := func(obj any) {
-		if name, renew, ok := renewTime(obj); ok {
-			h.observe(name, renew, now())
-		}
-	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    observe,
-		UpdateFunc: func(_, obj any) { observe(obj) },
-		DeleteFunc: func(obj any) {
-			if name, _, ok := renewTime(obj); ok {
-				h.forget(name)
-			}
-		},
-	}
+	t := l.Spec.RenewTime.Time
+	return &t
 }

@@ -80,9 +80,12 @@ func renew(t *testing.T, f *fixture, clock *fakeClock, name string, skew time.Du
 		t.Fatal(err)
 	}
 	eventually(t, "renewal of "+name+" observed", func() bool {
-		f.c.heartbeats.mu.Lock()
-		defer f.c.heartbeats.mu.Unlock()
-		return f.c.heartbeats.byName[name].renew.Equal(at)
+		// The Lease handler observes the renewal and moves the rendered
+		// series' probe time under c.mu: both or neither are seen.
+		f.c.mu.Lock()
+		defer f.c.mu.Unlock()
+		hb, _ := f.c.heartbeats.get(name)
+		return hb.renew.Equal(at)
 	})
 }
 
