@@ -270,7 +270,12 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dynamic.Interface, reg prometheus.Registerer, logger *slog.Logger) (*collectors.Set, []*awsapi.Refresher, error) {
 	enabled := map[string]collectors.Collector{}
 	if *cfg.enabled["nodes"] {
-		c, err := nodes.New(informers.Nodes(), informers.NodeLeases(), cfg.Nodes)
+		opts := cfg.Nodes
+		if cfg.Cluster != "" {
+			// Its series are rendered, not wrapped by the registry as the Set's are.
+			opts.ConstLabels = metricstore.ConstLabels(map[string]string{"cluster": cfg.Cluster})
+		}
+		c, err := nodes.New(informers.Nodes(), informers.NodeLeases(), opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("nodes collector: %w", err)
 		}

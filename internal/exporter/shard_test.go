@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 func parseFlags(t *testing.T, args ...string) (*Config, error) {
@@ -150,8 +151,11 @@ func exporterSeries(t *testing.T, ctx context.Context, client *fake.Clientset, a
 	if err := informers.WaitForSync(syncCtx); err != nil {
 		t.Fatal(err)
 	}
+	// The families rendered at watch time are the writers', as the
+	// handler serves them after the registry's.
+	gatherer := prometheus.Gatherers{reg, metricstore.Gatherer(set.Writers()...)}
 	return func() []string {
-		mfs, err := reg.Gather()
+		mfs, err := gatherer.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
