@@ -42,9 +42,14 @@ demo: testbed-deps
 	$(GO) build -o bin/demo ./internal/demo
 	./bin/demo
 
-# The scale scenario (not part of test): 1,000 then 3,000 kwok nodes.
+# The scale scenario (not part of test): 500 kwok nodes with 10,000 pods of
+# 500 Deployments and PDBs, then 2,000 nodes with 40,000 pods and 2,000 PDBs;
+# the exporters' heap profiles go to bin/bench-scale/_artifacts.
+# UPGRADEGUARD_SCALE_NODES=500 runs one size, UPGRADEGUARD_SCALE_SHARDS=2 also
+# measures two shards.
 bench-scale: testbed-deps
-	$(GO) test -tags scale -run TestScale -v -count=1 -timeout 100m ./internal/e2e/
+	mkdir -p bin/bench-scale
+	$(GO) test -tags scale -run TestScale -v -count=1 -timeout 150m -artifacts -outputdir $(CURDIR)/bin/bench-scale ./internal/e2e/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./collectors/...
