@@ -1,45 +1,43 @@
 package workloads
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 var (
 	daemonSetLabels = []string{"namespace", "daemonset"}
 
-	daemonSetDesiredDesc = prometheus.NewDesc("upgradeguard_daemonset_status_desired_number_scheduled",
-		"Nodes that should run the DaemonSet's pod, from its status.",
-		daemonSetLabels, nil)
-	daemonSetAvailableDesc = prometheus.NewDesc("upgradeguard_daemonset_status_number_available",
-		"Nodes running an available pod of the DaemonSet (ready for at least minReadySeconds), from its status.",
-		daemonSetLabels, nil)
-	daemonSetReadyDesc = prometheus.NewDesc("upgradeguard_daemonset_status_number_ready",
-		"Nodes running a Ready pod of the DaemonSet, from its status.",
-		daemonSetLabels, nil)
-	daemonSetUpdatedDesc = prometheus.NewDesc("upgradeguard_daemonset_status_updated_number_scheduled",
-		"Nodes running the DaemonSet's current pod template, from its status.",
-		daemonSetLabels, nil)
-	daemonSetMaxUnavailableDesc = prometheus.NewDesc("upgradeguard_daemonset_strategy_max_unavailable",
-		"Pods the DaemonSet's update strategy lets be unavailable, as the daemonset controller resolves it: rollingUpdate maxUnavailable of the desired number rounded up (1 when it and maxSurge are both 0); 0 for OnDelete.",
-		daemonSetLabels, nil)
+	daemonSetDesiredFamily = &metricstore.Family{Name: "upgradeguard_daemonset_status_desired_number_scheduled",
+		Help: "Nodes that should run the DaemonSet's pod, from its status.",
+		Type: metricstore.Gauge, LabelNames: daemonSetLabels}
+	daemonSetAvailableFamily = &metricstore.Family{Name: "upgradeguard_daemonset_status_number_available",
+		Help: "Nodes running an available pod of the DaemonSet (ready for at least minReadySeconds), from its status.",
+		Type: metricstore.Gauge, LabelNames: daemonSetLabels}
+	daemonSetReadyFamily = &metricstore.Family{Name: "upgradeguard_daemonset_status_number_ready",
+		Help: "Nodes running a Ready pod of the DaemonSet, from its status.",
+		Type: metricstore.Gauge, LabelNames: daemonSetLabels}
+	daemonSetUpdatedFamily = &metricstore.Family{Name: "upgradeguard_daemonset_status_updated_number_scheduled",
+		Help: "Nodes running the DaemonSet's current pod template, from its status.",
+		Type: metricstore.Gauge, LabelNames: daemonSetLabels}
+	daemonSetMaxUnavailableFamily = &metricstore.Family{Name: "upgradeguard_daemonset_strategy_max_unavailable",
+		Help: "Pods the DaemonSet's update strategy lets be unavailable, as the daemonset controller resolves it: rollingUpdate maxUnavailable of the desired number rounded up (1 when it and maxSurge are both 0); 0 for OnDelete.",
+		Type: metricstore.Gauge, LabelNames: daemonSetLabels}
+	daemonSetFamilies = []*metricstore.Family{
+		daemonSetDesiredFamily, daemonSetAvailableFamily, daemonSetReadyFamily, daemonSetUpdatedFamily, daemonSetMaxUnavailableFamily,
+	}
 )
 
-func updateDaemonSets(objs []any, ch chan<- prometheus.Metric) {
-	for _, obj := range objs {
-		d, ok := obj.(*appsv1.DaemonSet)
-		if !ok {
-			continue
-		}
-		l := []string{d.Namespace, d.Name}
-		gauge(ch, daemonSetDesiredDesc, float64(d.Status.DesiredNumberScheduled), l...)
-		gauge(ch, daemonSetAvailableDesc, float64(d.Status.NumberAvailable), l...)
-		gauge(ch, daemonSetReadyDesc, float64(d.Status.NumberReady), l...)
-		gauge(ch, daemonSetUpdatedDesc, float64(d.Status.UpdatedNumberScheduled), l...)
-		if n, ok := daemonSetMaxUnavailable(d); ok {
-			gauge(ch, daemonSetMaxUnavailableDesc, float64(n), l...)
-		}
+// renderDaemonSet renders a DaemonSet's series.
+func renderDaemonSet(b *metricstore.Builder, d *appsv1.DaemonSet) {
+	b.Add(daemonSetDesiredFamily, float64(d.Status.DesiredNumberScheduled), d.Namespace, d.Name)
+	b.Add(daemonSetAvailableFamily, float64(d.Status.NumberAvailable), d.Namespace, d.Name)
+	b.Add(daemonSetReadyFamily, float64(d.Status.NumberReady), d.Namespace, d.Name)
+	b.Add(daemonSetUpdatedFamily, float64(d.Status.UpdatedNumberScheduled), d.Namespace, d.Name)
+	if n, ok := daemonSetMaxUnavailable(d); ok {
+		b.Add(daemonSetMaxUnavailableFamily, float64(n), d.Namespace, d.Name)
 	}
 }
 

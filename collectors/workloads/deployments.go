@@ -1,45 +1,43 @@
 package workloads
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 var (
 	deploymentLabels = []string{"namespace", "deployment"}
 
-	deploymentSpecReplicasDesc = prometheus.NewDesc("upgradeguard_deployment_spec_replicas",
-		"Replicas the Deployment wants (spec.replicas).",
-		deploymentLabels, nil)
-	deploymentAvailableDesc = prometheus.NewDesc("upgradeguard_deployment_status_replicas_available",
-		"Replicas of the Deployment available (ready for at least minReadySeconds), from its status.",
-		deploymentLabels, nil)
-	deploymentReadyDesc = prometheus.NewDesc("upgradeguard_deployment_status_replicas_ready",
-		"Replicas of the Deployment whose pods are Ready, from its status.",
-		deploymentLabels, nil)
-	deploymentUpdatedDesc = prometheus.NewDesc("upgradeguard_deployment_status_replicas_updated",
-		"Replicas of the Deployment running its current pod template, from its status.",
-		deploymentLabels, nil)
-	deploymentMaxUnavailableDesc = prometheus.NewDesc("upgradeguard_deployment_strategy_max_unavailable",
-		"Replicas the Deployment's strategy lets be unavailable, as the deployment controller resolves it: rollingUpdate maxUnavailable of spec.replicas rounded down (1 when it and maxSurge both resolve to 0); 0 for Recreate.",
-		deploymentLabels, nil)
+	deploymentSpecReplicasFamily = &metricstore.Family{Name: "upgradeguard_deployment_spec_replicas",
+		Help: "Replicas the Deployment wants (spec.replicas).",
+		Type: metricstore.Gauge, LabelNames: deploymentLabels}
+	deploymentAvailableFamily = &metricstore.Family{Name: "upgradeguard_deployment_status_replicas_available",
+		Help: "Replicas of the Deployment available (ready for at least minReadySeconds), from its status.",
+		Type: metricstore.Gauge, LabelNames: deploymentLabels}
+	deploymentReadyFamily = &metricstore.Family{Name: "upgradeguard_deployment_status_replicas_ready",
+		Help: "Replicas of the Deployment whose pods are Ready, from its status.",
+		Type: metricstore.Gauge, LabelNames: deploymentLabels}
+	deploymentUpdatedFamily = &metricstore.Family{Name: "upgradeguard_deployment_status_replicas_updated",
+		Help: "Replicas of the Deployment running its current pod template, from its status.",
+		Type: metricstore.Gauge, LabelNames: deploymentLabels}
+	deploymentMaxUnavailableFamily = &metricstore.Family{Name: "upgradeguard_deployment_strategy_max_unavailable",
+		Help: "Replicas the Deployment's strategy lets be unavailable, as the deployment controller resolves it: rollingUpdate maxUnavailable of spec.replicas rounded down (1 when it and maxSurge both resolve to 0); 0 for Recreate.",
+		Type: metricstore.Gauge, LabelNames: deploymentLabels}
+	deploymentFamilies = []*metricstore.Family{
+		deploymentSpecReplicasFamily, deploymentAvailableFamily, deploymentReadyFamily, deploymentUpdatedFamily, deploymentMaxUnavailableFamily,
+	}
 )
 
-func updateDeployments(objs []any, ch chan<- prometheus.Metric) {
-	for _, obj := range objs {
-		d, ok := obj.(*appsv1.Deployment)
-		if !ok {
-			continue
-		}
-		l := []string{d.Namespace, d.Name}
-		gauge(ch, deploymentSpecReplicasDesc, float64(deploymentReplicas(d)), l...)
-		gauge(ch, deploymentAvailableDesc, float64(d.Status.AvailableReplicas), l...)
-		gauge(ch, deploymentReadyDesc, float64(d.Status.ReadyReplicas), l...)
-		gauge(ch, deploymentUpdatedDesc, float64(d.Status.UpdatedReplicas), l...)
-		if n, ok := deploymentMaxUnavailable(d); ok {
-			gauge(ch, deploymentMaxUnavailableDesc, float64(n), l...)
-		}
+// renderDeployment renders a Deployment's series.
+func renderDeployment(b *metricstore.Builder, d *appsv1.Deployment) {
+	b.Add(deploymentSpecReplicasFamily, float64(deploymentReplicas(d)), d.Namespace, d.Name)
+	b.Add(deploymentAvailableFamily, float64(d.Status.AvailableReplicas), d.Namespace, d.Name)
+	b.Add(deploymentReadyFamily, float64(d.Status.ReadyReplicas), d.Namespace, d.Name)
+	b.Add(deploymentUpdatedFamily, float64(d.Status.UpdatedReplicas), d.Namespace, d.Name)
+	if n, ok := deploymentMaxUnavailable(d); ok {
+		b.Add(deploymentMaxUnavailableFamily, float64(n), d.Namespace, d.Name)
 	}
 }
 

@@ -1,18 +1,17 @@
 package workloads
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Describe sends the descriptor of every metric the collector can emit. The
 // collector is unchecked (its series depend on the cluster), so this is how
 // code that needs the names, such as the alert rules' metric check, gets
 // them from the descriptors themselves.
 func Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		serviceEndpointsDesc, serviceServingTerminatingDesc,
-		deploymentSpecReplicasDesc, deploymentAvailableDesc, deploymentReadyDesc, deploymentUpdatedDesc, deploymentMaxUnavailableDesc,
-		statefulSetSpecReplicasDesc, statefulSetAvailableDesc, statefulSetReadyDesc, statefulSetUpdatedDesc, statefulSetMaxUnavailableDesc,
-		daemonSetDesiredDesc, daemonSetAvailableDesc, daemonSetReadyDesc, daemonSetUpdatedDesc, daemonSetMaxUnavailableDesc,
-	} {
-		ch <- d
+	for _, f := range slices.Concat(serviceFamilies, deploymentFamilies, statefulSetFamilies, daemonSetFamilies) {
+		ch <- f.Desc()
 	}
 }

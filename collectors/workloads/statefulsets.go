@@ -1,45 +1,43 @@
 package workloads
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 var (
 	statefulSetLabels = []string{"namespace", "statefulset"}
 
-	statefulSetSpecReplicasDesc = prometheus.NewDesc("upgradeguard_statefulset_spec_replicas",
-		"Replicas the StatefulSet wants (spec.replicas).",
-		statefulSetLabels, nil)
-	statefulSetAvailableDesc = prometheus.NewDesc("upgradeguard_statefulset_status_replicas_available",
-		"Replicas of the StatefulSet available (ready for at least minReadySeconds), from its status.",
-		statefulSetLabels, nil)
-	statefulSetReadyDesc = prometheus.NewDesc("upgradeguard_statefulset_status_replicas_ready",
-		"Replicas of the StatefulSet whose pods are Ready, from its status.",
-		statefulSetLabels, nil)
-	statefulSetUpdatedDesc = prometheus.NewDesc("upgradeguard_statefulset_status_replicas_updated",
-		"Replicas of the StatefulSet at its update revision, from its status.",
-		statefulSetLabels, nil)
-	statefulSetMaxUnavailableDesc = prometheus.NewDesc("upgradeguard_statefulset_strategy_max_unavailable",
-		"Replicas the StatefulSet's update strategy lets be unavailable, as the statefulset controller resolves it: rollingUpdate maxUnavailable (default 1) of spec.replicas rounded down, at least 1; 0 for OnDelete.",
-		statefulSetLabels, nil)
+	statefulSetSpecReplicasFamily = &metricstore.Family{Name: "upgradeguard_statefulset_spec_replicas",
+		Help: "Replicas the StatefulSet wants (spec.replicas).",
+		Type: metricstore.Gauge, LabelNames: statefulSetLabels}
+	statefulSetAvailableFamily = &metricstore.Family{Name: "upgradeguard_statefulset_status_replicas_available",
+		Help: "Replicas of the StatefulSet available (ready for at least minReadySeconds), from its status.",
+		Type: metricstore.Gauge, LabelNames: statefulSetLabels}
+	statefulSetReadyFamily = &metricstore.Family{Name: "upgradeguard_statefulset_status_replicas_ready",
+		Help: "Replicas of the StatefulSet whose pods are Ready, from its status.",
+		Type: metricstore.Gauge, LabelNames: statefulSetLabels}
+	statefulSetUpdatedFamily = &metricstore.Family{Name: "upgradeguard_statefulset_status_replicas_updated",
+		Help: "Replicas of the StatefulSet at its update revision, from its status.",
+		Type: metricstore.Gauge, LabelNames: statefulSetLabels}
+	statefulSetMaxUnavailableFamily = &metricstore.Family{Name: "upgradeguard_statefulset_strategy_max_unavailable",
+		Help: "Replicas the StatefulSet's update strategy lets be unavailable, as the statefulset controller resolves it: rollingUpdate maxUnavailable (default 1) of spec.replicas rounded down, at least 1; 0 for OnDelete.",
+		Type: metricstore.Gauge, LabelNames: statefulSetLabels}
+	statefulSetFamilies = []*metricstore.Family{
+		statefulSetSpecReplicasFamily, statefulSetAvailableFamily, statefulSetReadyFamily, statefulSetUpdatedFamily, statefulSetMaxUnavailableFamily,
+	}
 )
 
-func updateStatefulSets(objs []any, ch chan<- prometheus.Metric) {
-	for _, obj := range objs {
-		s, ok := obj.(*appsv1.StatefulSet)
-		if !ok {
-			continue
-		}
-		l := []string{s.Namespace, s.Name}
-		gauge(ch, statefulSetSpecReplicasDesc, float64(statefulSetReplicas(s)), l...)
-		gauge(ch, statefulSetAvailableDesc, float64(s.Status.AvailableReplicas), l...)
-		gauge(ch, statefulSetReadyDesc, float64(s.Status.ReadyReplicas), l...)
-		gauge(ch, statefulSetUpdatedDesc, float64(s.Status.UpdatedReplicas), l...)
-		if n, ok := statefulSetMaxUnavailable(s); ok {
-			gauge(ch, statefulSetMaxUnavailableDesc, float64(n), l...)
-		}
+// renderStatefulSet renders a StatefulSet's series.
+func renderStatefulSet(b *metricstore.Builder, s *appsv1.StatefulSet) {
+	b.Add(statefulSetSpecReplicasFamily, float64(statefulSetReplicas(s)), s.Namespace, s.Name)
+	b.Add(statefulSetAvailableFamily, float64(s.Status.AvailableReplicas), s.Namespace, s.Name)
+	b.Add(statefulSetReadyFamily, float64(s.Status.ReadyReplicas), s.Namespace, s.Name)
+	b.Add(statefulSetUpdatedFamily, float64(s.Status.UpdatedReplicas), s.Namespace, s.Name)
+	if n, ok := statefulSetMaxUnavailable(s); ok {
+		b.Add(statefulSetMaxUnavailableFamily, float64(n), s.Namespace, s.Name)
 	}
 }
 

@@ -4,43 +4,151 @@
 // updated replicas and how many its update strategy lets be unavailable. The
 // gate's availability check compares them with a baseline; the names follow
 // kube-state-metrics' (kube_deployment_status_replicas_available...).
+//
+// The series are rendered when the informers deliver an object, as
+// kube-state-metrics renders them (pkg/metrics_store), and kept in
+// metricstore.Stores: a scrape only writes them out.
 package workloads
 
 import (
 	"errors"
+	"fmt"
+	"io"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
+
+// Options configure the collector.
+type Options struct {
+	// ConstLabels end every series, as metricstore.ConstLabels renders them
+	// (the exporter's --cluster); "" for none.
+	ConstLabels string
+}
 
 // Collector exports Service endpoints and workload replicas from the shared
 // EndpointSlice, Deployment, StatefulSet and DaemonSet informers. It never
-// calls the API server.
+// calls the API server, and computes nothing on a scrape.
+//
+// One Store per resource rather than one for all: an object's store entry
+// has an offset per family of its store (5 families instead of 17), keys
+// of different resources cannot collide, and each informer's handler takes
+// only its own store's lock.
 type Collector struct {
-	endpointSlices, deployments, statefulSets, daemonSets *kube.Informer
+	endpointSlices *kube.Informer
+	services       *metricstore.Store
+	watched        []watched
+	stores         []*metricstore.Store
+	err            error // a handler that could not be registered
+}
+
+// watched is one informer and the handler that renders its objects.
+type watched struct {
+	informer     *kube.Informer
+	handler      cache.ResourceEventHandler
+	registration cache.ResourceEventHandlerRegistration
 }
 
 // New returns a collector over the shared informers, as kube.Informers
-// provides them (the EndpointSlice informer storing *kube.EndpointSlice).
-func New(endpointSlices, deployments, statefulSets, daemonSets *kube.Informer) *Collector {
-	return &Collector{endpointSlices: endpointSlices, deployments: deployments, statefulSets: statefulSets, daemonSets: daemonSets}
+// provides them (the EndpointSlice informer storing *kube.EndpointSlice,
+// indexed by kube.EndpointSliceServiceIndex). It registers its event
+// handlers; call it before the informers start so that they render every
+// object of the initial list.
+func New(endpointSlices, deployments, statefulSets, daemonSets *kube.Informer, opts Options) *Collector {
+	c := &Collector{
+		endpointSlices: endpointSlices,
+		services:       metricstore.NewStore(opts.ConstLabels, serviceFamilies...),
+	}
+	if _, ok := endpointSlices.GetIndexer().GetIndexers()[kube.EndpointSliceServiceIndex]; !ok {
+		c.err = fmt.Errorf("%s informer has no %q index: no Service can be rendered", endpointSlices.Name(), kube.EndpointSliceServiceIndex)
+	}
+	deploymentStore := metricstore.NewStore(opts.ConstLabels, deploymentFamilies...)
+	statefulSetStore := metricstore.NewStore(opts.ConstLabels, statefulSetFamilies...)
+	daemonSetStore := metricstore.NewStore(opts.ConstLabels, daemonSetFamilies...)
+	c.stores = []*metricstore.Store{c.services, deploymentStore, statefulSetStore, daemonSetStore}
+	c.watched = []watched{
+		{informer: endpointSlices, handler: c.sliceHandler()},
+		{informer: deployments, handler: objectHandler(deploymentStore, renderDeployment)},
+		{informer: statefulSets, handler: objectHandler(statefulSetStore, renderStatefulSet)},
+		{informer: daemonSets, handler: objectHandler(daemonSetStore, renderDaemonSet)},
+	}
+	var errs []error
+	for i := range c.watched {
+		w := &c.watched[i]
+		reg, err := w.informer.AddEventHandler(w.handler)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("watching the %s informer: %w", w.informer.Name(), err))
+			continue
+		}
+		w.registration = reg
+	}
+	c.err = errors.Join(append(errs, c.err)...)
+	return c
 }
 
-// Update sends the metrics of every Service and workload in the informers'
-// caches. When an informer is failing, it still sends the last known state
-// and returns the error.
-func (c *Collector) Update(ch chan<- prometheus.Metric) error {
-	updateServices(c.endpointSlices.GetStore().List(), ch)
-	updateDeployments(c.deployments.GetStore().List(), ch)
-	updateStatefulSets(c.statefulSets.GetStore().List(), ch)
-	updateDaemonSets(c.daemonSets.GetStore().List(), ch)
-	return errors.Join(c.endpointSlices.Healthy(), c.deployments.Healthy(), c.statefulSets.Healthy(), c.daemonSets.Healthy())
+// Update sends nothing: the series are kept rendered and written by
+// WriteMetrics. It returns an error when an informer is failing or has not
+// synced, or when the collector's handlers have not yet rendered all of an
+// informer's initial objects; WriteMetrics then writes the last known, or a
+// partial, state.
+func (c *Collector) Update(chan<- prometheus.Metric) error {
+	errs := []error{c.err}
+	for _, w := range c.watched {
+		switch err := w.informer.Healthy(); {
+		case err != nil:
+			errs = append(errs, err)
+		case w.registration != nil && !w.registration.HasSynced():
+			errs = append(errs, fmt.Errorf("%s informer synced, its objects not all rendered yet", w.informer.Name()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+// WriteMetrics writes the rendered series of every Service and workload in
+// the text exposition format.
+func (c *Collector) WriteMetrics(w io.Writer) error {
+	for _, s := range c.stores {
+		if err := s.WriteMetrics(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-var _ collectors.Collector = (*Collector)(nil)
+// objectHandler renders an object of type T into store, keyed by
+// namespace/name, when it is added or updated, and drops its series when it
+// is deleted, a deletion the informer missed included
+// (cache.DeletedFinalStateUnknown). A relist reaches it as updates, then
+// deletions: each object's series are replaced one at a time, and the store
+// never goes empty.
+func objectHandler[T interface {
+	GetNamespace() string
+	GetName() string
+}](store *metricstore.Store, render func(*metricstore.Builder, T)) cache.ResourceEventHandler {
+	update := func(obj any) {
+		o, ok := obj.(T)
+		if !ok {
+			return
+		}
+		store.Update(o.GetNamespace()+"/"+o.GetName(), func(b *metricstore.Builder) { render(b, o) })
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, obj any) { update(obj) },
+		DeleteFunc: func(obj any) {
+			// The key of a tombstone is the informer's, namespace/name.
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+				store.Delete(key)
+			}
+		},
+	}
+}
+
+var (
+	_ collectors.Collector = (*Collector)(nil)
+	_ metricstore.Writer   = (*Collector)(nil)
+)

@@ -23,11 +23,17 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
-// start runs the collector's informers on a fake clientset holding objs.
+// start runs the collector's informers on a fake clientset and waits until
+// it has rendered their objects.
 func start(t *testing.T, client *fake.Clientset) *Collector {
 	t.Helper()
+	return startWith(t, client, Options{})
+}
+
+func startWith(t *testing.T, client *fake.Clientset, opts Options) *Collector {
+	t.Helper()
 	inf := kube.NewInformers(client, kube.Options{}, slog.New(slog.DiscardHandler))
-	c := New(inf.EndpointSlices(), inf.Deployments(), inf.StatefulSets(), inf.DaemonSets())
+	c := New(inf.EndpointSlices(), inf.Deployments(), inf.StatefulSets(), inf.DaemonSets(), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	inf.Start(ctx)
@@ -36,7 +42,19 @@ func start(t *testing.T, client *fake.Clientset) *Collector {
 	if err := inf.WaitForSync(sctx); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the handlers to render the initial objects", c.synced)
 	return c
+}
+
+// synced tells whether the collector's handlers have rendered every object
+// of the informers' initial lists.
+func (c *Collector) synced() bool {
+	for _, w := range c.watched {
+		if w.registration == nil || !w.registration.HasSynced() {
+			return false
+		}
+	}
+	return true
 }
 
 func compare(t *testing.T, c *Collector, want string, names ...string) {
@@ -392,11 +410,11 @@ func TestUnhealthyInformer(t *testing.T) {
 	client.PrependWatchReactor("deployments", func(k8stesting.Action) (bool, watch.Interface, error) { return true, nil, refused })
 	inf := kube.NewInformers(client, kube.Options{}, slog.New(slog.DiscardHandler))
 	slices, deployments := inf.EndpointSlices(), inf.Deployments()
-	c := New(slices, deployments, inf.StatefulSets(), inf.DaemonSets())
+	c := New(slices, deployments, inf.StatefulSets(), inf.DaemonSets(), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	inf.Start(ctx)
-	eventually(t, "the other informers to sync", func() bool { return slices.HasSynced() })
+	eventually(t, "the other informers to sync and be rendered", func() bool { return c.watched[0].registration.HasSynced() })
 
 	var updateErr error
 	pc := collectors.AsPrometheus(c, func(err error) { updateErr = err })

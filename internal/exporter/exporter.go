@@ -290,7 +290,11 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dyn
 	}
 	// Workloads and Services are cluster-wide: shard 0 serves them.
 	if *cfg.enabled["workloads"] && cfg.Shard.First() {
-		enabled["workloads"] = workloads.New(informers.EndpointSlices(), informers.Deployments(), informers.StatefulSets(), informers.DaemonSets())
+		var opts workloads.Options
+		if cfg.Cluster != "" {
+			opts.ConstLabels = metricstore.ConstLabels(map[string]string{"cluster": cfg.Cluster})
+		}
+		enabled["workloads"] = workloads.New(informers.EndpointSlices(), informers.Deployments(), informers.StatefulSets(), informers.DaemonSets(), opts)
 	}
 	var refreshers []*awsapi.Refresher
 	if *cfg.enabled["cni"] || *cfg.enabled["awsquota"] {

@@ -3,7 +3,14 @@ package kube
 import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 )
+
+// EndpointSliceServiceIndex is the EndpointSlice informer's index of slices
+// by the Service they belong to, keyed by EndpointSlice.ServiceKey; a slice
+// of no Service is not in it. collectors/workloads re-renders a Service from
+// its slices through it when one of them changes.
+const EndpointSliceServiceIndex = "service"
 
 // EndpointSlice is what the EndpointSlice informer stores of a slice:
 // StripEndpointSlice turns every *discoveryv1.EndpointSlice into one. It keeps
@@ -30,6 +37,24 @@ type EndpointSlice struct {
 	AddressType discoveryv1.AddressType
 	// Endpoints are the slice's endpoints.
 	Endpoints []Endpoint
+}
+
+// ServiceKey is the key of the Service the slice belongs to,
+// "namespace/name" as cache.MetaNamespaceKeyFunc makes it for the Service;
+// "" when the slice belongs to none.
+func (s *EndpointSlice) ServiceKey() string {
+	if s.Service == "" {
+		return ""
+	}
+	return s.Namespace + "/" + s.Service
+}
+
+// endpointSliceServiceIndex is EndpointSliceServiceIndex's index function.
+func endpointSliceServiceIndex(obj any) ([]string, error) {
+	if s, ok := obj.(*EndpointSlice); ok && s.Service != "" {
+		return []string{s.ServiceKey()}, nil
+	}
+	return nil, nil
 }
 
 // Endpoint is one endpoint of an EndpointSlice.
@@ -80,9 +105,11 @@ func StripEndpointSlice(obj any) (any, error) {
 	return out, nil
 }
 
-// EndpointSlices returns the shared EndpointSlice informer. Its store holds
-// *EndpointSlice, not *discoveryv1.EndpointSlice: see StripEndpointSlice.
+// EndpointSlices returns the shared EndpointSlice informer, indexed by
+// Service (EndpointSliceServiceIndex). Its store holds *EndpointSlice, not
+// *discoveryv1.EndpointSlice: see StripEndpointSlice.
 func (f *Informers) EndpointSlices() *Informer {
 	c := f.client.DiscoveryV1().EndpointSlices(metav1.NamespaceAll)
-	return f.get("endpointslices", &discoveryv1.EndpointSlice{}, listWatch(c.List, c.Watch), StripEndpointSlice, nil)
+	return f.get("endpointslices", &discoveryv1.EndpointSlice{}, listWatch(c.List, c.Watch), StripEndpointSlice,
+		cache.Indexers{EndpointSliceServiceIndex: endpointSliceServiceIndex})
 }
