@@ -544,7 +544,7 @@ func TestRelistThroughInformer(t *testing.T) {
 	})
 	mu.Lock()
 	for _, ws := range watchers {
-		ws[len(ws)-1].Error(&apierrors.NewGone("too old resource version").ErrStatus)
+		ws[len(ws)-1].Error(&apierrors.NewResourceExpired("too old resource version").ErrStatus)
 	}
 	mu.Unlock()
 	eventually(t, "the relist", func() bool { return relistDone(scrape(t, c)) })
