@@ -476,7 +476,7 @@ func relist(t *testing.T, w watched, objs []any, atomic bool, check func()) {
 }
 
 // TestRelistThroughInformer makes the informers relist for real (their
-// watches end with 410 Gone, as when the API server's watch cache no longer
+// watches end with 410 Expired, as when the API server's watch cache no longer
 // has their resource version) while the cluster changed as relistCase
 // says, scraping all along: the missed deletions arrive as tombstones and
 // are dropped, and no scrape is half.
