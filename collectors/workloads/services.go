@@ -104,7 +104,11 @@ func ReadyEndpoints(slices []*kube.EndpointSlice) int { return countEndpoints(sl
 // Service whose last slice went away is dropped. The informer's index is
 // updated before the handler is told, and may be ahead of the event: every
 // render reads the latest state, and the handler's last call for a
-// Service, which follows its last change, renders it as it is.
+// Service, which follows its last change, renders it as it is. On a relist,
+// client-go 0.37 replaces the whole index before telling the handler of
+// any change (AtomicFIFO), so a Service whose slices were re-cut (one
+// deleted, another listing the same endpoints created) is never rendered
+// from part of them; TestRelistNeverHalf checks it.
 func (c *Collector) sliceHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.renderService(serviceKey(obj)) },

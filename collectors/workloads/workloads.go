@@ -122,9 +122,12 @@ func (c *Collector) WriteMetrics(w io.Writer) error {
 // objectHandler renders an object of type T into store, keyed by
 // namespace/name, when it is added or updated, and drops its series when it
 // is deleted, a deletion the informer missed included
-// (cache.DeletedFinalStateUnknown). A relist reaches it as updates, then
-// deletions: each object's series are replaced one at a time, and the store
-// never goes empty.
+// (cache.DeletedFinalStateUnknown). A relist reaches it as one event per
+// object - with client-go 0.37's defaults (InOrderInformers, AtomicFIFO) the
+// deletions first, then the updates (processReplacedAllInfo in
+// tools/cache/controller.go); with the DeltaFIFO the updates first - so each
+// object's series are replaced or dropped one at a time: the store never
+// goes empty, nor loses an object that is still there.
 func objectHandler[T interface {
 	GetNamespace() string
 	GetName() string
