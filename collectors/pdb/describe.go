@@ -7,10 +7,10 @@ import "github.com/prometheus/client_golang/prometheus"
 // code that needs the names, such as the alert rules' metric check, gets
 // them from the descriptors themselves.
 func Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		disruptionsAllowedDesc, expectedPodsDesc, currentHealthyDesc, desiredHealthyDesc, unsatisfiableDesc,
-		evictablePodsDesc, unmanagedPodsDesc, localStoragePodsDesc, drainBlockedPodsDesc, drainableDesc,
-	} {
-		ch <- d
+	for _, f := range pdbFamilies {
+		ch <- f.Desc()
+	}
+	for _, f := range nodeFamilies {
+		ch <- f.Desc()
 	}
 }

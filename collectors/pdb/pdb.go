@@ -6,6 +6,7 @@ package pdb
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"sync"
 
@@ -15,58 +16,71 @@ import (
 
 	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 var (
 	pdbLabels = []string{"namespace", "pdb"}
 
-	disruptionsAllowedDesc = prometheus.NewDesc("upgradeguard_pdb_disruptions_allowed",
-		"Pod disruptions the PodDisruptionBudget allows now, from its status.",
-		pdbLabels, nil)
-	expectedPodsDesc = prometheus.NewDesc("upgradeguard_pdb_expected_pods",
-		"Pods the PodDisruptionBudget expects to exist, from its status.",
-		pdbLabels, nil)
-	currentHealthyDesc = prometheus.NewDesc("upgradeguard_pdb_current_healthy",
-		"Healthy pods the PodDisruptionBudget counts now, from its status.",
-		pdbLabels, nil)
-	desiredHealthyDesc = prometheus.NewDesc("upgradeguard_pdb_desired_healthy",
-		"Healthy pods the PodDisruptionBudget requires, from its status.",
-		pdbLabels, nil)
-	unsatisfiableDesc = prometheus.NewDesc("upgradeguard_pdb_unsatisfiable",
-		"Whether the PodDisruptionBudget's spec can never allow an eviction at the expected number of pods (1) or can (0).",
-		pdbLabels, nil)
+	disruptionsAllowedFamily = &metricstore.Family{Name: "upgradeguard_pdb_disruptions_allowed",
+		Help: "Pod disruptions the PodDisruptionBudget allows now, from its status.",
+		Type: metricstore.Gauge, LabelNames: pdbLabels}
+	expectedPodsFamily = &metricstore.Family{Name: "upgradeguard_pdb_expected_pods",
+		Help: "Pods the PodDisruptionBudget expects to exist, from its status.",
+		Type: metricstore.Gauge, LabelNames: pdbLabels}
+	currentHealthyFamily = &metricstore.Family{Name: "upgradeguard_pdb_current_healthy",
+		Help: "Healthy pods the PodDisruptionBudget counts now, from its status.",
+		Type: metricstore.Gauge, LabelNames: pdbLabels}
+	desiredHealthyFamily = &metricstore.Family{Name: "upgradeguard_pdb_desired_healthy",
+		Help: "Healthy pods the PodDisruptionBudget requires, from its status.",
+		Type: metricstore.Gauge, LabelNames: pdbLabels}
+	unsatisfiableFamily = &metricstore.Family{Name: "upgradeguard_pdb_unsatisfiable",
+		Help: "Whether the PodDisruptionBudget's spec can never allow an eviction at the expected number of pods (1) or can (0).",
+		Type: metricstore.Gauge, LabelNames: pdbLabels}
 
-	evictablePodsDesc = prometheus.NewDesc("upgradeguard_node_evictable_pods",
-		"Pods a drain of the node would evict: all but DaemonSet pods, mirror pods and finished pods.",
-		[]string{"node"}, nil)
-	unmanagedPodsDesc = prometheus.NewDesc("upgradeguard_node_unmanaged_pods",
-		"Pods a drain of the node would evict that have no controller, so are deleted for good.",
-		[]string{"node"}, nil)
-	localStoragePodsDesc = prometheus.NewDesc("upgradeguard_node_local_storage_pods",
-		"Pods a drain of the node would evict that have an emptyDir volume, whose data is lost.",
-		[]string{"node"}, nil)
-	drainBlockedPodsDesc = prometheus.NewDesc("upgradeguard_node_drain_blocked_pods",
-		"Pods on the node the Eviction API would refuse now because of the PodDisruptionBudget, were the node drained alone, by reason: budget_exhausted (the budget allows fewer disruptions than the pods need), multiple_pdbs (more than one PodDisruptionBudget selects the pod), status_stale (the budget's status lags its spec).",
-		[]string{"node", "namespace", "pdb", "reason"}, nil)
-	drainableDesc = prometheus.NewDesc("upgradeguard_node_drainable",
-		"Whether the Eviction API would accept every pod a drain of the node evicts (1) or a PodDisruptionBudget refuses one (0).",
-		[]string{"node"}, nil)
+	evictablePodsFamily = &metricstore.Family{Name: "upgradeguard_node_evictable_pods",
+		Help: "Pods a drain of the node would evict: all but DaemonSet pods, mirror pods and finished pods.",
+		Type: metricstore.Gauge, LabelNames: []string{"node"}}
+	unmanagedPodsFamily = &metricstore.Family{Name: "upgradeguard_node_unmanaged_pods",
+		Help: "Pods a drain of the node would evict that have no controller, so are deleted for good.",
+		Type: metricstore.Gauge, LabelNames: []string{"node"}}
+	localStoragePodsFamily = &metricstore.Family{Name: "upgradeguard_node_local_storage_pods",
+		Help: "Pods a drain of the node would evict that have an emptyDir volume, whose data is lost.",
+		Type: metricstore.Gauge, LabelNames: []string{"node"}}
+	// The label names are in the order client_golang wrote them, sorted.
+	drainBlockedPodsFamily = &metricstore.Family{Name: "upgradeguard_node_drain_blocked_pods",
+		Help: "Pods on the node the Eviction API would refuse now because of the PodDisruptionBudget, were the node drained alone, by reason: budget_exhausted (the budget allows fewer disruptions than the pods need), multiple_pdbs (more than one PodDisruptionBudget selects the pod), status_stale (the budget's status lags its spec).",
+		Type: metricstore.Gauge, LabelNames: []string{"namespace", "node", "pdb", "reason"}}
+	drainableFamily = &metricstore.Family{Name: "upgradeguard_node_drainable",
+		Help: "Whether the Eviction API would accept every pod a drain of the node evicts (1) or a PodDisruptionBudget refuses one (0).",
+		Type: metricstore.Gauge, LabelNames: []string{"node"}}
+
+	// pdbFamilies are kept per PDB, nodeFamilies per node, each in the
+	// order written.
+	pdbFamilies = []*metricstore.Family{
+		disruptionsAllowedFamily, expectedPodsFamily, currentHealthyFamily, desiredHealthyFamily, unsatisfiableFamily,
+	}
+	nodeFamilies = []*metricstore.Family{
+		evictablePodsFamily, unmanagedPodsFamily, localStoragePodsFamily, drainBlockedPodsFamily, drainableFamily,
+	}
 )
 
 // Collector exports PodDisruptionBudgets and per-node drain headroom from the
 // node, pod and PDB informers. It never calls the API server. Which pods the
 // Eviction API would refuse follows the rules described in eviction.go.
 //
-// The metrics are kept rendered, per PDB and per node, and recomputed only
-// where an informer event may have changed them (state.go): a pod event
-// touches its node, a PDB event the nodes holding the pods it selected (and,
-// when its selector changes, the nodes holding pods of its namespace), a node
-// event that node. A scrape first recomputes what the events since the last
-// scrape touched, then sends what is rendered; concurrent scrapes share that
-// work under mu.
+// The metrics are kept rendered in the text exposition format, per PDB and
+// per node (metricstore.Store), and recomputed only where an informer event
+// may have changed them (state.go): a pod event touches its node, a PDB
+// event the nodes holding the pods it selected (and, when its selector
+// changes, the nodes holding pods of its namespace), a node event that node.
+// A scrape's Update recomputes what the events since the last scrape
+// touched, concurrent scrapes sharing that work under mu; WriteMetrics then
+// writes the rendered bytes.
 type Collector struct {
 	nodes, pods, pdbs *kube.Informer
 	nodesOnly         bool
+	constLabels       string
 
 	// dirtyMu guards what the event handlers mark for recomputation, apart
 	// from mu so that a handler never waits for a scrape's computation.
@@ -75,7 +89,12 @@ type Collector struct {
 	dirtyPDBs  map[string]struct{} // store keys, namespace/name
 	handlerErr error
 
-	// mu guards the state below, read and written by scrapes only.
+	// pdbSeries holds each PDB's series under its store key (none with
+	// NodesOnly), nodeSeries each node's under its name. They lock
+	// themselves: WriteMetrics reads them without mu.
+	pdbSeries, nodeSeries *metricstore.Store
+
+	// mu guards the state below, read and written by Update only.
 	mu sync.Mutex
 	// built tells whether the state was built once from the whole stores.
 	built bool
@@ -85,10 +104,9 @@ type Collector struct {
 	namespaces map[string]*namespaceBudgets
 	nodeStates map[string]*nodeState
 	scratch    nodeScratch
-	series     int // sent by the last scrape, to size the next one's slice
 }
 
-// Option changes what New's collector sends.
+// Option changes what New's collector writes.
 type Option func(*Collector)
 
 // NodesOnly leaves out the PodDisruptionBudgets' own series
@@ -97,14 +115,15 @@ type Option func(*Collector)
 // nodes' pods.
 func NodesOnly() Option { return func(c *Collector) { c.nodesOnly = true } }
 
+// ConstLabels ends every series with labels, as metricstore.ConstLabels
+// renders them (`,cluster="prod"`), e.g. the exporter's --cluster.
+func ConstLabels(labels string) Option { return func(c *Collector) { c.constLabels = labels } }
+
 // New returns a collector reading the given shared informers: the pod
 // informer must carry the kube.PodNodeIndex index, as kube.Informers provides
 // it. It registers event handlers on the three informers.
 func New(nodes, pods, pdbs *kube.Informer, opts ...Option) *Collector {
-	c := newCollector(nodes, pods, pdbs)
-	for _, o := range opts {
-		o(c)
-	}
+	c := newCollector(nodes, pods, pdbs, opts...)
 	c.handlerErr = errors.Join(
 		register(nodes, c.nodeEvent),
 		register(pods, c.podEvent),
@@ -115,21 +134,26 @@ func New(nodes, pods, pdbs *kube.Informer, opts ...Option) *Collector {
 // newCollector returns a collector without event handlers: its first scrape
 // computes everything from the stores, later ones recompute only what was
 // marked.
-func newCollector(nodes, pods, pdbs *kube.Informer) *Collector {
-	return &Collector{
+func newCollector(nodes, pods, pdbs *kube.Informer, opts ...Option) *Collector {
+	c := &Collector{
 		nodes: nodes, pods: pods, pdbs: pdbs,
 		dirtyNodes: map[string]struct{}{}, dirtyPDBs: map[string]struct{}{},
 		selectors: map[pdbKey]*cachedSelector{}, budgets: map[pdbKey]*budget{},
 		namespaces: map[string]*namespaceBudgets{}, nodeStates: map[string]*nodeState{},
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.pdbSeries = metricstore.NewStore(c.constLabels, pdbFamilies...)
+	c.nodeSeries = metricstore.NewStore(c.constLabels, nodeFamilies...)
+	return c
 }
 
-// budget is a PDB as the collector holds it, with its rendered series and
-// the counts of the node being computed.
+// budget is a PDB as the collector holds it, with the counts of the node
+// being computed.
 type budget struct {
-	pdb    *policyv1.PodDisruptionBudget
-	sel    *cachedSelector
-	series []series
+	pdb *policyv1.PodDisruptionBudget
+	sel *cachedSelector
 	// nodes are those whose last computation matched one of their pods to
 	// the PDB: the nodes a change of its status or spec touches.
 	nodes map[string]struct{}
@@ -141,9 +165,9 @@ type budget struct {
 	touched, listed  bool
 }
 
-// nodeState is a node's rendered series and what they were computed from.
+// nodeState is what a node's series were computed from; the series
+// themselves are in Collector.nodeSeries.
 type nodeState struct {
-	series  []series
 	budgets []*budget // that matched one of its pods
 	// namespaces of its pods that reached the PDB match: a new selector in
 	// one of them may change the node's series. Found by a pass over the
@@ -152,33 +176,41 @@ type nodeState struct {
 	namespaces []string
 }
 
-// Update sends the PDB and node metrics, recomputing first what informer
-// events changed since the last scrape. It returns an error when an
-// informer is unhealthy (the metrics then show its last state) or a PDB's
-// selector cannot be parsed.
-func (c *Collector) Update(ch chan<- prometheus.Metric) error {
+// Update recomputes what informer events changed since the last scrape,
+// and sends nothing: WriteMetrics writes the series. It returns an error
+// when an informer is unhealthy (the metrics then show its last state) or a
+// PDB's selector cannot be parsed.
+func (c *Collector) Update(chan<- prometheus.Metric) error {
 	var errs []error
 	for _, inf := range [...]*kube.Informer{c.nodes, c.pods, c.pdbs} {
 		if err := inf.Healthy(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	metrics, refreshErrs := c.refresh()
-	for _, m := range metrics {
-		ch <- m
-	}
-	return errors.Join(append(errs, refreshErrs...)...)
+	return errors.Join(append(errs, c.refresh()...)...)
 }
 
-func budgetSeries(pdb *policyv1.PodDisruptionBudget) []series {
-	values := []string{pdb.Namespace, pdb.Name}
-	return []series{
-		{disruptionsAllowedDesc, float64(pdb.Status.DisruptionsAllowed), values, budgetLabels},
-		{expectedPodsDesc, float64(pdb.Status.ExpectedPods), values, budgetLabels},
-		{currentHealthyDesc, float64(pdb.Status.CurrentHealthy), values, budgetLabels},
-		{desiredHealthyDesc, float64(pdb.Status.DesiredHealthy), values, budgetLabels},
-		{unsatisfiableDesc, collectors.BoolFloat(unsatisfiable(pdb)), values, budgetLabels},
+// WriteMetrics implements metricstore.Writer: the PDBs' families (unless
+// NodesOnly), then the nodes', as last computed. Each node's and each
+// PDB's series are written as one computation left them; a computation
+// running meanwhile for another scrape may have reached some of them and
+// not yet others, as with kube-state-metrics' stores.
+func (c *Collector) WriteMetrics(w io.Writer) error {
+	if !c.nodesOnly {
+		if err := c.pdbSeries.WriteMetrics(w); err != nil {
+			return err
+		}
 	}
+	return c.nodeSeries.WriteMetrics(w)
+}
+
+// renderBudget renders a PDB's series.
+func renderBudget(b *metricstore.Builder, pdb *policyv1.PodDisruptionBudget) {
+	b.Add(disruptionsAllowedFamily, float64(pdb.Status.DisruptionsAllowed), pdb.Namespace, pdb.Name)
+	b.Add(expectedPodsFamily, float64(pdb.Status.ExpectedPods), pdb.Namespace, pdb.Name)
+	b.Add(currentHealthyFamily, float64(pdb.Status.CurrentHealthy), pdb.Namespace, pdb.Name)
+	b.Add(desiredHealthyFamily, float64(pdb.Status.DesiredHealthy), pdb.Namespace, pdb.Name)
+	b.Add(unsatisfiableFamily, collectors.BoolFloat(unsatisfiable(pdb)), pdb.Namespace, pdb.Name)
 }
 
 // nodeScratch holds the buffers reused from one node to the next.
@@ -187,9 +219,9 @@ type nodeScratch struct {
 	touched []*budget
 }
 
-// compute returns one node's state from its pods, matched against the
-// namespaces' budgets.
-func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*namespaceBudgets) *nodeState {
+// compute renders one node's series from its pods, matched against the
+// namespaces' budgets, into out, and returns what they were computed from.
+func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*namespaceBudgets, out *metricstore.Builder) *nodeState {
 	st := &nodeState{}
 	var evictable, unmanaged, localStorage int
 	s.touched = s.touched[:0]
@@ -245,8 +277,7 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 		for i, n := range b.refused() {
 			if n > 0 {
 				drainable = false
-				st.series = append(st.series, series{drainBlockedPodsDesc, float64(n),
-					[]string{b.pdb.Namespace, node, b.pdb.Name, Reasons[i]}, blockedLabels})
+				out.Add(drainBlockedPodsFamily, float64(n), b.pdb.Namespace, node, b.pdb.Name, Reasons[i])
 			}
 		}
 		b.consuming, b.multi, b.touched = 0, 0, false
@@ -254,12 +285,10 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 	for _, b := range st.budgets {
 		b.listed = false
 	}
-	values := []string{node}
-	st.series = append(st.series,
-		series{evictablePodsDesc, float64(evictable), values, nodeLabels},
-		series{unmanagedPodsDesc, float64(unmanaged), values, nodeLabels},
-		series{localStoragePodsDesc, float64(localStorage), values, nodeLabels},
-		series{drainableDesc, collectors.BoolFloat(drainable), values, nodeLabels})
+	out.Add(evictablePodsFamily, float64(evictable), node)
+	out.Add(unmanagedPodsFamily, float64(unmanaged), node)
+	out.Add(localStoragePodsFamily, float64(localStorage), node)
+	out.Add(drainableFamily, collectors.BoolFloat(drainable), node)
 	return st
 }
 

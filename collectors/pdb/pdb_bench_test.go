@@ -1,11 +1,11 @@
 package pdb
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
@@ -27,44 +27,52 @@ func production(b testing.TB) *kube.Informers {
 	return f
 }
 
-// drain counts what is sent on the returned channel until it is closed.
-func drain() (chan prometheus.Metric, chan int) {
-	ch := make(chan prometheus.Metric, 4096)
-	counted := make(chan int)
-	go func() {
-		n := 0
-		for range ch {
-			n++
+// countingWriter counts the series lines and bytes written to it.
+type countingWriter struct{ series, bytes int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.bytes += len(p)
+	for l := range bytes.Lines(p) {
+		if l[0] != '#' {
+			w.series++
 		}
-		counted <- n
-	}()
-	return ch, counted
+	}
+	return len(p), nil
 }
 
-// BenchmarkScrape measures a scrape at kubetest.Production with no event
-// since the previous one: the series are sent as rendered.
+// BenchmarkScrape measures one whole scrape of the collector at
+// kubetest.Production with no event since the previous one: Update, then
+// WriteMetrics of the rendered series, as the exporter's handler does (less
+// its buffering and gzip). Gathering the same series from a registry and
+// encoding them as text took ~155 ms, 22 MB and 245,700 allocations per
+// scrape on this collector's previous version (its series kept as
+// prometheus.Metric values, written at scrape time).
 func BenchmarkScrape(b *testing.B) {
 	f := production(b)
 	c := New(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
-	ch, counted := drain()
-	_ = c.Update(ch) // the first scrape computes everything
-	b.ReportAllocs()
-	scrapes := 0
-	for b.Loop() {
-		_ = c.Update(ch)
-		scrapes++
+	_ = c.Update(nil) // the first scrape computes everything
+	var w countingWriter
+	if err := c.WriteMetrics(&w); err != nil {
+		b.Fatal(err)
 	}
-	close(ch)
-	b.ReportMetric(float64(<-counted)/float64(scrapes+1), "metrics/op")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = c.Update(nil)
+		if err := c.WriteMetrics(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(w.series), "series/op")
+	b.ReportMetric(float64(w.bytes), "text-bytes/op")
 }
 
-// BenchmarkScrapeAfterPodEvents measures a scrape after 100 pod events
-// spread over 100 nodes (a rolling restart's pace between two scrapes).
+// BenchmarkScrapeAfterPodEvents measures a whole scrape after 100 pod
+// events spread over 100 nodes (a rolling restart's pace between two
+// scrapes).
 func BenchmarkScrapeAfterPodEvents(b *testing.B) {
 	f := production(b)
 	c := New(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
-	ch, counted := drain()
-	_ = c.Update(ch)
+	_ = c.Update(nil)
 	pods := f.Pods().GetStore().List()
 	b.ReportAllocs()
 	i := 0
@@ -74,21 +82,24 @@ func BenchmarkScrapeAfterPodEvents(b *testing.B) {
 			c.podEvent(p, p)
 			i++
 		}
-		_ = c.Update(ch)
+		_ = c.Update(nil)
+		if err := c.WriteMetrics(io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
-	close(ch)
-	<-counted
 }
 
-// BenchmarkBuild measures the first scrape, which computes every PDB and
-// node from the stores: what every scrape cost before the series were kept.
+// BenchmarkBuild measures the first scrape, which computes and renders
+// every PDB and node from the stores: what every scrape cost before the
+// series were kept.
 func BenchmarkBuild(b *testing.B) {
 	f := production(b)
-	ch, counted := drain()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = newCollector(f.Nodes(), f.Pods(), f.PodDisruptionBudgets()).Update(ch)
+		c := newCollector(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
+		_ = c.Update(nil)
+		if err := c.WriteMetrics(io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
-	close(ch)
-	<-counted
 }

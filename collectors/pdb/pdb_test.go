@@ -1,6 +1,7 @@
 package pdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 var help = map[string]string{
@@ -779,8 +780,9 @@ func TestUnhealthyInformer(t *testing.T) {
 	}
 }
 
-// TestConcurrentScrapes runs scrapes in parallel, for the race detector: they
-// share the selector cache.
+// TestConcurrentScrapes runs scrapes (Update, then WriteMetrics parsed back)
+// in parallel while pods come and go, for the race detector: they share
+// the selector cache and the rendered series.
 func TestConcurrentScrapes(t *testing.T) {
 	e := start(t, fake.NewClientset(
 		node("n1"),
@@ -788,20 +790,78 @@ func TestConcurrentScrapes(t *testing.T) {
 		pod("shop", "web-1", "n1", lbl("app", "web")),
 	))
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 20 {
+			p := pod("shop", fmt.Sprintf("web-%d", i+2), "n1", lbl("app", "web"))
+			if _, err := e.client.CoreV1().Pods("shop").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	for range 4 {
 		wg.Go(func() {
-			ch := make(chan prometheus.Metric, 64)
-			go func() {
-				for range ch {
-				}
-			}()
-			defer close(ch)
 			for range 20 {
-				if err := e.collector.Update(ch); err != nil {
+				if err := e.collector.Update(nil); err != nil {
+					t.Error(err)
+				}
+				if _, err := metricstore.Gatherer(e.collector).Gather(); err != nil {
 					t.Error(err)
 				}
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// TestWriteMetrics checks the text WriteMetrics writes, byte for byte: each
+// family once, its header then its series; with NodesOnly no PDB family;
+// with ConstLabels every series ending with them.
+func TestWriteMetrics(t *testing.T) {
+	objs := []runtime.Object{
+		node("n1"),
+		pdb("shop", "web", app("web"), 0, 1, 1, 1),
+		pod("shop", "web-1", "n1", lbl("app", "web")),
+	}
+	header := func(name string) string {
+		return fmt.Sprintf("# HELP %s %s\n# TYPE %s gauge\n", name, help[name], name)
+	}
+	pdbText := header("upgradeguard_pdb_disruptions_allowed") + `upgradeguard_pdb_disruptions_allowed{namespace="shop",pdb="web"%[1]s} 0
+` + header("upgradeguard_pdb_expected_pods") + `upgradeguard_pdb_expected_pods{namespace="shop",pdb="web"%[1]s} 1
+` + header("upgradeguard_pdb_current_healthy") + `upgradeguard_pdb_current_healthy{namespace="shop",pdb="web"%[1]s} 1
+` + header("upgradeguard_pdb_desired_healthy") + `upgradeguard_pdb_desired_healthy{namespace="shop",pdb="web"%[1]s} 1
+` + header("upgradeguard_pdb_unsatisfiable") + `upgradeguard_pdb_unsatisfiable{namespace="shop",pdb="web"%[1]s} 0
+`
+	nodeText := header("upgradeguard_node_evictable_pods") + `upgradeguard_node_evictable_pods{node="n1"%[1]s} 1
+` + header("upgradeguard_node_unmanaged_pods") + `upgradeguard_node_unmanaged_pods{node="n1"%[1]s} 0
+` + header("upgradeguard_node_local_storage_pods") + `upgradeguard_node_local_storage_pods{node="n1"%[1]s} 0
+` + header("upgradeguard_node_drain_blocked_pods") + `upgradeguard_node_drain_blocked_pods{namespace="shop",node="n1",pdb="web",reason="budget_exhausted"%[1]s} 1
+` + header("upgradeguard_node_drainable") + `upgradeguard_node_drainable{node="n1"%[1]s} 0
+`
+	const cluster = `,cluster="prod \"eu\""`
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"default", nil, fmt.Sprintf(pdbText+nodeText, "")},
+		{"NodesOnly", []Option{NodesOnly()}, fmt.Sprintf(nodeText, "")},
+		{"ConstLabels", []Option{ConstLabels(metricstore.ConstLabels(map[string]string{"cluster": `prod "eu"`}))},
+			fmt.Sprintf(pdbText+nodeText, cluster)},
+		{"NodesOnly and ConstLabels", []Option{NodesOnly(), ConstLabels(cluster)}, fmt.Sprintf(nodeText, cluster)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, fake.NewClientset(objs...))
+			c := New(e.nodes, e.pods, e.pdbs, tc.opts...)
+			if err := c.Update(nil); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := c.WriteMetrics(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if got := buf.String(); got != tc.want {
+				t.Errorf("wrote:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
 }

@@ -3,12 +3,12 @@ package pdb
 import (
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
 // The collector's state follows the informers' events the way
@@ -84,10 +84,10 @@ func (c *Collector) pdbEvent(oldObj, newObj any) {
 	c.dirtyMu.Unlock()
 }
 
-// refresh recomputes what was marked since the last scrape (everything on
-// the first) and returns every rendered series, with the errors of PDBs
-// whose selector does not parse and of nodes that could not be recomputed.
-func (c *Collector) refresh() ([]prometheus.Metric, []error) {
+// refresh recomputes and renders what was marked since the last scrape
+// (everything on the first) and returns the errors of PDBs whose selector
+// does not parse and of nodes that could not be recomputed.
+func (c *Collector) refresh() []error {
 	c.dirtyMu.Lock()
 	nodes, pdbs := c.dirtyNodes, c.dirtyPDBs
 	c.dirtyNodes, c.dirtyPDBs = map[string]struct{}{}, map[string]struct{}{}
@@ -136,25 +136,13 @@ func (c *Collector) refresh() ([]prometheus.Metric, []error) {
 		}
 	}
 
-	metrics := make([]prometheus.Metric, 0, c.series)
 	for k, b := range c.budgets {
-		if !c.nodesOnly {
-			for i := range b.series {
-				metrics = append(metrics, &b.series[i])
-			}
-		}
 		if b.sel.err != nil {
 			errs = append(errs, fmt.Errorf("parsing the selector of PodDisruptionBudget %s/%s, counted as matching no pod as the Eviction API does: %w",
 				k.namespace, k.name, b.sel.err))
 		}
 	}
-	for _, st := range c.nodeStates {
-		for i := range st.series {
-			metrics = append(metrics, &st.series[i])
-		}
-	}
-	c.series = len(metrics)
-	return metrics, errs
+	return errs
 }
 
 // refreshBudget takes the PDB stored under key into the state, adding to
@@ -177,6 +165,7 @@ func (c *Collector) refreshBudget(key string, nodes, namespaces map[string]struc
 	if !exists || !ok {
 		if old != nil {
 			addAll(nodes, old.nodes)
+			c.pdbSeries.Delete(key)
 			delete(c.budgets, k)
 			delete(c.selectors, k)
 			namespaces[ns] = struct{}{}
@@ -198,7 +187,9 @@ func (c *Collector) refreshBudget(key string, nodes, namespaces map[string]struc
 		namespaces[ns] = struct{}{}
 	}
 	b.pdb = pdb
-	b.series = budgetSeries(pdb)
+	if !c.nodesOnly {
+		c.pdbSeries.Update(key, func(out *metricstore.Builder) { renderBudget(out, pdb) })
+	}
 }
 
 // reindex rebuilds the budget index of the given namespaces, in one pass
@@ -233,7 +224,9 @@ func (c *Collector) refreshNode(name string, podIndex cache.Indexer) error {
 			// Only when the index is missing: the node keeps its last series.
 			return fmt.Errorf("listing the pods of node %s: %w", name, err)
 		}
-		st = c.scratch.compute(name, pods, c.namespaces)
+		c.nodeSeries.Update(name, func(out *metricstore.Builder) {
+			st = c.scratch.compute(name, pods, c.namespaces, out)
+		})
 	}
 	if old := c.nodeStates[name]; old != nil {
 		for _, b := range old.budgets {
@@ -241,6 +234,7 @@ func (c *Collector) refreshNode(name string, podIndex cache.Indexer) error {
 		}
 	}
 	if st == nil {
+		c.nodeSeries.Delete(name)
 		delete(c.nodeStates, name)
 		return nil
 	}

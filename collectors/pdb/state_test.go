@@ -1,6 +1,7 @@
 package pdb
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -114,46 +113,24 @@ func (w *world) relist(inf *kube.Informer, objs []any, each func()) {
 	}
 }
 
-// scrape returns the collector's series as sorted lines, and whether it
-// returned an error.
+// scrape returns the collector's series as sorted lines of text, and
+// whether it returned an error. It ignores the informers' health: they never
+// run here, so they never sync.
 func scrape(t *testing.T, c *Collector) ([]string, bool) {
 	t.Helper()
-	ch := make(chan prometheus.Metric, 1024)
-	done := make(chan []string)
-	go func() {
-		var lines []string
-		for m := range ch {
-			var d dto.Metric
-			if err := m.Write(&d); err != nil {
-				t.Error(err)
-				continue
-			}
-			var b strings.Builder
-			desc := m.Desc().String()
-			b.WriteString(desc[strings.Index(desc, `fqName: "`)+9 : strings.Index(desc, `", help`)])
-			for _, l := range d.GetLabel() {
-				fmt.Fprintf(&b, " %s=%q", l.GetName(), l.GetValue())
-			}
-			fmt.Fprintf(&b, " %g", d.GetGauge().GetValue())
-			lines = append(lines, b.String())
-		}
-		done <- lines
-	}()
-	err := refreshErr(c, ch)
-	close(ch)
-	lines := <-done
-	slices.Sort(lines)
-	return lines, err
-}
-
-// refreshErr runs Update, ignoring the informers' health: they never run
-// here, so they never sync.
-func refreshErr(c *Collector, ch chan<- prometheus.Metric) bool {
-	metrics, errs := c.refresh()
-	for _, m := range metrics {
-		ch <- m
+	errs := c.refresh()
+	var buf bytes.Buffer
+	if err := c.WriteMetrics(&buf); err != nil {
+		t.Fatal(err)
 	}
-	return len(errs) > 0
+	var lines []string
+	for l := range strings.Lines(buf.String()) {
+		if !strings.HasPrefix(l, "#") {
+			lines = append(lines, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	slices.Sort(lines)
+	return lines, len(errs) > 0
 }
 
 // check compares the incremental collector's scrape with a computation from

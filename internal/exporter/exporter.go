@@ -286,6 +286,9 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dyn
 		if !cfg.Shard.First() {
 			opts = append(opts, pdb.NodesOnly())
 		}
+		if cfg.Cluster != "" {
+			opts = append(opts, pdb.ConstLabels(metricstore.ConstLabels(map[string]string{"cluster": cfg.Cluster})))
+		}
 		enabled["pdb"] = pdb.New(informers.Nodes(), informers.Pods(), informers.PodDisruptionBudgets(), opts...)
 	}
 	// Workloads and Services are cluster-wide: shard 0 serves them.
