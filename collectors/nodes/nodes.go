@@ -160,8 +160,11 @@ func readyStatus(n *corev1.Node) corev1.ConditionStatus {
 
 // onNode renders an added or updated node (oldObj nil for an addition),
 // counting a change of its Ready status as a transition. An informer
-// delivers a relist as updates of the nodes still there, then deletions of
-// the others, so a relist replaces series one node at a time.
+// delivers a relist as one event per node - with client-go 0.37's defaults
+// a deletion of each node gone, then an update of each node still there
+// (processReplacedAllInfo in tools/cache/controller.go) - so a relist
+// replaces or drops series one node at a time: a scrape never misses a node
+// that is still there.
 func (c *Collector) onNode(oldObj, newObj any) {
 	n, ok := newObj.(*corev1.Node)
 	if !ok {

@@ -25,8 +25,9 @@ import (
 // watch expires (HTTP 410): while the watch was down one node was deleted
 // and another tainted. Scrapes run all along; none may show fewer nodes than
 // remain, as they would if a relist cleared the series and rendered them
-// again. The informer delivers the relist as updates, then a deletion
-// (cache.DeletedFinalStateUnknown) of the node gone.
+// again. The informer delivers the relist as a deletion
+// (cache.DeletedFinalStateUnknown) of the node gone and an update of each
+// node still there.
 func TestRelistNeverEmpty(t *testing.T) {
 	const nodes = 500
 	var objs []runtime.Object
