@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,15 +35,7 @@ type ageLine struct {
 }
 
 func newAgeSeries(f *metricstore.Family, constLabels string) *ageSeries {
-	return &ageSeries{family: f, constLabels: constLabels, header: familyHeader(f), index: map[string]int{}}
-}
-
-// helpEscaper escapes a HELP text as the text format requires.
-var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-
-// familyHeader renders f's HELP and TYPE lines as metricstore writes them.
-func familyHeader(f *metricstore.Family) []byte {
-	return []byte("# HELP " + f.Name + " " + helpEscaper.Replace(f.Help) + "\n# TYPE " + f.Name + " " + string(f.Type) + "\n")
+	return &ageSeries{family: f, constLabels: constLabels, header: f.Header(), index: map[string]int{}}
 }
 
 // set records node name's last renewal at probe, rendering its series the

@@ -41,8 +41,9 @@ type Family struct {
 	LabelNames []string
 }
 
-// header returns the family's HELP and TYPE lines.
-func (f *Family) header() []byte {
+// Header returns the family's HELP and TYPE lines, as a Writer writes them
+// before the family's samples.
+func (f *Family) Header() []byte {
 	b := make([]byte, 0, len(f.Name)*2+len(f.Help)+32)
 	b = append(b, "# HELP "...)
 	b = append(b, f.Name...)

@@ -16,8 +16,10 @@ type Writer interface {
 // (a node, a Deployment...), as kube-state-metrics' metrics_store.MetricsStore
 // does. Update replaces an object's series, Delete drops them; WriteMetrics
 // writes every family that has a series. Objects are replaced one at a time,
-// so an informer relist, which the informer delivers as updates and then
-// deletions, never shows an empty or half store. It is safe for concurrent
+// so an informer relist never shows an empty or half store: client-go 0.37
+// delivers it as deletions of the objects gone, then updates of the others
+// (processReplacedAllInfo in tools/cache/controller.go; older queues send the
+// updates first), and neither order clears what is kept. It is safe for concurrent
 // use: updates render outside the lock, and a scrape holds the lock only to
 // copy the object list (the rendered bytes are never modified once stored),
 // so a slow scraper delays neither the informers nor other scrapes.
@@ -33,6 +35,16 @@ type Store struct {
 	objects []object
 	counts  []int // objects with a series of each family
 }
+
+// snapshot is a scrape's copy of a store's object list, pooled: the copy
+// lets the scrape write without the lock, and the pool keeps it from
+// allocating 64 bytes per object on every scrape.
+type snapshot struct {
+	objects []object
+	counts  []int
+}
+
+var snapshots = sync.Pool{New: func() any { return new(snapshot) }}
 
 // object is one object's series: family i's lines are buf[ends[i-1]:ends[i]].
 type object struct {
@@ -63,7 +75,7 @@ func NewStore(constLabels string, families ...*Family) *Store {
 			panic("metricstore: family " + f.Name + " given twice")
 		}
 		s.index[f] = i
-		s.headers = append(s.headers, f.header())
+		s.headers = append(s.headers, f.Header())
 	}
 	s.builders.New = func() any { return &Builder{s: s, lines: make([][]byte, len(families))} }
 	return s
@@ -173,10 +185,17 @@ func (s *Store) Has(key string) bool {
 // WriteMetrics writes each family that has a series: its header, then every
 // object's lines of it.
 func (s *Store) WriteMetrics(w io.Writer) error {
+	snap := snapshots.Get().(*snapshot)
+	defer func() {
+		clear(snap.objects) // drop the references to the rendered bytes
+		snap.objects, snap.counts = snap.objects[:0], snap.counts[:0]
+		snapshots.Put(snap)
+	}()
 	s.mu.RLock()
-	objects := append([]object(nil), s.objects...)
-	counts := append([]int(nil), s.counts...)
+	snap.objects = append(snap.objects, s.objects...)
+	snap.counts = append(snap.counts, s.counts...)
 	s.mu.RUnlock()
+	objects, counts := snap.objects, snap.counts
 	for i := range s.families {
 		if counts[i] == 0 {
 			continue
