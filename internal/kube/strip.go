@@ -84,12 +84,10 @@ func StripPod(obj any) (any, error) {
 		return obj, nil
 	}
 	out := &Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:              p.Name,
-			ResourceVersion:   p.ResourceVersion,
-			DeletionTimestamp: p.DeletionTimestamp,
-		},
-		Phase: internPhase(p.Status.Phase),
+		Name:              p.Name,
+		ResourceVersion:   p.ResourceVersion,
+		DeletionTimestamp: p.DeletionTimestamp,
+		Phase:             internPhase(p.Status.Phase),
 	}
 	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 		out.HasController = true
