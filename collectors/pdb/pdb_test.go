@@ -852,7 +852,15 @@ func TestWriteMetrics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := start(t, fake.NewClientset(objs...))
 			c := New(e.nodes, e.pods, e.pdbs, tc.opts...)
-			if err := c.Update(nil); err != nil {
+			// Handlers added to started informers are replayed their
+			// objects; the informers count as synced once they were.
+			var err error
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if err = c.Update(nil); err == nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer

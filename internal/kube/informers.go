@@ -69,6 +69,39 @@ type Informer struct {
 	mu       sync.Mutex
 	lastErr  error
 	errSince time.Time
+	handlers []cache.ResourceEventHandlerRegistration
+}
+
+// AddEventHandler registers handler as the shared informer does, and keeps
+// its registration so that HasSynced waits for the handler too.
+func (i *Informer) AddEventHandler(handler cache.ResourceEventHandler) (cache.ResourceEventHandlerRegistration, error) {
+	reg, err := i.SharedIndexInformer.AddEventHandler(handler)
+	if err != nil {
+		return nil, err
+	}
+	i.mu.Lock()
+	i.handlers = append(i.handlers, reg)
+	i.mu.Unlock()
+	return reg, nil
+}
+
+// HasSynced reports whether the informer has completed its initial list and
+// every handler registered through AddEventHandler has been delivered all of
+// it: a collector that renders its series in its handlers (metricstore) has
+// then rendered every object of the list, so a scrape after the exporter is
+// ready is never a half one.
+func (i *Informer) HasSynced() bool {
+	if !i.SharedIndexInformer.HasSynced() {
+		return false
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	for _, h := range i.handlers {
+		if !h.HasSynced() {
+			return false
+		}
+	}
+	return true
 }
 
 // Name is the resource the informer watches, as used in logs and errors.
