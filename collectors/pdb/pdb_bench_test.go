@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"testing"
 
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/kube/kubetest"
@@ -97,6 +99,67 @@ func BenchmarkBuild(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c := newCollector(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
+		_ = c.Update(nil)
+		if err := c.WriteMetrics(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrapeAfterPDBStatus measures a whole scrape after 10 PDBs'
+// status changed (the disruption controller's updates as pods come and
+// go): the nodes holding their pods are recomputed.
+func BenchmarkScrapeAfterPDBStatus(b *testing.B) {
+	f := production(b)
+	c := New(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
+	_ = c.Update(nil)
+	store := f.PodDisruptionBudgets().GetIndexer()
+	pdbs := store.List()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for range 10 {
+			key, _ := cache.MetaNamespaceKeyFunc(pdbs[(i*37)%len(pdbs)])
+			old, _, _ := store.GetByKey(key)
+			p := old.(*policyv1.PodDisruptionBudget).DeepCopy()
+			p.Status.DisruptionsAllowed = 1 - p.Status.DisruptionsAllowed
+			if err := store.Update(p); err != nil {
+				b.Fatal(err)
+			}
+			c.pdbEvent(old, p)
+			i++
+		}
+		_ = c.Update(nil)
+		if err := c.WriteMetrics(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrapeAfterPDBCreated measures a whole scrape after a PDB was
+// deleted or created (in turn): every node holding pods of its namespace is
+// recomputed.
+func BenchmarkScrapeAfterPDBCreated(b *testing.B) {
+	f := production(b)
+	c := New(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
+	_ = c.Update(nil)
+	store := f.PodDisruptionBudgets().GetIndexer()
+	p := store.List()[0]
+	b.ReportAllocs()
+	deleted := false
+	for b.Loop() {
+		var err error
+		if deleted {
+			err = store.Add(p)
+			c.pdbEvent(nil, p)
+		} else {
+			err = store.Delete(p)
+			c.pdbEvent(p, nil)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		deleted = !deleted
 		_ = c.Update(nil)
 		if err := c.WriteMetrics(io.Discard); err != nil {
 			b.Fatal(err)
