@@ -7,7 +7,6 @@ package pdb
 import (
 	"errors"
 	"io"
-	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,26 +153,22 @@ func newCollector(nodes, pods, pdbs *kube.Informer, opts ...Option) *Collector {
 type budget struct {
 	pdb *policyv1.PodDisruptionBudget
 	sel *cachedSelector
-	// nodes are those whose last computation matched one of their pods to
-	// the PDB: the nodes a change of its status or spec touches.
-	nodes map[string]struct{}
 
 	// consuming counts the node's pods whose eviction would have to take one
 	// of the budget's disruptionsAllowed; multi those refused outright
 	// because other PDBs select them too.
 	consuming, multi int32
 	touched, listed  bool
+	// changed marks the budget while the nodes it touches are looked for.
+	changed bool
 }
 
 // nodeState is what a node's series were computed from; the series
 // themselves are in Collector.nodeSeries.
 type nodeState struct {
-	budgets []*budget // that matched one of its pods
-	// namespaces of its pods that reached the PDB match: a new selector in
-	// one of them may change the node's series. Found by a pass over the
-	// nodes when selectors change, rather than indexed: a map of nodes per
-	// namespace was 7 MiB at kubetest.Production.
-	namespaces []string
+	// budgets matched one of its pods: a change of their status or spec
+	// may change the node's series.
+	budgets []*budget
 }
 
 // Update recomputes what informer events changed since the last scrape,
@@ -242,9 +237,6 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 		}
 		if canIgnorePDB(pod) {
 			continue
-		}
-		if !slices.Contains(st.namespaces, pod.Namespace) {
-			st.namespaces = append(st.namespaces, pod.Namespace)
 		}
 		nb := byNamespace[pod.Namespace]
 		if nb == nil {
