@@ -33,7 +33,10 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require github.com/aws/aws-sdk-go-v2/service/eks v1.105.6 // indirect
+require (
+	github.com/aws/aws-sdk-go-v2/service/eks v1.105.6 // indirect
+	github.com/klauspost/compress v1.20.1 // indirect
+)
 
 require (
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
