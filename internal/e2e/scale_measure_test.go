@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ const prometheusAccept = "application/openmetrics-text;version=1.0.0,application
 type measured struct {
 	ready, allSeen time.Duration // from the start until /readyz answers 200, and until every pod is served
 	rss, heap      float64       // process_resident_memory_bytes, go_memstats_heap_inuse_bytes after the scrapes
+	rssAnon        float64       // of rss, anonymous memory (heap, stacks; the rest is mapped files: the binary), from /proc/<pid>/status
 	median, p90    time.Duration // of the timed scrapes
 	gzip           bool          // the scrapes' bodies were gzip-encoded
 	series         int           // samples in the scrape, as Prometheus counts them
@@ -50,8 +52,8 @@ func (m measured) String() string {
 	if m.gzip {
 		enc = "gzip"
 	}
-	return fmt.Sprintf("ready %5.1fs, every pod %5.1fs, RSS %6.1f MiB, heap in use %6.1f MiB, scrape median %6.1f ms p90 %6.1f ms (%s), %d series, %.2f MiB (%.0f KiB sent), load %s",
-		m.ready.Seconds(), m.allSeen.Seconds(), m.rss/(1<<20), m.heap/(1<<20), ms(m.median), ms(m.p90), enc,
+	return fmt.Sprintf("ready %5.1fs, every pod %5.1fs, RSS %6.1f MiB (%.1f anonymous), heap in use %6.1f MiB, scrape median %6.1f ms p90 %6.1f ms (%s), %d series, %.2f MiB (%.0f KiB sent), load %s",
+		m.ready.Seconds(), m.allSeen.Seconds(), m.rss/(1<<20), m.rssAnon/(1<<20), m.heap/(1<<20), ms(m.median), ms(m.p90), enc,
 		m.series, float64(m.bytes)/(1<<20), float64(m.sent)/(1<<10), m.load)
 }
 
@@ -158,6 +160,7 @@ func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string,
 	}
 	m.rss, _ = scrape.Families(mfs).Value("process_resident_memory_bytes", nil)
 	m.heap, _ = scrape.Families(mfs).Value("go_memstats_heap_inuse_bytes", nil)
+	m.rssAnon = rssAnon(proc.Pid())
 	m.load = loadAvg()
 	line := fmt.Sprintf("scale %s, %-14s %s", sc, label+":", m)
 	if ref != nil {
@@ -168,6 +171,21 @@ func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string,
 		heapProfile(t, ctx, base, sc)
 	}
 	return m
+}
+
+// rssAnon is the RssAnon of process pid in bytes (0 when unknown).
+func rssAnon(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "RssAnon:" && f[2] == "kB" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 // heapProfile fetches the exporter's /debug/pprof/heap into

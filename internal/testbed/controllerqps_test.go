@@ -14,20 +14,25 @@ import (
 )
 
 // TestControllerQPS starts a testbed sized for a large fill: the controller
-// manager and the scheduler get the raised client rate limits, kwok reads
+// manager and the scheduler get the raised client rate limits (and the
+// controller manager more Deployment and ReplicaSet workers), kwok reads
 // its worker counts from a KwokConfiguration beside the stages (and starts:
 // a document it could not read would stop it), and a Deployment's pods are
 // still scheduled onto kwok nodes and become available.
 func TestControllerQPS(t *testing.T) {
-	tb := ForTest(t, Options{ControllerQPS: 300})
+	tb := ForTest(t, Options{ControllerQPS: 300, ControllerSyncs: 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, p := range tb.Processes() {
 		switch p.Name {
 		case "kube-controller-manager", "kube-scheduler":
-			for _, want := range []string{"--kube-api-qps=300", "--kube-api-burst=600"} {
-				if !slices.Contains(p.Args, want) {
-					t.Errorf("%s: no %s in %q", p.Name, want, p.Args)
+			want := []string{"--kube-api-qps=300", "--kube-api-burst=600"}
+			if p.Name == "kube-controller-manager" {
+				want = append(want, "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20")
+			}
+			for _, w := range want {
+				if !slices.Contains(p.Args, w) {
+					t.Errorf("%s: no %s in %q", p.Name, w, p.Args)
 				}
 			}
 		case "kwok":
