@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"sync"
 	"unique"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -34,21 +35,19 @@ func stripMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
 // creation and deletion timestamps), the labels in keep, its provider ID,
 // unschedulable flag, taints (key, value, effect), Ready condition and
 // kubelet version.
+//
+// The kept labels (zone, instance type, node group) are the same on every
+// node of a group, so the nodes with the same kept labels share one map (of
+// about 340 bytes): a stored node's Labels must never be modified.
 func StripNode(keep []string) cache.TransformFunc {
+	sets := &labelSets{sets: map[string]map[string]string{}}
 	return func(obj any) (any, error) {
 		n, ok := obj.(*corev1.Node)
 		if !ok {
 			return obj, nil
 		}
 		out := &corev1.Node{ObjectMeta: stripMeta(n.ObjectMeta)}
-		for _, k := range keep {
-			if v, ok := n.Labels[k]; ok {
-				if out.Labels == nil {
-					out.Labels = make(map[string]string, len(keep))
-				}
-				out.Labels[k] = v
-			}
-		}
+		out.Labels = sets.get(keep, n.Labels)
 		out.Spec.ProviderID = n.Spec.ProviderID
 		out.Spec.Unschedulable = n.Spec.Unschedulable
 		if len(n.Spec.Taints) > 0 {
@@ -68,6 +67,52 @@ func StripNode(keep []string) cache.TransformFunc {
 		}
 		return out, nil
 	}
+}
+
+// maxLabelSets bounds a labelSets cache: past it the cache starts again
+// empty, which only stops the nodes stripped later from sharing the maps of
+// those stripped before. A cluster has a few label sets per node group.
+const maxLabelSets = 4096
+
+// labelSets interns the node label maps of one StripNode transform. It is
+// safe for concurrent use.
+type labelSets struct {
+	mu   sync.Mutex
+	sets map[string]map[string]string // by the kept labels, encoded
+	buf  []byte                       // scratch for the key, under mu
+}
+
+// get returns the shared map of the labels in keep that labels has, nil when
+// it has none of them.
+func (c *labelSets) get(keep []string, labels map[string]string) map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// keep is in a fixed order, so equal kept labels give equal keys; each
+	// string is encoded with its length, so distinct sets never do.
+	b := c.buf[:0]
+	for _, k := range keep {
+		if v, ok := labels[k]; ok {
+			b = appendString(appendString(b, k), v)
+		}
+	}
+	c.buf = b
+	if len(b) == 0 {
+		return nil
+	}
+	if m, ok := c.sets[string(b)]; ok { // no allocation for the lookup
+		return m
+	}
+	m := make(map[string]string, len(keep))
+	for _, k := range keep {
+		if v, ok := labels[k]; ok {
+			m[k] = v
+		}
+	}
+	if len(c.sets) >= maxLabelSets {
+		clear(c.sets)
+	}
+	c.sets[string(b)] = m
+	return m
 }
 
 // StripPod is the pod informer's transform: it turns a *corev1.Pod into a

@@ -62,3 +62,38 @@ func TestStripNode(t *testing.T) {
 		t.Errorf("StripNode:\n got %+v\nwant %+v", out, want)
 	}
 }
+
+// Nodes with the same kept labels share one labels map; the labels not kept
+// (the hostname here) do not split them.
+func TestStripNodeSharesLabelMaps(t *testing.T) {
+	strip := StripNode([]string{corev1.LabelTopologyZone, corev1.LabelInstanceTypeStable, "eks.amazonaws.com/nodegroup"})
+	node := func(name, zone, group string) *corev1.Node {
+		labels := map[string]string{corev1.LabelHostname: name, corev1.LabelInstanceTypeStable: "m5.xlarge", corev1.LabelTopologyZone: zone}
+		if group != "" {
+			labels["eks.amazonaws.com/nodegroup"] = group
+		}
+		out, err := strip(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.(*corev1.Node)
+	}
+	same := func(a, b map[string]string) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	a, b := node("a", "eu-west-1a", "blue"), node("b", "eu-west-1a", "blue")
+	c, d := node("c", "eu-west-1b", "blue"), node("d", "eu-west-1a", "")
+	if want := map[string]string{corev1.LabelTopologyZone: "eu-west-1a", corev1.LabelInstanceTypeStable: "m5.xlarge", "eks.amazonaws.com/nodegroup": "blue"}; !reflect.DeepEqual(a.Labels, want) {
+		t.Errorf("labels %v, want %v", a.Labels, want)
+	}
+	if !same(a.Labels, b.Labels) {
+		t.Error("two nodes of one group have two labels maps")
+	}
+	if same(a.Labels, c.Labels) || same(a.Labels, d.Labels) || len(d.Labels) != 2 {
+		t.Errorf("nodes of other zones or groups share a's labels: c %v, d %v", c.Labels, d.Labels)
+	}
+	none, err := strip(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare", Labels: map[string]string{"x": "y"}}})
+	if err != nil || none.(*corev1.Node).Labels != nil {
+		t.Errorf("a node without kept labels: %v, %v", none.(*corev1.Node).Labels, err)
+	}
+}

@@ -45,8 +45,9 @@ func (s Scale) Fill(f *kube.Informers, nodeLabels []string) error {
 		return inf.GetIndexer().Add(stripped)
 	}
 	now := time.Now()
+	stripNode := kube.StripNode(nodeLabels) // one transform, as an informer has
 	for n := range s.Nodes {
-		if err := add(f.Nodes(), kube.StripNode(nodeLabels), node(n, now)); err != nil {
+		if err := add(f.Nodes(), stripNode, node(n, now)); err != nil {
 			return err
 		}
 		if err := add(f.NodeLeases(), kube.StripLease, lease(n, now)); err != nil {
