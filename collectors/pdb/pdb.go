@@ -7,6 +7,7 @@ package pdb
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,6 +170,26 @@ type nodeState struct {
 	// budgets matched one of its pods: a change of their status or spec
 	// may change the node's series.
 	budgets []*budget
+	// unmatched are the namespaces of its pods that reached the PDB match
+	// and matched no budget, when no other pod of the namespace did: a new
+	// selector there may select them. Usually none.
+	unmatched []string
+}
+
+// touchedBy tells whether a budget the node matched is marked changed or
+// one of its unmatched namespaces is among namespaces.
+func (st *nodeState) touchedBy(namespaces map[string]struct{}) bool {
+	for _, b := range st.budgets {
+		if b.changed {
+			return true
+		}
+	}
+	for _, ns := range st.unmatched {
+		if _, ok := namespaces[ns]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Update recomputes what informer events changed since the last scrape,
@@ -210,8 +231,9 @@ func renderBudget(b *metricstore.Builder, pdb *policyv1.PodDisruptionBudget) {
 
 // nodeScratch holds the buffers reused from one node to the next.
 type nodeScratch struct {
-	matched []*budget
-	touched []*budget
+	matched   []*budget
+	touched   []*budget
+	unmatched []string
 }
 
 // compute renders one node's series from its pods, matched against the
@@ -219,7 +241,7 @@ type nodeScratch struct {
 func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*namespaceBudgets, out *metricstore.Builder) *nodeState {
 	st := &nodeState{}
 	var evictable, unmanaged, localStorage int
-	s.touched = s.touched[:0]
+	s.touched, s.unmatched = s.touched[:0], s.unmatched[:0]
 	for _, obj := range pods {
 		pod, ok := obj.(*kube.Pod)
 		if !ok {
@@ -238,11 +260,13 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 		if canIgnorePDB(pod) {
 			continue
 		}
-		nb := byNamespace[pod.Namespace]
-		if nb == nil {
-			continue
+		s.matched = s.matched[:0]
+		if nb := byNamespace[pod.Namespace]; nb != nil {
+			s.matched = nb.match(pod, s.matched)
 		}
-		s.matched = nb.match(pod, s.matched[:0])
+		if len(s.matched) == 0 && !slices.Contains(s.unmatched, pod.Namespace) {
+			s.unmatched = append(s.unmatched, pod.Namespace)
+		}
 		for _, b := range s.matched {
 			if !b.listed {
 				b.listed = true
@@ -276,6 +300,11 @@ func (s *nodeScratch) compute(node string, pods []any, byNamespace map[string]*n
 	}
 	for _, b := range st.budgets {
 		b.listed = false
+	}
+	for _, ns := range s.unmatched {
+		if !slices.ContainsFunc(st.budgets, func(b *budget) bool { return b.pdb.Namespace == ns }) {
+			st.unmatched = append(st.unmatched, ns)
+		}
 	}
 	out.Add(evictablePodsFamily, float64(evictable), node)
 	out.Add(unmanagedPodsFamily, float64(unmanaged), node)

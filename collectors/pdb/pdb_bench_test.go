@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/kube/kubetest"
@@ -114,13 +114,13 @@ func BenchmarkScrapeAfterPDBStatus(b *testing.B) {
 	c := New(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
 	_ = c.Update(nil)
 	store := f.PodDisruptionBudgets().GetIndexer()
-	pdbs := store.List()
+	keys := store.ListKeys()
+	slices.Sort(keys)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		for range 10 {
-			key, _ := cache.MetaNamespaceKeyFunc(pdbs[(i*37)%len(pdbs)])
-			old, _, _ := store.GetByKey(key)
+			old, _, _ := store.GetByKey(keys[(i*37)%len(keys)])
 			p := old.(*policyv1.PodDisruptionBudget).DeepCopy()
 			p.Status.DisruptionsAllowed = 1 - p.Status.DisruptionsAllowed
 			if err := store.Update(p); err != nil {
@@ -144,7 +144,10 @@ func BenchmarkScrapeAfterPDBCreated(b *testing.B) {
 	c := New(f.Nodes(), f.Pods(), f.PodDisruptionBudgets())
 	_ = c.Update(nil)
 	store := f.PodDisruptionBudgets().GetIndexer()
-	p := store.List()[0]
+	p, ok, _ := store.GetByKey("team-005/app-1")
+	if !ok {
+		b.Fatal("no PDB team-005/app-1")
+	}
 	b.ReportAllocs()
 	deleted := false
 	for b.Loop() {

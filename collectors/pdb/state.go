@@ -116,9 +116,8 @@ func (c *Collector) refresh() []error {
 		changed = c.refreshBudget(key, namespaces, changed)
 	}
 	c.reindex(namespaces)
+	c.markNodes(changed, namespaces, nodes)
 	podIndex := c.pods.GetIndexer()
-	c.markBudgetNodes(changed, nodes)
-	c.markNamespaceNodes(namespaces, nodes, podIndex)
 	for name := range nodes {
 		if err := c.refreshNode(name, podIndex); err != nil {
 			errs = append(errs, err)
@@ -187,58 +186,34 @@ func (c *Collector) refreshBudget(key string, namespaces map[string]struct{}, ch
 	return changed
 }
 
-// markBudgetNodes adds to nodes those whose last computation matched a pod
-// to one of the changed budgets, in one pass over the nodes' lists: a
-// set of nodes per budget, kept instead, was 5 MiB at kubetest.Production,
-// and the pass takes about a millisecond there.
-func (c *Collector) markBudgetNodes(changed []*budget, nodes map[string]struct{}) {
-	if len(changed) == 0 {
+// markNodes adds to nodes those whose series the changed budgets or the
+// namespaces' new selectors may change: those whose last computation
+// matched a pod to a changed budget or to any budget of one of the
+// namespaces, and those holding a pod of one of the namespaces that matched
+// no budget. It takes one pass over the nodes' lists, about half a
+// millisecond at kubetest.Production; keeping instead a set of nodes per
+// budget took 5 MiB there, and a list of every namespace per node 2.4 MiB.
+func (c *Collector) markNodes(changed []*budget, namespaces, nodes map[string]struct{}) {
+	if len(namespaces) > 0 {
+		for k, b := range c.budgets {
+			if _, ok := namespaces[k.namespace]; ok {
+				changed = append(changed, b)
+			}
+		}
+	}
+	if len(changed) == 0 && len(namespaces) == 0 {
 		return
 	}
 	for _, b := range changed {
 		b.changed = true
 	}
 	for name, st := range c.nodeStates {
-		for _, b := range st.budgets {
-			if b.changed {
-				nodes[name] = struct{}{}
-				break
-			}
+		if st.touchedBy(namespaces) {
+			nodes[name] = struct{}{}
 		}
 	}
 	for _, b := range changed {
 		b.changed = false
-	}
-}
-
-// markNamespaceNodes adds to nodes those holding a pod of one of the
-// namespaces that a drain would evict through the Eviction API: a new
-// selector may select any of them. It reads every node's pods from the
-// index, which happens only when PDBs come, go or change selector; a list of
-// namespaces kept per node was 2.4 MiB at kubetest.Production.
-func (c *Collector) markNamespaceNodes(namespaces, nodes map[string]struct{}, podIndex cache.Indexer) {
-	if len(namespaces) == 0 {
-		return
-	}
-	for name := range c.nodeStates {
-		if _, ok := nodes[name]; ok {
-			continue
-		}
-		pods, err := podIndex.ByIndex(kube.PodNodeIndex, name)
-		if err != nil {
-			nodes[name] = struct{}{} // its recomputation reports the error
-			continue
-		}
-		for _, obj := range pods {
-			pod, ok := obj.(*kube.Pod)
-			if !ok || !drainEvicts(pod) || canIgnorePDB(pod) {
-				continue
-			}
-			if _, ok := namespaces[pod.Namespace]; ok {
-				nodes[name] = struct{}{}
-				break
-			}
-		}
 	}
 }
 
