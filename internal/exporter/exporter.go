@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err := cfg.validateShard(); err != nil {
 		return UsageError{err}
 	}
+	setGCPercent(logger)
 	restCfg, err := kube.RESTConfig(cfg.Kubeconfig)
 	if err != nil {
 		return err
