@@ -100,7 +100,15 @@ func (s scenario) String() string {
 
 func scaleRun(t *testing.T, bin string, nodes, shards int) {
 	sc := newScenario(nodes)
-	tb := testbed.ForTest(t, testbed.Options{ControllerQPS: controllerQPS, ControllerSyncs: controllerSyncs})
+	tb := testbed.ForTest(t, testbed.Options{
+		ControllerQPS: controllerQPS, ControllerSyncs: controllerSyncs, LightScheduling: true,
+		// Under load a Lease renewal or the controller manager's view of it
+		// can lag past the default minute: the node lifecycle controller
+		// then marks the node's pods not ready, and kwok, which plays the
+		// ready stage only for Pending pods, never makes them ready again
+		// (seen at 500 nodes with the load average above 20).
+		NodeMonitorGracePeriod: 10 * time.Minute,
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
 	defer cancel()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,24 +16,33 @@ import (
 
 // TestControllerQPS starts a testbed sized for a large fill: the controller
 // manager and the scheduler get the raised client rate limits (and the
-// controller manager more Deployment and ReplicaSet workers), kwok reads
+// controller manager more Deployment and ReplicaSet workers, the scheduler
+// a lighter profile), kwok reads
 // its worker counts from a KwokConfiguration beside the stages (and starts:
 // a document it could not read would stop it), and a Deployment's pods are
 // still scheduled onto kwok nodes and become available.
 func TestControllerQPS(t *testing.T) {
-	tb := ForTest(t, Options{ControllerQPS: 300, ControllerSyncs: 20})
+	tb := ForTest(t, Options{ControllerQPS: 300, ControllerSyncs: 20, LightScheduling: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, p := range tb.Processes() {
 		switch p.Name {
-		case "kube-controller-manager", "kube-scheduler":
-			want := []string{"--kube-api-qps=300", "--kube-api-burst=600"}
-			if p.Name == "kube-controller-manager" {
-				want = append(want, "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20")
-			}
-			for _, w := range want {
+		case "kube-controller-manager":
+			for _, w := range []string{"--kube-api-qps=300", "--kube-api-burst=600", "--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20"} {
 				if !slices.Contains(p.Args, w) {
 					t.Errorf("%s: no %s in %q", p.Name, w, p.Args)
+				}
+			}
+		case "kube-scheduler":
+			// The client rate limit and the light profile, from its
+			// configuration file (which it refuses to start with when bad).
+			data, err := os.ReadFile(filepath.Join(tb.Dir, "kube-scheduler.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range []string{"qps: 300", "burst: 600", "percentageOfNodesToScore: 10", "- name: PodTopologySpread"} {
+				if !strings.Contains(string(data), w) {
+					t.Errorf("kube-scheduler.yaml: no %q in\n%s", w, data)
 				}
 			}
 		case "kwok":
