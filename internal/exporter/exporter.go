@@ -252,6 +252,11 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return fmt.Errorf("API server %s: %w", restCfg.Host, err)
 	}
 	logger.Info("informers synced, ready", "duration_seconds", time.Since(begin).Seconds())
+	if n, err := releaseStartupPages(); err != nil {
+		logger.Debug("could not release the start-up pages of the executable", "err", err)
+	} else {
+		logger.Debug("released the start-up pages of the executable", "bytes", n)
+	}
 	// AWS is only called from these background loops, never on a scrape.
 	for _, rf := range refreshers {
 		go rf.Run(ctx, logger)
