@@ -15,6 +15,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
+	github.com/klauspost/compress v1.20.1
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
@@ -33,10 +34,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require (
-	github.com/aws/aws-sdk-go-v2/service/eks v1.105.6 // indirect
-	github.com/klauspost/compress v1.20.1 // indirect
-)
+require github.com/aws/aws-sdk-go-v2/service/eks v1.105.6 // indirect
 
 require (
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect

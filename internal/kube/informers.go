@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,29 @@ func (i *Informer) AddEventHandler(handler cache.ResourceEventHandler) (cache.Re
 	i.handlers = append(i.handlers, reg)
 	i.mu.Unlock()
 	return reg, nil
+}
+
+// RemoveEventHandler removes a handler as the shared informer does, and
+// forgets its registration, so that HasSynced no longer waits for it.
+func (i *Informer) RemoveEventHandler(reg cache.ResourceEventHandlerRegistration) error {
+	if err := i.SharedIndexInformer.RemoveEventHandler(reg); err != nil {
+		return err
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.handlers = slices.DeleteFunc(i.handlers, func(h cache.ResourceEventHandlerRegistration) bool { return h == reg })
+	return nil
+}
+
+// AddEventHandlerWithResyncPeriod is not supported: the informers never
+// resync, and a handler added through it would escape HasSynced. It panics.
+func (i *Informer) AddEventHandlerWithResyncPeriod(cache.ResourceEventHandler, time.Duration) (cache.ResourceEventHandlerRegistration, error) {
+	panic("kube.Informer: use AddEventHandler")
+}
+
+// AddEventHandlerWithOptions is not supported, for the same reason. It panics.
+func (i *Informer) AddEventHandlerWithOptions(cache.ResourceEventHandler, cache.HandlerOptions) (cache.ResourceEventHandlerRegistration, error) {
+	panic("kube.Informer: use AddEventHandler")
 }
 
 // HasSynced reports whether the informer has completed its initial list and

@@ -48,3 +48,32 @@ func TestSyncedWaitsForHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemovedHandlerNotWaitedFor: a handler removed before it synced no
+// longer holds the informer unsynced.
+func TestRemovedHandlerNotWaitedFor(t *testing.T) {
+	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
+	f := NewInformers(client, Options{}, slog.New(slog.DiscardHandler))
+	nodes := f.Nodes()
+	block := make(chan struct{})
+	defer close(block)
+	reg, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(any) { <-block }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.Start(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), nodes.SharedIndexInformer.HasSynced) {
+		t.Fatal("node store did not sync")
+	}
+	if nodes.HasSynced() {
+		t.Fatal("synced with a blocked handler")
+	}
+	if err := nodes.RemoveEventHandler(reg); err != nil {
+		t.Fatal(err)
+	}
+	if !nodes.HasSynced() {
+		t.Error("still waiting for a removed handler")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -62,8 +63,12 @@ var (
 )
 
 // AppendLabelValue appends v escaped as a label value (backslash, double
-// quote and newline), without the quotes.
+// quote and newline), without the quotes. Invalid UTF-8, which Prometheus
+// would reject the whole scrape for, is replaced by U+FFFD.
 func AppendLabelValue(b []byte, v string) []byte {
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
 	if !strings.ContainsAny(v, "\\\n\"") {
 		return append(b, v...)
 	}

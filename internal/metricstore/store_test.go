@@ -208,3 +208,17 @@ func BenchmarkStoreWrite(b *testing.B) {
 		}
 	}
 }
+
+// TestInvalidUTF8 keeps a label value of invalid UTF-8 from making the
+// whole scrape unparsable: it is written with U+FFFD instead.
+func TestInvalidUTF8(t *testing.T) {
+	s := NewStore("", readyFamily)
+	s.Update("x", func(b *Builder) { b.Add(readyFamily, 1, "bad\xff\xfename") })
+	mfs, err := Gatherer(s).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mfs[0].Metric[0].Label[0].GetValue(); got != "bad\uFFFDname" {
+		t.Errorf("label value %q", got)
+	}
+}
