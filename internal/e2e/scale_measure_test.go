@@ -61,8 +61,8 @@ func (m measured) String() string {
 // workloads), waits until it is ready and serves, for each node it owns, the
 // pods perNode says the node holds, then times the scrapes, reads its memory
 // from the last one, prints them as label's and stops it. ref is the
-// unsharded exporter's measure, to which a shard's memory is compared; the
-// unsharded one (ref nil) also has its heap profile written and printed.
+// unsharded exporter's measure, to which a shard's memory is compared. Each
+// exporter's heap profile is written and its top printed.
 func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, sc scenario, perNode map[string]int, shard kube.Shard, label string, ref *measured) measured {
 	t.Helper()
 	addr := freeAddr(t)
@@ -167,9 +167,7 @@ func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string,
 		line += fmt.Sprintf(", %.0f%% of the unsharded RSS", 100*m.rss/ref.rss)
 	}
 	fmt.Println(line)
-	if ref == nil {
-		heapProfile(t, ctx, base, sc)
-	}
+	heapProfile(t, ctx, base, sc, label)
 	return m
 }
 
@@ -191,7 +189,7 @@ func rssAnon(pid int) float64 {
 // heapProfile fetches the exporter's /debug/pprof/heap into
 // UPGRADEGUARD_SCALE_PROFILE_DIR (else the test's artifact directory) and
 // prints the top of its in-use space.
-func heapProfile(t *testing.T, ctx context.Context, base string, sc scenario) {
+func heapProfile(t *testing.T, ctx context.Context, base string, sc scenario, label string) {
 	t.Helper()
 	dir := os.Getenv("UPGRADEGUARD_SCALE_PROFILE_DIR")
 	if dir == "" {
@@ -204,7 +202,7 @@ func heapProfile(t *testing.T, ctx context.Context, base string, sc scenario) {
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET %s/debug/pprof/heap: %d %v", base, code, err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("exporter-heap-%dnodes.pb.gz", sc.nodes))
+	path := filepath.Join(dir, fmt.Sprintf("exporter-heap-%dnodes-%s.pb.gz", sc.nodes, strings.ReplaceAll(label, " ", "-")))
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +210,7 @@ func heapProfile(t *testing.T, ctx context.Context, base string, sc scenario) {
 	if err != nil {
 		t.Fatalf("go tool pprof %s: %v\n%s", path, err, out)
 	}
-	fmt.Printf("scale %s: heap profile of the unsharded exporter in %s\n%s", sc, path, out)
+	fmt.Printf("scale %s, %s: heap profile in %s\n%s", sc, label, path, out)
 }
 
 // get GETs url (as Prometheus scrapes, with gzip, when scrape), reads the

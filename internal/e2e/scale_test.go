@@ -31,9 +31,8 @@ import (
 // of M shards, it prints one line: time until ready and until every pod is
 // served, resident memory and heap in use, median and p90 of 20 gzip scrapes,
 // series and bytes (as sent and uncompressed). It writes a heap profile of
-// the unsharded exporter at each size (UPGRADEGUARD_SCALE_PROFILE_DIR, else
-// the test's artifact directory, kept with go test -artifacts) and prints its
-// top. Timings are reported, never asserted: the test checks only that every
+// each exporter (UPGRADEGUARD_SCALE_PROFILE_DIR, else the test's artifact
+// directory, kept with go test -artifacts) and prints its top. Timings are reported, never asserted: the test checks only that every
 // pod is served, and that shards serve disjoint sets of nodes covering the
 // cluster.
 //
