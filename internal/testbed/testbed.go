@@ -435,72 +435,6 @@ func (tb *Testbed) startControlPlane(ctx context.Context, ps *portSet, ports []i
 	return nil
 }
 
-// clientRateFlags are the client rate limit flags of kube-controller-manager
-// and kube-scheduler for Options.ControllerQPS (none without it).
-func (o Options) clientRateFlags() []string {
-	if o.ControllerQPS <= 0 {
-		return nil
-	}
-	return []string{
-		fmt.Sprintf("--kube-api-qps=%g", o.ControllerQPS),
-		fmt.Sprintf("--kube-api-burst=%d", int(2*o.ControllerQPS)),
-	}
-}
-
-// schedulerConfig is the KubeSchedulerConfiguration of
-// Options.LightScheduling (k8s.io/kube-scheduler config/v1 types.go):
-// the client connection of the flags otherwise given, 10% of the nodes
-// scored, and no PodTopologySpread scoring in the default profile.
-func (o Options) schedulerConfig(kubeconfig string) []byte {
-	qps := ""
-	if o.ControllerQPS > 0 {
-		qps = fmt.Sprintf("\n  qps: %g\n  burst: %d", o.ControllerQPS, int(2*o.ControllerQPS))
-	}
-	return fmt.Appendf(nil, `apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-clientConnection:
-  kubeconfig: %q%s
-leaderElection:
-  leaderElect: false
-enableProfiling: false
-percentageOfNodesToScore: 10
-profiles:
-- schedulerName: default-scheduler
-  plugins:
-    preScore:
-      disabled:
-      - name: PodTopologySpread
-    score:
-      disabled:
-      - name: PodTopologySpread
-`, kubeconfig, qps)
-}
-
-// syncFlags are kube-controller-manager's worker counts for
-// Options.ControllerSyncs (none without it).
-func (o Options) syncFlags() []string {
-	if o.ControllerSyncs <= 0 {
-		return nil
-	}
-	return []string{
-		fmt.Sprintf("--concurrent-deployment-syncs=%d", o.ControllerSyncs),
-		fmt.Sprintf("--concurrent-replicaset-syncs=%d", o.ControllerSyncs),
-	}
-}
-
-// kwokOptions is a KwokConfiguration document (sigs.k8s.io/kwok
-// pkg/apis/config/v1alpha1 kwok_configuration_types.go) setting kwok's
-// worker counts; kwok reads it beside the stages from its --config files.
-func kwokOptions(parallelism int) []byte {
-	return fmt.Appendf(nil, `apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokConfiguration
-options:
-  podPlayStageParallelism: %[1]d
-  nodePlayStageParallelism: %[1]d
-  nodeLeaseParallelism: %[1]d
-`, parallelism)
-}
-
 // restartKwok stops kwok and starts it again with the same flags, so that it
 // lists the nodes it manages anew.
 func (tb *Testbed) restartKwok(ctx context.Context) error {
@@ -660,65 +594,6 @@ func (tb *Testbed) DumpLogs(w io.Writer) {
 			fmt.Fprintln(w, l)
 		}
 	}
-}
-
-// StartError is the error of a failed Start. The Dir of the failed testbed
-// is kept so its logs can be read.
-type StartError struct {
-	Err    error
-	LogDir string // <Dir>/logs of the failed testbed
-
-	ownDir bool // Dir was a temporary directory made by Start
-}
-
-func (e *StartError) Error() string {
-	return fmt.Sprintf("starting the testbed: %v (logs in %s)", e.Err, e.LogDir)
-}
-
-func (e *StartError) Unwrap() error { return e.Err }
-
-// DumpLogs writes the last 200 lines of each log in LogDir to w.
-func (e *StartError) DumpLogs(w io.Writer) {
-	paths, _ := filepath.Glob(filepath.Join(e.LogDir, "*.log"))
-	for _, path := range paths {
-		fmt.Fprintf(w, "===== last lines of %s =====\n", path)
-		for _, l := range tailFile(path, 200) {
-			fmt.Fprintln(w, l)
-		}
-	}
-}
-
-// live is every testbed started and not yet stopped, for the signal handler.
-var (
-	liveMu sync.Mutex
-	live   = map[*Testbed]struct{}{}
-)
-
-func register(tb *Testbed) {
-	liveMu.Lock()
-	live[tb] = struct{}{}
-	liveMu.Unlock()
-}
-
-func unregister(tb *Testbed) {
-	liveMu.Lock()
-	delete(live, tb)
-	liveMu.Unlock()
-}
-
-// stopAll stops every live testbed (used on SIGINT/SIGTERM).
-func stopAll() {
-	liveMu.Lock()
-	tbs := make([]*Testbed, 0, len(live))
-	for tb := range live {
-		tbs = append(tbs, tb)
-	}
-	liveMu.Unlock()
-	var wg sync.WaitGroup
-	for _, tb := range tbs {
-		wg.Go(func() { _ = tb.Stop() })
-	}
-	wg.Wait()
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(10 * time.Millisecond) }

@@ -1,0 +1,30 @@
+package testbed
+
+import "sync"
+
+func register(tb *Testbed) {
+	liveMu.Lock()
+	live[tb] = struct{}{}
+	liveMu.Unlock()
+}
+
+func unregister(tb *Testbed) {
+	liveMu.Lock()
+	delete(live, tb)
+	liveMu.Unlock()
+}
+
+// stopAll stops every live testbed (used on SIGINT/SIGTERM).
+func stopAll() {
+	liveMu.Lock()
+	tbs := make([]*Testbed, 0, len(live))
+	for tb := range live {
+		tbs = append(tbs, tb)
+	}
+	liveMu.Unlock()
+	var wg sync.WaitGroup
+	for _, tb := range tbs {
+		wg.Go(func() { _ = tb.Stop() })
+	}
+	wg.Wait()
+}
