@@ -2,6 +2,12 @@ package testbed
 
 import "sync"
 
+// live is every testbed started and not yet stopped, for the signal handler.
+var (
+	liveMu sync.Mutex
+	live   = map[*Testbed]struct{}{}
+)
+
 func register(tb *Testbed) {
 	liveMu.Lock()
 	live[tb] = struct{}{}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync"
 )
 
 // StartError is the error of a failed Start. The Dir of the failed testbed
@@ -32,9 +31,3 @@ func (e *StartError) DumpLogs(w io.Writer) {
 		}
 	}
 }
-
-// live is every testbed started and not yet stopped, for the signal handler.
-var (
-	liveMu sync.Mutex
-	live   = map[*Testbed]struct{}{}
-)
