@@ -48,9 +48,8 @@ type Collector struct {
 
 // watched is one informer and the handler that renders its objects.
 type watched struct {
-	informer     *kube.Informer
-	handler      cache.ResourceEventHandler
-	registration cache.ResourceEventHandlerRegistration
+	informer *kube.Informer
+	handler  cache.ResourceEventHandler
 }
 
 // New returns a collector over the shared informers, as kube.Informers
@@ -79,12 +78,9 @@ func New(endpointSlices, deployments, statefulSets, daemonSets *kube.Informer, o
 	var errs []error
 	for i := range c.watched {
 		w := &c.watched[i]
-		reg, err := w.informer.AddEventHandler(w.handler)
-		if err != nil {
+		if _, err := w.informer.AddEventHandler(w.handler); err != nil {
 			errs = append(errs, fmt.Errorf("watching the %s informer: %w", w.informer.Name(), err))
-			continue
 		}
-		w.registration = reg
 	}
 	c.err = errors.Join(append(errs, c.err)...)
 	return c
@@ -92,18 +88,13 @@ func New(endpointSlices, deployments, statefulSets, daemonSets *kube.Informer, o
 
 // Update sends nothing: the series are kept rendered and written by
 // WriteMetrics. It returns an error when an informer is failing or has not
-// synced, or when the collector's handlers have not yet rendered all of an
-// informer's initial objects; WriteMetrics then writes the last known, or a
-// partial, state.
+// synced - kube.Informer counts as synced only once the collector's handlers
+// have rendered all of its initial objects; WriteMetrics then writes the
+// last known, or a partial, state.
 func (c *Collector) Update(chan<- prometheus.Metric) error {
 	errs := []error{c.err}
 	for _, w := range c.watched {
-		switch err := w.informer.Healthy(); {
-		case err != nil:
-			errs = append(errs, err)
-		case w.registration != nil && !w.registration.HasSynced():
-			errs = append(errs, fmt.Errorf("%s informer synced, its objects not all rendered yet", w.informer.Name()))
-		}
+		errs = append(errs, w.informer.Healthy())
 	}
 	return errors.Join(errs...)
 }

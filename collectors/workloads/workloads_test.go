@@ -50,7 +50,7 @@ func startWith(t *testing.T, client *fake.Clientset, opts Options) *Collector {
 // of the informers' initial lists.
 func (c *Collector) synced() bool {
 	for _, w := range c.watched {
-		if w.registration == nil || !w.registration.HasSynced() {
+		if !w.informer.HasSynced() {
 			return false
 		}
 	}
@@ -414,7 +414,7 @@ func TestUnhealthyInformer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	inf.Start(ctx)
-	eventually(t, "the other informers to sync and be rendered", func() bool { return c.watched[0].registration.HasSynced() })
+	eventually(t, "the other informers to sync and be rendered", func() bool { return c.watched[0].informer.HasSynced() })
 
 	var updateErr error
 	pc := collectors.AsPrometheus(c, func(err error) { updateErr = err })
