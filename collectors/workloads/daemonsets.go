@@ -4,6 +4,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
@@ -31,11 +32,11 @@ var (
 )
 
 // renderDaemonSet renders a DaemonSet's series.
-func renderDaemonSet(b *metricstore.Builder, d *appsv1.DaemonSet) {
-	b.Add(daemonSetDesiredFamily, float64(d.Status.DesiredNumberScheduled), d.Namespace, d.Name)
-	b.Add(daemonSetAvailableFamily, float64(d.Status.NumberAvailable), d.Namespace, d.Name)
-	b.Add(daemonSetReadyFamily, float64(d.Status.NumberReady), d.Namespace, d.Name)
-	b.Add(daemonSetUpdatedFamily, float64(d.Status.UpdatedNumberScheduled), d.Namespace, d.Name)
+func renderDaemonSet(b *metricstore.Builder, d *kube.DaemonSet) {
+	b.Add(daemonSetDesiredFamily, float64(d.DesiredNumberScheduled), d.Namespace, d.Name)
+	b.Add(daemonSetAvailableFamily, float64(d.NumberAvailable), d.Namespace, d.Name)
+	b.Add(daemonSetReadyFamily, float64(d.NumberReady), d.Namespace, d.Name)
+	b.Add(daemonSetUpdatedFamily, float64(d.UpdatedNumberScheduled), d.Namespace, d.Name)
 	if n, ok := daemonSetMaxUnavailable(d); ok {
 		b.Add(daemonSetMaxUnavailableFamily, float64(n), d.Namespace, d.Name)
 	}
@@ -47,23 +48,21 @@ func renderDaemonSet(b *metricstore.Builder, d *appsv1.DaemonSet) {
 // pkg/controller/daemon/update.go (updatedDesiredNodeCounts) that both at 0
 // means maxUnavailable 1. OnDelete replaces no pod by itself: 0. ok is false
 // when a percentage does not parse.
-func daemonSetMaxUnavailable(d *appsv1.DaemonSet) (n int32, ok bool) {
-	if d.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType {
+func daemonSetMaxUnavailable(d *kube.DaemonSet) (n int32, ok bool) {
+	if d.Strategy != appsv1.RollingUpdateDaemonSetStrategyType {
 		return 0, true
 	}
-	desired := int(d.Status.DesiredNumberScheduled)
+	desired := int(d.DesiredNumberScheduled)
 	var unavailable, surge int
-	if ru := d.Spec.UpdateStrategy.RollingUpdate; ru != nil {
-		var err error
-		if ru.MaxUnavailable != nil {
-			if unavailable, err = intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, desired, true); err != nil {
-				return 0, false
-			}
+	var err error
+	if d.MaxUnavailable != nil {
+		if unavailable, err = intstr.GetScaledValueFromIntOrPercent(d.MaxUnavailable, desired, true); err != nil {
+			return 0, false
 		}
-		if ru.MaxSurge != nil {
-			if surge, err = intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, desired, true); err != nil {
-				return 0, false
-			}
+	}
+	if d.MaxSurge != nil {
+		if surge, err = intstr.GetScaledValueFromIntOrPercent(d.MaxSurge, desired, true); err != nil {
+			return 0, false
 		}
 	}
 	if desired > 0 && unavailable == 0 && surge == 0 {

@@ -4,6 +4,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
@@ -31,22 +32,14 @@ var (
 )
 
 // renderDeployment renders a Deployment's series.
-func renderDeployment(b *metricstore.Builder, d *appsv1.Deployment) {
-	b.Add(deploymentSpecReplicasFamily, float64(deploymentReplicas(d)), d.Namespace, d.Name)
-	b.Add(deploymentAvailableFamily, float64(d.Status.AvailableReplicas), d.Namespace, d.Name)
-	b.Add(deploymentReadyFamily, float64(d.Status.ReadyReplicas), d.Namespace, d.Name)
-	b.Add(deploymentUpdatedFamily, float64(d.Status.UpdatedReplicas), d.Namespace, d.Name)
+func renderDeployment(b *metricstore.Builder, d *kube.Deployment) {
+	b.Add(deploymentSpecReplicasFamily, float64(d.Replicas), d.Namespace, d.Name)
+	b.Add(deploymentAvailableFamily, float64(d.AvailableReplicas), d.Namespace, d.Name)
+	b.Add(deploymentReadyFamily, float64(d.ReadyReplicas), d.Namespace, d.Name)
+	b.Add(deploymentUpdatedFamily, float64(d.UpdatedReplicas), d.Namespace, d.Name)
 	if n, ok := deploymentMaxUnavailable(d); ok {
 		b.Add(deploymentMaxUnavailableFamily, float64(n), d.Namespace, d.Name)
 	}
-}
-
-// deploymentReplicas is spec.replicas; the API server defaults a missing one to 1.
-func deploymentReplicas(d *appsv1.Deployment) int32 {
-	if d.Spec.Replicas == nil {
-		return 1
-	}
-	return *d.Spec.Replicas
 }
 
 // deploymentMaxUnavailable follows MaxUnavailable and ResolveFenceposts of
@@ -55,20 +48,18 @@ func deploymentReplicas(d *appsv1.Deployment) int32 {
 // maxUnavailable (default 25%) rounded down against spec.replicas, with
 // maxUnavailable 1 when both are 0, capped at spec.replicas. ok is false when
 // a percentage does not parse (the API server's validation prevents it).
-func deploymentMaxUnavailable(d *appsv1.Deployment) (n int32, ok bool) {
-	replicas := deploymentReplicas(d)
-	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType || replicas == 0 {
+func deploymentMaxUnavailable(d *kube.Deployment) (n int32, ok bool) {
+	replicas := d.Replicas
+	if d.Strategy == appsv1.RecreateDeploymentStrategyType || replicas == 0 {
 		return 0, true
 	}
 	defaultPercent := intstr.FromString("25%")
 	maxSurge, maxUnavailable := &defaultPercent, &defaultPercent
-	if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
-		if ru.MaxSurge != nil {
-			maxSurge = ru.MaxSurge
-		}
-		if ru.MaxUnavailable != nil {
-			maxUnavailable = ru.MaxUnavailable
-		}
+	if d.MaxSurge != nil {
+		maxSurge = d.MaxSurge
+	}
+	if d.MaxUnavailable != nil {
+		maxUnavailable = d.MaxUnavailable
 	}
 	surge, err := intstr.GetScaledValueFromIntOrPercent(maxSurge, int(replicas), true)
 	if err != nil {

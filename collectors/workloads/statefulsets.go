@@ -4,6 +4,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/metricstore"
 )
 
@@ -31,22 +32,14 @@ var (
 )
 
 // renderStatefulSet renders a StatefulSet's series.
-func renderStatefulSet(b *metricstore.Builder, s *appsv1.StatefulSet) {
-	b.Add(statefulSetSpecReplicasFamily, float64(statefulSetReplicas(s)), s.Namespace, s.Name)
-	b.Add(statefulSetAvailableFamily, float64(s.Status.AvailableReplicas), s.Namespace, s.Name)
-	b.Add(statefulSetReadyFamily, float64(s.Status.ReadyReplicas), s.Namespace, s.Name)
-	b.Add(statefulSetUpdatedFamily, float64(s.Status.UpdatedReplicas), s.Namespace, s.Name)
+func renderStatefulSet(b *metricstore.Builder, s *kube.StatefulSet) {
+	b.Add(statefulSetSpecReplicasFamily, float64(s.Replicas), s.Namespace, s.Name)
+	b.Add(statefulSetAvailableFamily, float64(s.AvailableReplicas), s.Namespace, s.Name)
+	b.Add(statefulSetReadyFamily, float64(s.ReadyReplicas), s.Namespace, s.Name)
+	b.Add(statefulSetUpdatedFamily, float64(s.UpdatedReplicas), s.Namespace, s.Name)
 	if n, ok := statefulSetMaxUnavailable(s); ok {
 		b.Add(statefulSetMaxUnavailableFamily, float64(n), s.Namespace, s.Name)
 	}
-}
-
-// statefulSetReplicas is spec.replicas; the API server defaults a missing one to 1.
-func statefulSetReplicas(s *appsv1.StatefulSet) int32 {
-	if s.Spec.Replicas == nil {
-		return 1
-	}
-	return *s.Spec.Replicas
 }
 
 // statefulSetMaxUnavailable follows getStatefulSetMaxUnavailable of
@@ -55,16 +48,16 @@ func statefulSetReplicas(s *appsv1.StatefulSet) int32 {
 // MaxUnavailableStatefulSet feature is off: the API server then drops the
 // field), scaled to spec.replicas rounded down and at least 1. OnDelete
 // replaces no pod by itself: 0. ok is false when a percentage does not parse.
-func statefulSetMaxUnavailable(s *appsv1.StatefulSet) (n int32, ok bool) {
-	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+func statefulSetMaxUnavailable(s *kube.StatefulSet) (n int32, ok bool) {
+	if s.Strategy == appsv1.OnDeleteStatefulSetStrategyType {
 		return 0, true
 	}
 	one := intstr.FromInt32(1)
 	maxUnavailable := &one
-	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
-		maxUnavailable = ru.MaxUnavailable
+	if s.MaxUnavailable != nil {
+		maxUnavailable = s.MaxUnavailable
 	}
-	v, err := intstr.GetScaledValueFromIntOrPercent(maxUnavailable, int(statefulSetReplicas(s)), false)
+	v, err := intstr.GetScaledValueFromIntOrPercent(maxUnavailable, int(s.Replicas), false)
 	if err != nil {
 		return 0, false
 	}

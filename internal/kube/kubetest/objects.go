@@ -26,7 +26,7 @@ func (s Scale) Objects() []runtime.Object {
 	for ns := range s.Namespaces {
 		for a := range s.AppsPerNamespace {
 			objs = append(objs, benchPDB(ns, a),
-				deployment(fmt.Sprintf("team-%03d", ns), fmt.Sprintf("app-%d", a), pods[[2]int{ns, a}]))
+				Deployment(fmt.Sprintf("team-%03d", ns), fmt.Sprintf("app-%d", a), pods[[2]int{ns, a}]))
 		}
 	}
 	return objs

@@ -187,7 +187,7 @@ func (s Scale) FillWorkloads(f *kube.Informers) error {
 		for a := range s.AppsPerNamespace {
 			name := fmt.Sprintf("app-%d", a)
 			members := pods[appKey{ns, a}]
-			if err := add(f.Deployments(), kube.StripDeployment, deployment(namespace, name, int32(len(members)))); err != nil {
+			if err := add(f.Deployments(), kube.StripDeployment, Deployment(namespace, name, int32(len(members)))); err != nil {
 				return err
 			}
 			for start := 0; start < len(members); start += 100 {
@@ -217,25 +217,12 @@ func (s Scale) FillWorkloads(f *kube.Informers) error {
 				}
 			}
 		}
-		sts := &appsv1.StatefulSet{
-			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "db", ResourceVersion: "1", Generation: 1},
-			Spec:       appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), Template: podTemplate("db")},
-			Status:     appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, UpdatedReplicas: 3, CurrentReplicas: 3},
-		}
-		if err := add(f.StatefulSets(), kube.StripStatefulSet, sts); err != nil {
+		if err := add(f.StatefulSets(), kube.StripStatefulSet, StatefulSet(namespace, "db")); err != nil {
 			return err
 		}
 	}
 	for d := range 5 {
-		n := int32(s.Nodes)
-		ds := &appsv1.DaemonSet{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: fmt.Sprintf("daemon-%d", d), ResourceVersion: "1", Generation: 1},
-			Spec: appsv1.DaemonSetSpec{Template: podTemplate("daemon"),
-				UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
-					RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptr.To(intstr.FromString("10%"))}}},
-			Status: appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: n, CurrentNumberScheduled: n, NumberReady: n, NumberAvailable: n, UpdatedNumberScheduled: n},
-		}
-		if err := add(f.DaemonSets(), kube.StripDaemonSet, ds); err != nil {
+		if err := add(f.DaemonSets(), kube.StripDaemonSet, DaemonSet("kube-system", fmt.Sprintf("daemon-%d", d), int32(s.Nodes))); err != nil {
 			return err
 		}
 	}
@@ -257,7 +244,10 @@ func podTemplate(name string) corev1.PodTemplateSpec {
 	}
 }
 
-func deployment(namespace, name string, replicas int32) *appsv1.Deployment {
+// Deployment returns a Deployment of replicas pods, all of them available,
+// with the pod template, selector and revision annotation the API server
+// would send, so that what its transform drops is there to drop.
+func Deployment(namespace, name string, replicas int32) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, ResourceVersion: "1", Generation: 1,
 			Annotations: map[string]string{"deployment.kubernetes.io/revision": "1"}},
@@ -268,5 +258,29 @@ func deployment(namespace, name string, replicas int32) *appsv1.Deployment {
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType},
 		},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: replicas, ReadyReplicas: replicas, AvailableReplicas: replicas, UpdatedReplicas: replicas},
+	}
+}
+
+// StatefulSet returns a StatefulSet of three pods, all of them ready, with a
+// pod template.
+func StatefulSet(namespace, name string) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, ResourceVersion: "1", Generation: 1},
+		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](3), Template: podTemplate(name),
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}},
+		Status: appsv1.StatefulSetStatus{ObservedGeneration: 1, Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, UpdatedReplicas: 3, CurrentReplicas: 3},
+	}
+}
+
+// DaemonSet returns a DaemonSet running on nodes nodes, all of them
+// available, with a pod template and a rolling update of 10% at a time.
+func DaemonSet(namespace, name string, nodes int32) *appsv1.DaemonSet {
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, ResourceVersion: "1", Generation: 1},
+		Spec: appsv1.DaemonSetSpec{Template: podTemplate("daemon"),
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: ptr.To(intstr.FromString("10%"))}}},
+		Status: appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: nodes, CurrentNumberScheduled: nodes,
+			NumberReady: nodes, NumberAvailable: nodes, UpdatedNumberScheduled: nodes},
 	}
 }
