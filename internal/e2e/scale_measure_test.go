@@ -38,6 +38,8 @@ type measured struct {
 	ready, allSeen time.Duration // from the start until /readyz answers 200, and until every pod is served
 	rss, heap      float64       // process_resident_memory_bytes, go_memstats_heap_inuse_bytes after the scrapes
 	rssAnon        float64       // of rss, anonymous memory (heap, stacks; the rest is mapped files: the binary), from /proc/<pid>/status
+	heapFree       float64       // go_memstats_heap_idle_bytes minus go_memstats_heap_released_bytes: free heap the runtime has not returned
+	runtimeSys     float64       // stacks and the runtime's own structures: go_memstats_stack_sys_bytes, mspan, mcache, GC and other sys
 	median, p90    time.Duration // of the timed scrapes
 	gzip           bool          // the scrapes' bodies were gzip-encoded
 	series         int           // samples in the scrape, as Prometheus counts them
@@ -52,18 +54,18 @@ func (m measured) String() string {
 	if m.gzip {
 		enc = "gzip"
 	}
-	return fmt.Sprintf("ready %5.1fs, every pod %5.1fs, RSS %6.1f MiB (%.1f anonymous), heap in use %6.1f MiB, scrape median %6.1f ms p90 %6.1f ms (%s), %d series, %.2f MiB (%.0f KiB sent), load %s",
-		m.ready.Seconds(), m.allSeen.Seconds(), m.rss/(1<<20), m.rssAnon/(1<<20), m.heap/(1<<20), ms(m.median), ms(m.p90), enc,
+	return fmt.Sprintf("ready %5.1fs, every pod %5.1fs, RSS %6.1f MiB (%.1f anonymous), heap in use %6.1f MiB (%.1f free, not returned; %.1f stacks and runtime), scrape median %6.1f ms p90 %6.1f ms (%s), %d series, %.2f MiB (%.0f KiB sent), load %s",
+		m.ready.Seconds(), m.allSeen.Seconds(), m.rss/(1<<20), m.rssAnon/(1<<20), m.heap/(1<<20), m.heapFree/(1<<20), m.runtimeSys/(1<<20), ms(m.median), ms(m.p90), enc,
 		m.series, float64(m.bytes)/(1<<20), float64(m.sent)/(1<<10), m.load)
 }
 
 // measure starts an exporter of shard (its default collectors: nodes, pdb,
 // workloads), waits until it is ready and serves, for each node it owns, the
 // pods perNode says the node holds, then times the scrapes, reads its memory
-// from the last one, prints them as label's and stops it. ref is the
-// unsharded exporter's measure, to which a shard's memory is compared. Each
+// from the last one, prints them as label's and stops it. cmp, when not nil,
+// holds the exporters a shard or the unsharded one is compared with. Each
 // exporter's heap profile is written and its top printed.
-func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, sc scenario, perNode map[string]int, shard kube.Shard, label string, ref *measured) measured {
+func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, sc scenario, perNode map[string]int, shard kube.Shard, label string, cmp *comparison) measured {
 	t.Helper()
 	addr := freeAddr(t)
 	name := "upgradeguard-exporter"
@@ -159,16 +161,49 @@ func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string,
 		t.Fatalf("parsing the last scrape: %v", err)
 	}
 	m.rss, _ = scrape.Families(mfs).Value("process_resident_memory_bytes", nil)
-	m.heap, _ = scrape.Families(mfs).Value("go_memstats_heap_inuse_bytes", nil)
+	value := func(name string) float64 { v, _ := scrape.Families(mfs).Value(name, nil); return v }
+	m.heap = value("go_memstats_heap_inuse_bytes")
+	m.heapFree = value("go_memstats_heap_idle_bytes") - value("go_memstats_heap_released_bytes")
+	for _, name := range []string{"go_memstats_stack_sys_bytes", "go_memstats_mspan_sys_bytes", "go_memstats_mcache_sys_bytes",
+		"go_memstats_buck_hash_sys_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes"} {
+		m.runtimeSys += value(name)
+	}
 	m.rssAnon = rssAnon(proc.Pid())
 	m.load = loadAvg()
 	line := fmt.Sprintf("scale %s, %-14s %s", sc, label+":", m)
-	if ref != nil {
-		line += fmt.Sprintf(", %.0f%% of the unsharded RSS", 100*m.rss/ref.rss)
-	}
+	line += cmp.String(m)
 	fmt.Println(line)
 	heapProfile(t, ctx, base, sc, label)
 	return m
+}
+
+// comparison is what an exporter's memory is compared with: empty, the
+// exporter of an empty cluster (no node, pod or PDB: the cost of the process
+// itself: binary pages, runtime, package initialisation, informers), and,
+// for a shard, unsharded.
+type comparison struct {
+	empty, unsharded *measured
+}
+
+// String returns, for m, its memory beyond the empty cluster's exporter (the
+// part that depends on the cluster) and, for a shard, both its memory and that
+// part as percentages of the unsharded exporter's: sharding can divide only
+// the part that depends on the cluster. "" when cmp is nil.
+func (c *comparison) String(m measured) string {
+	if c == nil || c.empty == nil {
+		return ""
+	}
+	mib := func(v float64) float64 { return v / (1 << 20) }
+	e := c.empty
+	out := fmt.Sprintf("; beyond the empty cluster's: RSS %.1f MiB (%.1f anonymous), heap in use %.1f MiB",
+		mib(m.rss-e.rss), mib(m.rssAnon-e.rssAnon), mib(m.heap-e.heap))
+	if u := c.unsharded; u != nil {
+		pct := func(v, ref float64) float64 { return 100 * v / ref }
+		out += fmt.Sprintf("; of the unsharded exporter's: RSS %.0f%% (anonymous %.0f%%, heap in use %.0f%%), beyond the empty cluster's RSS %.0f%% (anonymous %.0f%%, heap in use %.0f%%)",
+			pct(m.rss, u.rss), pct(m.rssAnon, u.rssAnon), pct(m.heap, u.heap),
+			pct(m.rss-e.rss, u.rss-e.rss), pct(m.rssAnon-e.rssAnon, u.rssAnon-e.rssAnon), pct(m.heap-e.heap, u.heap-e.heap))
+	}
+	return out
 }
 
 // rssAnon is the RssAnon of process pid in bytes (0 when unknown).

@@ -27,7 +27,9 @@ import (
 // kube-controller-manager creates them and the real kube-scheduler places
 // them, with client rate limits raised so that filling takes minutes.
 //
-// For the unsharded exporter, and with UPGRADEGUARD_SCALE_SHARDS=M for each
+// First it measures an exporter of the still empty cluster: the cost of the
+// process itself, which every exporter, each shard too, pays. Then for the
+// unsharded exporter, and with UPGRADEGUARD_SCALE_SHARDS=M for each
 // of M shards, it prints one line: time until ready and until every pod is
 // served, resident memory and heap in use, median and p90 of 20 gzip scrapes,
 // series and bytes (as sent and uncompressed). It writes a heap profile of
@@ -111,6 +113,10 @@ func scaleRun(t *testing.T, bin string, nodes, shards int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
 	defer cancel()
 
+	// The exporter of the empty cluster: what every exporter costs before
+	// the cluster adds to it.
+	empty := measure(t, ctx, tb, bin, scenario{}, nil, kube.Shard{Index: 0, Total: 1}, "empty cluster", nil)
+
 	begin := time.Now()
 	parallel(t, sc.nodes, func(i int) error {
 		return tb.CreateNode(ctx, testbed.Node{
@@ -132,13 +138,13 @@ func scaleRun(t *testing.T, bin string, nodes, shards int) {
 	waitFilled(t, ctx, tb, sc, begin)
 	perNode := podsPerNodeName(t, ctx, tb, sc)
 
-	unsharded := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: 0, Total: 1}, "unsharded", nil)
+	unsharded := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: 0, Total: 1}, "unsharded", &comparison{empty: &empty})
 	if shards < 2 {
 		return
 	}
 	served := map[string]int{}
 	for i := range shards {
-		m := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: i, Total: shards}, fmt.Sprintf("shard %d of %d", i, shards), &unsharded)
+		m := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: i, Total: shards}, fmt.Sprintf("shard %d of %d", i, shards), &comparison{empty: &empty, unsharded: &unsharded})
 		for n := range m.nodes {
 			served[n]++
 		}
