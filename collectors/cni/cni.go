@@ -215,17 +215,17 @@ func (c *Collector) Refresh(ctx context.Context) error {
 	return errors.Join(serr, perr, xerr, terr)
 }
 
-func (c *Collector) nodeList() []*corev1.Node {
-	var out []*corev1.Node
+func (c *Collector) nodeList() []*kube.Node {
+	var out []*kube.Node
 	for _, obj := range c.opts.Nodes.GetStore().List() {
-		if n, ok := obj.(*corev1.Node); ok {
+		if n, ok := obj.(*kube.Node); ok {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-func instanceType(n *corev1.Node) string {
+func instanceType(n *kube.Node) string {
 	if v := n.Labels[nodes.LabelInstanceType]; v != "" {
 		return v
 	}
@@ -245,7 +245,7 @@ func batches(s []string, n int) [][]string {
 // refreshSubnets replaces the subnets with what AWS says now, so that
 // deleted subnets disappear. Subnets asked for by id are filtered for
 // rather than named: a deleted one must not fail the whole call.
-func (c *Collector) refreshSubnets(ctx context.Context, nodeList []*corev1.Node) error {
+func (c *Collector) refreshSubnets(ctx context.Context, nodeList []*kube.Node) error {
 	var filters [][]types.Filter
 	switch {
 	case len(c.opts.SubnetIDs) > 0:
@@ -370,10 +370,10 @@ func (c *Collector) describeSubnets(ctx context.Context, filters [][]types.Filte
 // instanceSubnets returns the subnets of the nodes' instances and of their
 // network interfaces (with custom networking, pods live in other subnets
 // than the node's primary address).
-func (c *Collector) instanceSubnets(ctx context.Context, nodeList []*corev1.Node) ([]string, error) {
+func (c *Collector) instanceSubnets(ctx context.Context, nodeList []*kube.Node) ([]string, error) {
 	var ids []string
 	for _, n := range nodeList {
-		if id := nodes.InstanceID(n.Spec.ProviderID); id != "" {
+		if id := nodes.InstanceID(n.ProviderID); id != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -410,7 +410,7 @@ func (c *Collector) instanceSubnets(ctx context.Context, nodeList []*corev1.Node
 // refreshTypes asks for the instance types the nodes have now. Types are
 // filtered for rather than named, as a name AWS does not know fails the
 // whole call.
-func (c *Collector) refreshTypes(ctx context.Context, nodeList []*corev1.Node) error {
+func (c *Collector) refreshTypes(ctx context.Context, nodeList []*kube.Node) error {
 	want := map[string]bool{}
 	for _, n := range nodeList {
 		if t := instanceType(n); t != "" {

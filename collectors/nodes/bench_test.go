@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -55,9 +54,9 @@ func BenchmarkWriteMetrics(b *testing.B) {
 func BenchmarkLeaseRenewal(b *testing.B) {
 	c := benchCollector(b)
 	objs := c.leases.GetStore().List()
-	leases := make([]*coordinationv1.Lease, len(objs))
+	leases := make([]*kube.Lease, len(objs))
 	for i, o := range objs {
-		leases[i] = o.(*coordinationv1.Lease).DeepCopy()
+		leases[i] = o.(*kube.Lease).DeepCopyObject().(*kube.Lease)
 	}
 	renew := time.Now()
 	b.ReportAllocs()
@@ -65,7 +64,7 @@ func BenchmarkLeaseRenewal(b *testing.B) {
 	for b.Loop() {
 		l := leases[i%len(leases)]
 		renew = renew.Add(time.Millisecond)
-		l.Spec.RenewTime = &metav1.MicroTime{Time: renew}
+		l.RenewTime = metav1.MicroTime{Time: renew}
 		c.onLease(l)
 		i++
 	}

@@ -198,10 +198,10 @@ upgradeguard_node_lease_duration_seconds{node="c"} 60
 func TestLeaseChanges(t *testing.T) {
 	clock := &fakeClock{t: now}
 	c := newUnstarted(t, Options{Now: clock.Now})
-	c.onNode(nil, node("n", corev1.ConditionTrue))
+	c.onNode(nil, stripped(t, node("n", corev1.ConditionTrue)))
 	never := lease("n", 0, 40)
 	never.Spec.RenewTime = nil
-	c.onLease(never)
+	c.onLease(stripped(t, never))
 	check := func(when, want string) {
 		t.Helper()
 		if err := testutil.CollectAndCompare(collectors.AsPrometheus(c, nil), strings.NewReader(want),
@@ -212,29 +212,47 @@ func TestLeaseChanges(t *testing.T) {
 	check("Lease never renewed", durationHelp+`upgradeguard_node_lease_duration_seconds{node="n"} 40
 `)
 	l := lease("n", 3*time.Second, 40)
-	c.onLease(l)
+	c.onLease(stripped(t, l))
 	clock.Advance(2 * time.Second)
 	check("first renewal", ageHelp+`upgradeguard_node_heartbeat_age_seconds{node="n"} 5
 `+durationHelp+`upgradeguard_node_lease_duration_seconds{node="n"} 40
 `)
 	l = l.DeepCopy()
 	l.Spec.LeaseDurationSeconds = nil
-	c.onLease(l)
+	c.onLease(stripped(t, l))
 	check("duration removed", ageHelp+`upgradeguard_node_heartbeat_age_seconds{node="n"} 5
 `)
 	l = lease("n", -time.Second, 15) // a renewal, with another duration
-	c.onLease(l)
+	c.onLease(stripped(t, l))
 	clock.Advance(time.Second)
 	check("renewed with a new duration", ageHelp+`upgradeguard_node_heartbeat_age_seconds{node="n"} 1
 `+durationHelp+`upgradeguard_node_lease_duration_seconds{node="n"} 15
 `)
-	c.onLeaseDelete(cache.DeletedFinalStateUnknown{Key: "kube-node-lease/n", Obj: l})
+	c.onLeaseDelete(cache.DeletedFinalStateUnknown{Key: "kube-node-lease/n", Obj: stripped(t, l)})
 	check("Lease deleted while the watch was down", "")
 	// Leases of another namespace are not kubelets'.
 	other := lease("n", 0, 40)
 	other.Namespace = "default"
-	c.onLease(other)
+	c.onLease(stripped(t, other))
 	check("Lease in another namespace", "")
+}
+
+// stripped returns a node or Lease as its informer's transform stores it,
+// for tests that call the handlers themselves.
+func stripped(t testing.TB, obj any) any {
+	t.Helper()
+	var out any
+	var err error
+	switch obj.(type) {
+	case *corev1.Node:
+		out, err = kube.StripNode(Options{}.NodeLabels())(obj)
+	default:
+		out, err = kube.StripLease(obj)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // newUnstarted returns a collector whose informers never run, for tests
@@ -255,11 +273,11 @@ func newUnstarted(t testing.TB, opts Options) *Collector {
 func TestWriteMetricsText(t *testing.T) {
 	clock := &fakeClock{t: now}
 	c := newUnstarted(t, Options{Now: clock.Now, ConstLabels: `,cluster="prod"`})
-	c.onNode(nil, node("a", corev1.ConditionTrue, func(n *corev1.Node) {
+	c.onNode(nil, stripped(t, node("a", corev1.ConditionTrue, func(n *corev1.Node) {
 		n.Spec.Taints = []corev1.Taint{{Key: "k", Value: `v"1`, Effect: corev1.TaintEffectNoExecute}}
 		n.DeletionTimestamp = &metav1.Time{Time: now}
-	}))
-	c.onLease(lease("a", time.Second, 40))
+	})))
+	c.onLease(stripped(t, lease("a", time.Second, 40)))
 	clock.Advance(1500 * time.Millisecond)
 	var buf bytes.Buffer
 	if err := c.WriteMetrics(&buf); err != nil {

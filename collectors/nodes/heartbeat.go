@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // heartbeats measures the age of each node's Lease heartbeat on the
@@ -99,10 +99,10 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // renewTime returns a Lease's spec.renewTime, nil when it has none.
-func renewTime(l *coordinationv1.Lease) *time.Time {
-	if l.Spec.RenewTime == nil {
+func renewTime(l *kube.Lease) *time.Time {
+	if l.RenewTime.IsZero() {
 		return nil
 	}
-	t := l.Spec.RenewTime.Time
+	t := l.RenewTime.Time
 	return &t
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -149,15 +148,6 @@ func New(nodes, leases *kube.Informer, opts Options) (*Collector, error) {
 	return c, nil
 }
 
-func readyStatus(n *corev1.Node) corev1.ConditionStatus {
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			return cond.Status
-		}
-	}
-	return corev1.ConditionUnknown
-}
-
 // onNode renders an added or updated node (oldObj nil for an addition),
 // counting a change of its Ready status as a transition. An informer
 // delivers a relist as one event per node - with client-go 0.37's defaults
@@ -166,14 +156,14 @@ func readyStatus(n *corev1.Node) corev1.ConditionStatus {
 // replaces or drops series one node at a time: a scrape never misses a node
 // that is still there.
 func (c *Collector) onNode(oldObj, newObj any) {
-	n, ok := newObj.(*corev1.Node)
+	n, ok := newObj.(*kube.Node)
 	if !ok {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, present := c.transitions[n.Name]
-	if o, ok := oldObj.(*corev1.Node); ok && readyStatus(o) != readyStatus(n) {
+	if o, ok := oldObj.(*kube.Node); ok && o.Ready != n.Ready {
 		t++
 	}
 	c.transitions[n.Name] = t
@@ -184,23 +174,23 @@ func (c *Collector) onNode(oldObj, newObj any) {
 }
 
 // render adds a node's series but the Lease's.
-func (c *Collector) render(b *metricstore.Builder, n *corev1.Node, transitions float64) {
+func (c *Collector) render(b *metricstore.Builder, n *kube.Node, transitions float64) {
 	name := n.Name
-	b.Add(readyFamily, collectors.BoolFloat(readyStatus(n) == corev1.ConditionTrue), name)
-	b.Add(unschedulableFamily, collectors.BoolFloat(n.Spec.Unschedulable), name)
+	b.Add(readyFamily, collectors.BoolFloat(n.Ready == corev1.ConditionTrue), name)
+	b.Add(unschedulableFamily, collectors.BoolFloat(n.Unschedulable), name)
 	b.Add(createdFamily, float64(n.CreationTimestamp.Unix()), name)
 	if n.DeletionTimestamp != nil {
 		b.Add(deletionFamily, float64(n.DeletionTimestamp.Unix()), name)
 	}
-	for _, t := range n.Spec.Taints {
+	for _, t := range n.Taints {
 		b.Add(taintFamily, 1, name, t.Key, t.Value, string(t.Effect))
 	}
 	b.Add(infoFamily, 1, name,
-		n.Status.NodeInfo.KubeletVersion,
+		n.KubeletVersion,
 		firstLabel(n, LabelInstanceType, LabelInstanceTypeLegacy),
 		firstLabel(n, LabelZone, LabelZoneLegacy),
 		c.nodegroup(n),
-		InstanceID(n.Spec.ProviderID))
+		InstanceID(n.ProviderID))
 	b.Add(transitionsFamily, transitions, name)
 }
 
@@ -209,7 +199,7 @@ func (c *Collector) onNodeDelete(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	n, ok := obj.(*corev1.Node)
+	n, ok := obj.(*kube.Node)
 	if !ok {
 		return
 	}
@@ -250,16 +240,16 @@ func (c *Collector) onLease(obj any) {
 	defer c.mu.Unlock()
 	c.heartbeats.observe(l.Name, renewTime(l), now)
 	old, had := c.durations[l.Name]
-	d := l.Spec.LeaseDurationSeconds
-	if d != nil {
-		c.durations[l.Name] = *d
+	d := l.DurationSeconds // 0: unset
+	if d != 0 {
+		c.durations[l.Name] = d
 	} else {
 		delete(c.durations, l.Name)
 	}
 	if _, present := c.transitions[l.Name]; !present {
 		return
 	}
-	if had != (d != nil) || (had && old != *d) {
+	if had != (d != 0) || (had && old != d) {
 		c.renderLease(l.Name)
 	} else if hb, ok := c.heartbeats.get(l.Name); ok {
 		c.ages.set(l.Name, hb.probe)
@@ -282,11 +272,11 @@ func (c *Collector) onLeaseDelete(obj any) {
 
 // nodeLease returns a kubelet's Lease, or ok false for anything else; it
 // looks into a cache.DeletedFinalStateUnknown.
-func nodeLease(obj any) (*coordinationv1.Lease, bool) {
+func nodeLease(obj any) (*kube.Lease, bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	l, ok := obj.(*coordinationv1.Lease)
+	l, ok := obj.(*kube.Lease)
 	if !ok || l.Namespace != kube.NodeLeaseNamespace {
 		return nil, false
 	}
@@ -313,7 +303,7 @@ func (c *Collector) WriteMetrics(w io.Writer) error {
 	return c.leaseSeries.WriteMetrics(w)
 }
 
-func (c *Collector) nodegroup(n *corev1.Node) string {
+func (c *Collector) nodegroup(n *kube.Node) string {
 	if c.opts.NodegroupLabel != "" {
 		if v := n.Labels[c.opts.NodegroupLabel]; v != "" {
 			return v
@@ -322,7 +312,7 @@ func (c *Collector) nodegroup(n *corev1.Node) string {
 	return firstLabel(n, LabelKopsInstanceGroup, LabelEKSNodegroup)
 }
 
-func firstLabel(n *corev1.Node, keys ...string) string {
+func firstLabel(n *kube.Node, keys ...string) string {
 	for _, k := range keys {
 		if v := n.Labels[k]; v != "" {
 			return v

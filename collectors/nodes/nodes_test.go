@@ -260,7 +260,7 @@ func setReady(t *testing.T, f *fixture, name string, status corev1.ConditionStat
 	}
 	eventually(t, "node "+name+" Ready="+string(status), func() bool {
 		obj, ok, _ := f.inf.Nodes().GetStore().GetByKey(name)
-		return ok && readyStatus(obj.(*corev1.Node)) == status
+		return ok && obj.(*kube.Node).Ready == status
 	})
 }
 
@@ -281,7 +281,7 @@ func TestFlappingAndDeletion(t *testing.T) {
 	}
 	eventually(t, "steady cordoned", func() bool {
 		obj, _, _ := f.inf.Nodes().GetStore().GetByKey("steady")
-		return obj.(*corev1.Node).Spec.Unschedulable
+		return obj.(*kube.Node).Unschedulable
 	})
 
 	f.compare(t, `

@@ -247,7 +247,8 @@ func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) 
 	}
 }
 
-// Nodes returns the shared node informer.
+// Nodes returns the shared node informer. Its store holds *Node, not
+// *corev1.Node: see StripNode.
 func (f *Informers) Nodes() *Informer {
 	c := f.client.CoreV1().Nodes()
 	return f.get("nodes", &corev1.Node{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepNode), StripNode(f.opts.NodeLabels), nil)
@@ -268,7 +269,8 @@ func (f *Informers) PodDisruptionBudgets() *Informer {
 	return f.get("poddisruptionbudgets", &policyv1.PodDisruptionBudget{}, listWatch(c.List, c.Watch), StripPDB, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
-// NodeLeases returns the shared informer of the kubelets' Leases in kube-node-lease.
+// NodeLeases returns the shared informer of the kubelets' Leases in
+// kube-node-lease. Its store holds *Lease: see StripLease.
 func (f *Informers) NodeLeases() *Informer {
 	c := f.client.CoordinationV1().Leases(NodeLeaseNamespace)
 	return f.get("leases", &coordinationv1.Lease{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepLease), StripLease, nil)
