@@ -62,10 +62,11 @@ func (m measured) String() string {
 // measure starts an exporter of shard (its default collectors: nodes, pdb,
 // workloads), waits until it is ready and serves, for each node it owns, the
 // pods perNode says the node holds, then times the scrapes, reads its memory
-// from the last one, prints them as label's and stops it. cmp, when not nil,
+// from the last one, prints them as label's and stops it. env is added to
+// the exporter's environment. cmp, when not nil,
 // holds the exporters a shard or the unsharded one is compared with. Each
 // exporter's heap profile is written and its top printed.
-func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, sc scenario, perNode map[string]int, shard kube.Shard, label string, cmp *comparison) measured {
+func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, sc scenario, perNode map[string]int, shard kube.Shard, label string, env []string, cmp *comparison) measured {
 	t.Helper()
 	addr := freeAddr(t)
 	name := "upgradeguard-exporter"
@@ -76,7 +77,7 @@ func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string,
 		args = append(args, fmt.Sprintf("--shard=%d", shard.Index), fmt.Sprintf("--total-shards=%d", shard.Total))
 	}
 	started := time.Now()
-	proc, err := tb.StartProcess(name, args, nil)
+	proc, err := tb.StartProcess(name, args, env)
 	if err != nil {
 		t.Fatal(err)
 	}

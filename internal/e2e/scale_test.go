@@ -38,6 +38,9 @@ import (
 // pod is served, and that shards serve disjoint sets of nodes covering the
 // cluster.
 //
+// UPGRADEGUARD_SCALE_COMPARE_ENV (e.g. "GOGC=25") also measures an unsharded
+// exporter with these variables added to its environment, for tuning.
+//
 // UPGRADEGUARD_SCALE_NODES, a comma-separated list of node counts, runs
 // other sizes in the same proportions (20 pods per node, one Deployment and
 // PDB per 20 pods), e.g. "500" alone on a loaded machine.
@@ -115,7 +118,7 @@ func scaleRun(t *testing.T, bin string, nodes, shards int) {
 
 	// The exporter of the empty cluster: what every exporter costs before
 	// the cluster adds to it.
-	empty := measure(t, ctx, tb, bin, scenario{}, nil, kube.Shard{Index: 0, Total: 1}, "empty cluster", nil)
+	empty := measure(t, ctx, tb, bin, scenario{}, nil, kube.Shard{Index: 0, Total: 1}, "empty cluster", nil, nil)
 
 	begin := time.Now()
 	parallel(t, sc.nodes, func(i int) error {
@@ -138,13 +141,17 @@ func scaleRun(t *testing.T, bin string, nodes, shards int) {
 	waitFilled(t, ctx, tb, sc, begin)
 	perNode := podsPerNodeName(t, ctx, tb, sc)
 
-	unsharded := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: 0, Total: 1}, "unsharded", &comparison{empty: &empty})
+	unsharded := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: 0, Total: 1}, "unsharded", nil, &comparison{empty: &empty})
+	if env := os.Getenv("UPGRADEGUARD_SCALE_COMPARE_ENV"); env != "" {
+		measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: 0, Total: 1}, "unsharded, "+env, strings.Fields(env),
+			&comparison{empty: &empty, unsharded: &unsharded})
+	}
 	if shards < 2 {
 		return
 	}
 	served := map[string]int{}
 	for i := range shards {
-		m := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: i, Total: shards}, fmt.Sprintf("shard %d of %d", i, shards), &comparison{empty: &empty, unsharded: &unsharded})
+		m := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: i, Total: shards}, fmt.Sprintf("shard %d of %d", i, shards), nil, &comparison{empty: &empty, unsharded: &unsharded})
 		for n := range m.nodes {
 			served[n]++
 		}
