@@ -257,6 +257,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	} else {
 		logger.Debug("released the start-up pages of the executable", "bytes", n)
 	}
+	logger.Debug("returned the free heap of the initial lists", "bytes", returnFreeHeap())
 	// AWS is only called from these background loops, never on a scrape.
 	for _, rf := range refreshers {
 		go rf.Run(ctx, logger)

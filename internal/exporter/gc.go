@@ -3,6 +3,7 @@ package exporter
 import (
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -34,4 +35,21 @@ func setGCPercent(logger *slog.Logger) {
 	}
 	debug.SetGCPercent(DefaultGCPercent)
 	logger.Debug("garbage collection target", "GOGC", DefaultGCPercent)
+}
+
+// returnFreeHeap collects garbage and returns the free heap to the operating
+// system, once, after the informers' initial lists, and returns the bytes of
+// free heap that were still resident before. The initial lists decode every
+// object at once: the heap peaks well above what the stores then keep, and
+// the runtime's background scavenger returns only what exceeds its target
+// (about 10% over the next collection's goal), so the rest of the peak stays
+// resident for good. At 2,000 nodes and 40,000 pods that was 6.0 MiB of free
+// heap still resident after the scrapes (go_memstats_heap_idle_bytes minus
+// go_memstats_heap_released_bytes; make bench-scale prints it). The cost is
+// one collection and the page faults of heap grown again later.
+func returnFreeHeap() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	debug.FreeOSMemory()
+	return m.HeapIdle - m.HeapReleased
 }
