@@ -65,7 +65,8 @@ func (m measured) String() string {
 // from the last one, prints them as label's and stops it. env is added to
 // the exporter's environment. cmp, when not nil,
 // holds the exporters a shard or the unsharded one is compared with. Each
-// exporter's heap profile is written and its top printed.
+// exporter's heap profile and last scrape are written, and the profile's top
+// printed.
 func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string, sc scenario, perNode map[string]int, shard kube.Shard, label string, env []string, cmp *comparison) measured {
 	t.Helper()
 	addr := freeAddr(t)
@@ -151,6 +152,11 @@ func measure(t *testing.T, ctx context.Context, tb *testbed.Testbed, bin string,
 		}
 	}
 	m.bytes = len(body)
+	// The last scrape is kept beside the heap profile, to compare exporters.
+	scrapePath := filepath.Join(outputDir(t), fmt.Sprintf("exporter-metrics-%dnodes-%s.txt", sc.nodes, strings.ReplaceAll(label, " ", "-")))
+	if err := os.WriteFile(scrapePath, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for line := range strings.Lines(string(body)) {
 		if line != "\n" && !strings.HasPrefix(line, "#") {
 			m.series++
@@ -227,13 +233,7 @@ func rssAnon(pid int) float64 {
 // prints the top of its in-use space.
 func heapProfile(t *testing.T, ctx context.Context, base string, sc scenario, label string) {
 	t.Helper()
-	dir := os.Getenv("UPGRADEGUARD_SCALE_PROFILE_DIR")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := outputDir(t)
 	code, body, err := get(ctx, base+"/debug/pprof/heap", false)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET %s/debug/pprof/heap: %d %v", base, code, err)
@@ -247,6 +247,20 @@ func heapProfile(t *testing.T, ctx context.Context, base string, sc scenario, la
 		t.Fatalf("go tool pprof %s: %v\n%s", path, err, out)
 	}
 	fmt.Printf("scale %s, %s: heap profile in %s\n%s", sc, label, path, out)
+}
+
+// outputDir is UPGRADEGUARD_SCALE_PROFILE_DIR, else the test's artifact
+// directory, created.
+func outputDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("UPGRADEGUARD_SCALE_PROFILE_DIR")
+	if dir == "" {
+		dir = t.ArtifactDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // get GETs url (as Prometheus scrapes, with gzip, when scrape), reads the
