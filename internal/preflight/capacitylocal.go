@@ -22,6 +22,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/collectors/awsquota"
 	"github.com/upgradeguard/upgradeguard/collectors/cni"
+	"github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
@@ -62,7 +63,9 @@ func CapacityFromAWS(ctx context.Context, o LocalCapacity) CapacityData {
 	}
 	account := aws.ToString(id.Account)
 
-	informers := kube.NewInformers(o.Kube, kube.Options{}, o.Logger)
+	// The cni collector reads each node's instance type label (its
+	// upgradeguard_node_ip_capacity): keep the labels the exporter keeps.
+	informers := kube.NewInformers(o.Kube, kube.Options{NodeLabels: nodes.Options{}.NodeLabels()}, o.Logger)
 	awsNode, nodes, pods := informers.AWSNode(), informers.Nodes(), informers.Pods()
 	var eniConfigs *kube.Informer
 	if o.Dynamic != nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
@@ -63,5 +65,29 @@ func TestCapacityFromAWS(t *testing.T) {
 	d = CapacityFromAWS(ctx, LocalCapacity{Kube: fake.NewClientset(), AWS: bad, ClusterName: "prod"})
 	if r := (Report{Findings: JudgeCapacity(d)}); r.Count(Unknown) != 2 {
 		t.Errorf("unreachable AWS: %+v", r.Findings)
+	}
+}
+
+// TestCapacityFromAWSNodeCapacity: without an Auto Scaling group (Karpenter,
+// or groups not tagged for the cluster) the surge addresses are the largest
+// upgradeguard_node_ip_capacity, which the cni collector computes from each
+// node's instance type label: the node informer must keep that label, as the
+// exporter's does. An m5.large (3 ENIs of 10 addresses) gives 27.
+func TestCapacityFromAWSNodeCapacity(t *testing.T) {
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	tags := map[string]string{"kubernetes.io/cluster/prod": "owned"}
+	if _, err := srv.Account().AddSubnet(awsfake.SubnetSpec{CIDR: "10.1.1.0/24", AZ: "eu-west-1b", Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{corev1.LabelInstanceTypeStable: "m5.large"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d := CapacityFromAWS(ctx, LocalCapacity{Kube: fake.NewClientset(node), AWS: srv.Config("eu-west-1"), ClusterName: "prod"})
+	if d.IPErr != nil || d.SurgeIPs == nil || *d.SurgeIPs != 27 {
+		t.Fatalf("surge addresses %v (want 27), error %v", d.SurgeIPs, d.IPErr)
 	}
 }
