@@ -46,10 +46,19 @@ func (d *discard) Write(b []byte) (int, error) { d.n += len(b); return len(b), n
 // run for real over a fake clientset, so the collectors' event handlers
 // render every object, as in the exporter. It reports the heap of the
 // stores and rendered series, the body's bytes and its series.
+//
+// UPGRADEGUARD_BENCH_NODES=N sets the node count, keeping the production
+// scale's namespaces and apps; with UPGRADEGUARD_BENCH_SHAPE=scale the
+// cluster has make bench-scale's proportions instead (20 pods per node, one
+// app of 20 pods with a PDB and a Deployment per node, 50 apps per
+// namespace), so that sizes compare: how the scrape grows with the cluster.
 func BenchmarkScrape(b *testing.B) {
 	scale := kubetest.Production
 	if v, err := strconv.Atoi(os.Getenv("UPGRADEGUARD_BENCH_NODES")); err == nil && v > 0 {
 		scale.Nodes = v
+	}
+	if os.Getenv("UPGRADEGUARD_BENCH_SHAPE") == "scale" {
+		scale = kubetest.Scale{Nodes: scale.Nodes, PodsPerNode: 20, Namespaces: max(1, scale.Nodes/50), AppsPerNamespace: 50}
 	}
 	logger := slog.New(slog.DiscardHandler)
 	objs := scale.Objects()
