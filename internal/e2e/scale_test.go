@@ -169,7 +169,8 @@ func scaleRun(t *testing.T, bin string, nodes, shards int) {
 func scaleNodeName(i int) string { return fmt.Sprintf("node-%05d", i) }
 
 // waitFilled waits until every Deployment reports all its replicas
-// available, printing the progress every 30 seconds and the fill time.
+// available and every PDB allows its one disruption, printing the progress
+// every 30 seconds and the fill time.
 func waitFilled(t *testing.T, ctx context.Context, tb *testbed.Testbed, sc scenario, begin time.Time) {
 	t.Helper()
 	filling := time.Now()
@@ -205,7 +206,43 @@ func waitFilled(t *testing.T, ctx context.Context, tb *testbed.Testbed, sc scena
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("scale %s: filled in %s (%s since the start)\n", sc, since(filling), since(begin))
+	// The disruption controller updates the PDBs' status after the pods
+	// became ready; until then a budget allows no disruption and the pdb
+	// collector serves drain_blocked series for it on every node holding its
+	// pods, so measuring before would count series that go away.
+	settling, firstAllowing := time.Now(), -1
+	err = testbed.WaitFor(ctx, 10*time.Minute, "every PDB to allow its disruption", func(ctx context.Context) (bool, error) {
+		if firstAllowing >= 0 && time.Since(polled) < 5*time.Second {
+			return false, nil
+		}
+		polled = time.Now()
+		var allowing, pdbs int
+		opts := metav1.ListOptions{Limit: 1000}
+		for {
+			list, err := tb.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, opts)
+			if err != nil {
+				return false, err
+			}
+			for _, p := range list.Items {
+				if p.Status.DisruptionsAllowed == 1 && p.Status.CurrentHealthy == replicasPerDeployment {
+					allowing++
+				}
+			}
+			pdbs += len(list.Items)
+			if opts.Continue = list.Continue; opts.Continue == "" {
+				break
+			}
+		}
+		if firstAllowing < 0 {
+			firstAllowing = allowing
+		}
+		return pdbs == sc.deployments && allowing == pdbs, fmt.Errorf("%d of %d PDBs allow one disruption with %d pods healthy", allowing, pdbs, replicasPerDeployment)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("scale %s: filled in %s (%s since the start); %d of %d PDBs allowed their disruption when the Deployments were, all %s later\n",
+		sc, since(filling), since(begin), firstAllowing, sc.deployments, since(settling))
 }
 
 // podsPerNodeName lists the pods and counts them by node; every pod must be
