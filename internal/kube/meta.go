@@ -6,8 +6,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Meta is the metadata a compact stored object keeps (Deployment,
-// StatefulSet, DaemonSet): the name and namespace, from which the informer's
+// Meta is the metadata a compact stored object keeps (Pod, Node, Lease,
+// Deployment, StatefulSet, DaemonSet): the name and namespace, from which the informer's
 // store makes its namespace/name key, and the resource version, which the
 // informer's bookkeeping and event handlers compare. It is 48 bytes, where a
 // metav1.ObjectMeta is 232 before any of its maps and slices.

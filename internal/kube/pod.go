@@ -42,11 +42,13 @@ import (
 // A Pod is shared by every reader of the cache and must never be modified.
 // Its Labels map in particular is shared by many pods.
 type Pod struct {
-	// Name, Namespace, ResourceVersion, DeletionTimestamp and Labels are the
-	// pod's metadata fields of the same names.
-	Name, Namespace, ResourceVersion string
-	DeletionTimestamp                *metav1.Time
-	Labels                           map[string]string
+	// Meta holds the name, namespace and resourceVersion; the namespace is
+	// the group's.
+	Meta
+	// DeletionTimestamp and Labels are the pod's metadata fields of the
+	// same names.
+	DeletionTimestamp *metav1.Time
+	Labels            map[string]string
 
 	// Phase is status.phase.
 	Phase corev1.PodPhase

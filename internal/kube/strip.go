@@ -43,8 +43,7 @@ func StripPod(obj any) (any, error) {
 		return obj, nil
 	}
 	out := &Pod{
-		Name:              p.Name,
-		ResourceVersion:   p.ResourceVersion,
+		Meta:              Meta{Name: p.Name, ResourceVersion: p.ResourceVersion},
 		DeletionTimestamp: p.DeletionTimestamp,
 		Phase:             internPhase(p.Status.Phase),
 	}
