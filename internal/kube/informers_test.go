@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 )
@@ -17,23 +18,8 @@ import (
 // initial list - a collector rendering in its handlers would otherwise serve
 // a half scrape while the exporter says it is ready.
 func TestSyncedWaitsForHandlers(t *testing.T) {
-	client := fake.NewClientset(
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}},
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "b"}})
-	f := NewInformers(client, Options{}, slog.New(slog.DiscardHandler))
-	nodes := f.Nodes()
 	release := make(chan struct{})
-	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { <-release },
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.Start(ctx)
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.SharedIndexInformer.HasSynced) {
-		t.Fatal("node store did not sync")
-	}
+	ctx, f, nodes, _ := startBlocked(t, release, "a", "b")
 	time.Sleep(50 * time.Millisecond)
 	if f.Synced() || nodes.HasSynced() || nodes.Healthy() == nil {
 		t.Fatal("synced while the handler has not been delivered the initial list")
@@ -52,21 +38,9 @@ func TestSyncedWaitsForHandlers(t *testing.T) {
 // TestRemovedHandlerNotWaitedFor: a handler removed before it synced no
 // longer holds the informer unsynced.
 func TestRemovedHandlerNotWaitedFor(t *testing.T) {
-	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}})
-	f := NewInformers(client, Options{}, slog.New(slog.DiscardHandler))
-	nodes := f.Nodes()
 	block := make(chan struct{})
 	defer close(block)
-	reg, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(any) { <-block }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f.Start(ctx)
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.SharedIndexInformer.HasSynced) {
-		t.Fatal("node store did not sync")
-	}
+	_, _, nodes, reg := startBlocked(t, block, "a")
 	if nodes.HasSynced() {
 		t.Fatal("synced with a blocked handler")
 	}
@@ -76,4 +50,29 @@ func TestRemovedHandlerNotWaitedFor(t *testing.T) {
 	if !nodes.HasSynced() {
 		t.Error("still waiting for a removed handler")
 	}
+}
+
+// startBlocked starts the node informer over a fake clientset holding the
+// named nodes, with a handler whose deliveries wait for block to close, and
+// returns once the store has synced (the handler has not). The informers
+// stop at the end of the test.
+func startBlocked(t *testing.T, block <-chan struct{}, names ...string) (context.Context, *Informers, *Informer, cache.ResourceEventHandlerRegistration) {
+	t.Helper()
+	var objs []runtime.Object
+	for _, n := range names {
+		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}})
+	}
+	f := NewInformers(fake.NewClientset(objs...), Options{}, slog.New(slog.DiscardHandler))
+	nodes := f.Nodes()
+	reg, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(any) { <-block }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f.Start(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), nodes.SharedIndexInformer.HasSynced) {
+		t.Fatal("node store did not sync")
+	}
+	return ctx, f, nodes, reg
 }
