@@ -12,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
@@ -181,20 +185,16 @@ func waitFilled(t *testing.T, ctx context.Context, tb *testbed.Testbed, sc scena
 		}
 		polled = time.Now()
 		var available, updated, deployments int
-		opts := metav1.ListOptions{Limit: 1000}
-		for {
-			list, err := tb.Client.AppsV1().Deployments("").List(ctx, opts)
-			if err != nil {
-				return false, err
-			}
-			for _, d := range list.Items {
-				available += int(d.Status.AvailableReplicas)
-				updated += int(d.Status.UpdatedReplicas)
-			}
-			deployments += len(list.Items)
-			if opts.Continue = list.Continue; opts.Continue == "" {
-				break
-			}
+		err := eachItem(ctx, func(opts metav1.ListOptions) (runtime.Object, error) {
+			return tb.Client.AppsV1().Deployments("").List(ctx, opts)
+		}, func(obj runtime.Object) {
+			d := obj.(*appsv1.Deployment)
+			available += int(d.Status.AvailableReplicas)
+			updated += int(d.Status.UpdatedReplicas)
+			deployments++
+		})
+		if err != nil {
+			return false, err
 		}
 		if time.Since(printed) >= 30*time.Second || available == sc.pods {
 			fmt.Printf("scale %s: %d of %d pods available (%d created by the Deployments) after %s of filling, load %s\n",
@@ -217,21 +217,17 @@ func waitFilled(t *testing.T, ctx context.Context, tb *testbed.Testbed, sc scena
 		}
 		polled = time.Now()
 		var allowing, pdbs int
-		opts := metav1.ListOptions{Limit: 1000}
-		for {
-			list, err := tb.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, opts)
-			if err != nil {
-				return false, err
+		err := eachItem(ctx, func(opts metav1.ListOptions) (runtime.Object, error) {
+			return tb.Client.PolicyV1().PodDisruptionBudgets("").List(ctx, opts)
+		}, func(obj runtime.Object) {
+			p := obj.(*policyv1.PodDisruptionBudget)
+			if p.Status.DisruptionsAllowed == 1 && p.Status.CurrentHealthy == replicasPerDeployment {
+				allowing++
 			}
-			for _, p := range list.Items {
-				if p.Status.DisruptionsAllowed == 1 && p.Status.CurrentHealthy == replicasPerDeployment {
-					allowing++
-				}
-			}
-			pdbs += len(list.Items)
-			if opts.Continue = list.Continue; opts.Continue == "" {
-				break
-			}
+			pdbs++
+		})
+		if err != nil {
+			return false, err
 		}
 		if firstAllowing < 0 {
 			firstAllowing = allowing
@@ -251,27 +247,36 @@ func podsPerNodeName(t *testing.T, ctx context.Context, tb *testbed.Testbed, sc 
 	t.Helper()
 	perNode := map[string]int{}
 	total := 0
-	opts := metav1.ListOptions{Limit: 5000}
-	for {
-		list, err := tb.Client.CoreV1().Pods("").List(ctx, opts)
-		if err != nil {
-			t.Fatal(err)
+	var notRunning []string
+	err := eachItem(ctx, func(opts metav1.ListOptions) (runtime.Object, error) {
+		return tb.Client.CoreV1().Pods("").List(ctx, opts)
+	}, func(obj runtime.Object) {
+		p := obj.(*corev1.Pod)
+		if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName == "" {
+			notRunning = append(notRunning, fmt.Sprintf("%s/%s is %s on node %q", p.Namespace, p.Name, p.Status.Phase, p.Spec.NodeName))
 		}
-		for _, p := range list.Items {
-			if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName == "" {
-				t.Fatalf("pod %s/%s is %s on node %q, want Running on a node", p.Namespace, p.Name, p.Status.Phase, p.Spec.NodeName)
-			}
-			perNode[p.Spec.NodeName]++
-			total++
-		}
-		if opts.Continue = list.Continue; opts.Continue == "" {
-			break
-		}
+		perNode[p.Spec.NodeName]++
+		total++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notRunning) > 0 {
+		t.Fatalf("%d pods not Running on a node, e.g. %s", len(notRunning), notRunning[0])
 	}
 	if total != sc.pods {
 		t.Fatalf("%d pods, want %d", total, sc.pods)
 	}
 	return perNode
+}
+
+// eachItem calls f with every item of the paged list that list returns
+// (client-go's pager, 500 items a page).
+func eachItem(ctx context.Context, list func(metav1.ListOptions) (runtime.Object, error), f func(runtime.Object)) error {
+	return pager.New(pager.SimplePageFunc(list)).EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		f(obj)
+		return nil
+	})
 }
 
 // loadAvg is the 1-minute load average, for reading the timings.
