@@ -11,6 +11,7 @@ package nodes
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,8 +79,7 @@ type Options struct {
 
 // NodeLabels returns the labels the collector reads, for the node transform.
 func (o Options) NodeLabels() []string {
-	l := []string{LabelZone, LabelZoneLegacy, LabelInstanceType, LabelInstanceTypeLegacy,
-		LabelKopsInstanceGroup, LabelEKSNodegroup}
+	l := slices.Clone(kube.WellKnownNodeLabels)
 	if o.NodegroupLabel != "" {
 		l = append(l, o.NodegroupLabel)
 	}

@@ -3,6 +3,7 @@ package nodes
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -336,6 +337,16 @@ func TestInstanceID(t *testing.T) {
 	} {
 		if got := InstanceID(in); got != want {
 			t.Errorf("InstanceID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestReadLabelsKept: every label the collector reads is one the node
+// informer keeps whatever its options (kube.WellKnownNodeLabels).
+func TestReadLabelsKept(t *testing.T) {
+	for _, l := range []string{LabelZone, LabelZoneLegacy, LabelInstanceType, LabelInstanceTypeLegacy, LabelKopsInstanceGroup, LabelEKSNodegroup} {
+		if !slices.Contains(kube.WellKnownNodeLabels, l) {
+			t.Errorf("the collector reads label %s, which kube.WellKnownNodeLabels does not keep", l)
 		}
 	}
 }

@@ -34,7 +34,9 @@ const PodNodeIndex = "node"
 
 // Options say what the informers keep of each object.
 type Options struct {
-	// NodeLabels are the node labels kept by the node transform; all others are dropped.
+	// NodeLabels are node labels the node transform keeps besides
+	// WellKnownNodeLabels (e.g. a custom node group label); all others are
+	// dropped.
 	NodeLabels []string
 	// ResyncPeriod of the informers; 0 disables resyncs.
 	ResyncPeriod time.Duration
@@ -251,7 +253,7 @@ func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) 
 // *corev1.Node: see StripNode.
 func (f *Informers) Nodes() *Informer {
 	c := f.client.CoreV1().Nodes()
-	return f.get("nodes", &corev1.Node{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepNode), StripNode(f.opts.NodeLabels), nil)
+	return f.get("nodes", &corev1.Node{}, f.opts.Shard.sharded(listWatch(c.List, c.Watch), f.opts.Shard.keepNode), StripNode(keptNodeLabels(f.opts.NodeLabels)), nil)
 }
 
 // Pods returns the shared pod informer, indexed by node name. With a Shard,

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"testing"
 	"time"
 
@@ -75,4 +76,38 @@ func startBlocked(t *testing.T, block <-chan struct{}, names ...string) (context
 		t.Fatal("node store did not sync")
 	}
 	return ctx, f, nodes, reg
+}
+
+// TestNodeInformerKeepsWellKnownLabels: informers built without naming any
+// node label still keep the instance type and zone, which collectors/cni and
+// the nodes collector read. preflight's capacity check built its informers
+// so, and every node's IP capacity went unknown.
+func TestNodeInformerKeepsWellKnownLabels(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a", Labels: map[string]string{
+		corev1.LabelInstanceTypeStable: "m5.large", corev1.LabelTopologyZone: "eu-west-1a", "team": "x", "custom/group": "g1"}}}
+	for _, tc := range []struct {
+		opts Options
+		want map[string]string
+	}{
+		{Options{}, map[string]string{corev1.LabelInstanceTypeStable: "m5.large", corev1.LabelTopologyZone: "eu-west-1a"}},
+		{Options{NodeLabels: []string{"custom/group", corev1.LabelTopologyZone}},
+			map[string]string{corev1.LabelInstanceTypeStable: "m5.large", corev1.LabelTopologyZone: "eu-west-1a", "custom/group": "g1"}},
+	} {
+		f := NewInformers(fake.NewClientset(node), tc.opts, slog.New(slog.DiscardHandler))
+		nodes := f.Nodes()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		f.Start(ctx)
+		if err := f.WaitForSync(ctx); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		obj, ok, _ := nodes.GetStore().GetByKey("a")
+		cancel()
+		if !ok {
+			t.Fatalf("%+v: node a not stored", tc.opts)
+		}
+		if got := obj.(*Node).Labels; !maps.Equal(got, tc.want) {
+			t.Errorf("%+v: kept labels %v, want %v", tc.opts, got, tc.want)
+		}
+	}
 }

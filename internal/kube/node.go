@@ -51,6 +51,22 @@ type Node struct {
 	Unschedulable bool
 }
 
+// WellKnownNodeLabels are the node labels the node informer always keeps,
+// whatever its Options: the zone, the instance type (stable and beta keys)
+// and the node group of kops and EKS, which the nodes collector renders and
+// collectors/cni reads (the instance type, for a node's IP capacity). A
+// caller that built its informers without naming them once lost the instance
+// type, and with it every node's capacity (preflight's capacity check).
+var WellKnownNodeLabels = []string{corev1.LabelTopologyZone, corev1.LabelFailureDomainBetaZone,
+	corev1.LabelInstanceTypeStable, corev1.LabelInstanceType, "kops.k8s.io/instancegroup", "eks.amazonaws.com/nodegroup"}
+
+// keptNodeLabels returns WellKnownNodeLabels and extra, sorted, each once.
+func keptNodeLabels(extra []string) []string {
+	keep := slices.Concat(WellKnownNodeLabels, extra)
+	slices.Sort(keep)
+	return slices.Compact(keep)
+}
+
 // StripNode returns the node informer's transform, which turns a
 // *corev1.Node into a *Node keeping the labels in keep. Other objects (a
 // *Node already stripped, cache.DeletedFinalStateUnknown) pass through
