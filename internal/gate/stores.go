@@ -270,17 +270,28 @@ var (
 	addrRE     = regexp.MustCompile(`Addr: (\S+)`)
 )
 
+// warnedSet is one external label set a Thanos warning names as missing,
+// with the address of the store the warning names ("" when it names none).
+type warnedSet struct {
+	labels map[string]string
+	addr   string
+}
+
 // judgeWarnings decides whether a Thanos answer with warnings is complete:
 // every warning must name a store (by its external labels or its address)
-// that has a live replica peer which answered. A store named by a warning
-// was selected by Thanos for this query, so it always matters. Prometheus
+// that has a live peer which answered. A store named by a warning was
+// selected by Thanos for this query, so it always matters. Prometheus
 // warnings are never explained.
 func (s *evalState) judgeWarnings(view *storeView, sel []selection, warnings []string) (string, error) {
 	if view == nil {
 		return "", &queryError{msg: "Prometheus answered with warnings, so the data may be incomplete: " + strings.Join(warnings, "; ")}
 	}
-	var missing []map[string]string
+	var missing []warnedSet
 	for _, w := range warnings {
+		addr := ""
+		if m := addrRE.FindStringSubmatch(w); m != nil {
+			addr = m[1]
+		}
 		var sets []map[string]string
 		for _, m := range labelSetRE.FindAllString(w, -1) {
 			ls := map[string]string{}
@@ -295,19 +306,19 @@ func (s *evalState) judgeWarnings(view *storeView, sel []selection, warnings []s
 				sets = append(sets, ls)
 			}
 		}
-		if len(sets) == 0 {
-			if m := addrRE.FindStringSubmatch(w); m != nil {
-				for _, st := range view.stores {
-					if st.Name == m[1] {
-						sets = append(sets, st.LabelSets...)
-					}
+		if len(sets) == 0 && addr != "" {
+			for _, st := range view.stores {
+				if st.Name == addr {
+					sets = append(sets, st.LabelSets...)
 				}
 			}
 		}
 		if len(sets) == 0 {
 			return "", &queryError{msg: fmt.Sprintf("Thanos warned %q, which names no known store, so the data may be incomplete", w)}
 		}
-		missing = append(missing, sets...)
+		for _, ls := range sets {
+			missing = append(missing, warnedSet{labels: ls, addr: addr})
+		}
 	}
 	note, problem := view.judge(missing, sel, s.g.cfg.ReplicaLabels)
 	if problem != nil {
@@ -316,20 +327,35 @@ func (s *evalState) judgeWarnings(view *storeView, sel []selection, warnings []s
 	return note, nil
 }
 
-// judge checks that every store in warned, and every unhealthy store that
-// the selections need, has a healthy peer: a store of the same type whose
-// label set equals its own but for the replica labels, with a different
-// replica, that is
-// itself neither unhealthy nor warned about, and that the selections need
-// too (it holds data of the time asked). Unhealthy stores the selections
-// do not need are left alone.
-func (v *storeView) judge(warned []map[string]string, sels []selection, replicaLabels []string) (string, error) {
+// judge checks that every label set warned about, and every label set of
+// an unhealthy store that the selections need, is still served by a
+// healthy store that the selections need too (it holds data of the time
+// asked) and that is not itself missing: a replica peer (the same type of
+// store, the same labels but for the replica labels, another replica), or,
+// for a store gateway, another store gateway announcing the same labels
+// (store gateways over one bucket serve the same blocks). Unhealthy stores
+// the selections do not need are left alone.
+//
+// Missing is judged store by store, not label set by label set: one label
+// set is usually announced by more than one store (a sidecar for the
+// recent data and a store gateway for the uploaded blocks of the same
+// Prometheus), and a down sidecar says nothing about the store gateway
+// beside it, nor the other way round.
+func (v *storeView) judge(warned []warnedSet, sels []selection, replicaLabels []string) (string, error) {
 	note, used, err := v.judgeStores(warned, sels, replicaLabels)
 	v.record(used, note, err)
 	return note, err
 }
 
-func (v *storeView) judgeStores(warned []map[string]string, sels []selection, replicaLabels []string) (string, []string, error) {
+// missingSet is one external label set that a query may lack, and the
+// stores (indexes into storeView.stores) that may be the ones missing it;
+// none when no store in the list announces it.
+type missingSet struct {
+	labels map[string]string
+	stores map[int]bool
+}
+
+func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLabels []string) (string, []string, error) {
 	isReplica := map[string]bool{}
 	for _, r := range replicaLabels {
 		isReplica[r] = true
@@ -356,35 +382,83 @@ func (v *storeView) judgeStores(warned []map[string]string, sels []selection, re
 		}
 		return false
 	}
+	// What each store may be asked for.
+	neededSets := make([][]map[string]string, len(v.stores))
+	isNeeded := make([]bool, len(v.stores))
+	for i, st := range v.stores {
+		neededSets[i], isNeeded[i] = st.needed(sels)
+	}
+	announces := func(i int, name string) bool {
+		for _, ls := range v.stores[i].LabelSets {
+			if fullLabels(ls) == name {
+				return true
+			}
+		}
+		return false
+	}
 	var used []string
-	down := map[string]map[string]string{} // full label set -> labels
-	kinds := map[string]string{}           // full label set -> store type ("sidecar", "rule", ...)
-	for _, st := range v.stores {
-		for _, ls := range st.LabelSets {
-			kinds[fullLabels(ls)] = st.kind
+	down := map[string]*missingSet{} // full label set -> what may be missing it
+	add := func(ls map[string]string, i int) {
+		name := fullLabels(ls)
+		m := down[name]
+		if m == nil {
+			m = &missingSet{labels: ls, stores: map[int]bool{}}
+			down[name] = m
+		}
+		if i >= 0 {
+			m.stores[i] = true
 		}
 	}
-	for _, ls := range warned {
-		down[fullLabels(ls)] = ls
-	}
-	for _, st := range v.stores {
-		if st.healthy() {
-			continue
+	for _, w := range warned {
+		name := fullLabels(w.labels)
+		// The store the warning names by address; else every store that
+		// announces the label set and that Thanos would have asked.
+		var named, asked, any []int
+		for i, st := range v.stores {
+			if !announces(i, name) {
+				continue
+			}
+			if w.addr != "" && st.Name == w.addr {
+				named = append(named, i)
+			}
+			if isNeeded[i] {
+				asked = append(asked, i)
+			}
+			any = append(any, i)
 		}
-		sets, needed := st.needed(sels)
-		if !needed {
+		cands := named
+		if len(cands) == 0 {
+			cands = asked
+		}
+		if len(cands) == 0 {
+			cands = any
+		}
+		if len(cands) == 0 {
+			add(w.labels, -1)
+		}
+		for _, i := range cands {
+			add(w.labels, i)
+		}
+	}
+	for i, st := range v.stores {
+		if st.healthy() || !isNeeded[i] {
 			continue
 		}
 		used = append(used, st.Name)
 		if len(st.LabelSets) == 0 {
 			return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s (%s) is down (%s) and has no external labels, so no replica can stand in for it", st.Name, st.kind, *st.LastError)}
 		}
-		for _, ls := range sets {
-			down[fullLabels(ls)] = ls
+		for _, ls := range neededSets[i] {
+			add(ls, i)
 		}
 	}
 	if len(down) == 0 {
 		return "", used, nil
+	}
+	// missingFrom reports whether store i may be missing label set name.
+	missingFrom := func(i int, name string) bool {
+		m := down[name]
+		return m != nil && (len(m.stores) == 0 || m.stores[i])
 	}
 	var notes []string
 	names := make([]string, 0, len(down))
@@ -393,33 +467,77 @@ func (v *storeView) judgeStores(warned []map[string]string, sels []selection, re
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		ls := down[name]
-		if !hasReplica(ls) {
-			return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it", name, strings.Join(replicaLabels, ", "))}
+		m := down[name]
+		// Every store that may be missing the set needs a peer of its
+		// kind: a sidecar does not hold what a Thanos Ruler evaluates, nor
+		// a store gateway the recent data of a sidecar, even with the same
+		// labels. A set no listed store announces takes a peer of any kind.
+		kinds := map[string]bool{}
+		for i := range m.stores {
+			kinds[v.stores[i].kind] = true
 		}
-		var peer string
-		for _, st := range v.stores {
-			if !st.healthy() {
-				continue
-			}
-			sets, _ := st.needed(sels)
-			for _, pls := range sets {
-				if _, isDown := down[fullLabels(pls)]; isDown {
+		var kindList []string
+		for k := range kinds {
+			kindList = append(kindList, k)
+		}
+		sort.Strings(kindList)
+		if len(kindList) == 0 {
+			kindList = []string{""}
+		}
+		var covered []string
+		for _, kind := range kindList {
+			peer, same := "", false
+			for i, st := range v.stores {
+				if !st.healthy() || m.stores[i] || (kind != "" && st.kind != kind) {
 					continue
 				}
-				// A replica of the same kind: a sidecar does not hold what a
-				// Thanos Ruler evaluates, even with the same labels.
-				if hasReplica(pls) && key(pls) == key(ls) && (kinds[name] == "" || kinds[name] == st.kind) {
-					peer = fullLabels(pls)
+				for _, pls := range neededSets[i] {
+					pname := fullLabels(pls)
+					if missingFrom(i, pname) || key(pls) != key(m.labels) {
+						continue
+					}
+					switch {
+					case pname == name && st.kind == "store":
+						// Another store gateway with the same labels: the
+						// same bucket's blocks.
+						peer, same = st.Name, true
+					case pname != name && hasReplica(pls) && hasReplica(m.labels) && peer == "":
+						peer = pname
+					}
 				}
 			}
+			if peer == "" {
+				if !hasReplica(m.labels) {
+					return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it%s", name, strings.Join(replicaLabels, ", "), kindNote(kind))}
+				}
+				return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered%s", name, kindNote(kind))}
+			}
+			if same {
+				covered = append(covered, fmt.Sprintf("store %s missing, covered by the store gateway %s with the same labels%s", name, peer, kindNote(kind)))
+			} else {
+				covered = append(covered, fmt.Sprintf("store %s missing, covered by its replica %s%s", name, peer, kindNote(kind)))
+			}
 		}
-		if peer == "" {
-			return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered", name)}
-		}
-		notes = append(notes, fmt.Sprintf("store %s missing, covered by its replica %s", name, peer))
+		notes = append(notes, covered...)
 	}
 	return strings.Join(notes, "; "), used, nil
+}
+
+// kindNote names the type of store in a message ("" when unknown), from
+// the keys of Thanos Query's /api/v1/stores (thanos pkg/component
+// component.go: sidecar, store, rule, receive, query, debug).
+func kindNote(kind string) string {
+	switch kind {
+	case "":
+		return ""
+	case "store":
+		return " (store gateway)"
+	case "rule":
+		return " (ruler)"
+	case "receive":
+		return " (receiver)"
+	}
+	return " (" + kind + ")"
 }
 
 func fullLabels(ls map[string]string) string {
