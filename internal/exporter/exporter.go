@@ -224,6 +224,11 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err := r.Register(set); err != nil {
 		return fmt.Errorf("registering collectors: %w", err)
 	}
+	if c := shardCollector(cfg); c != nil {
+		if err := r.Register(c); err != nil {
+			return fmt.Errorf("registering %s: %w", ShardsMetric, err)
+		}
+	}
 
 	handler := Handler(reg, set.Writers(), informers.Synced, logger)
 	if cfg.EnablePprof {

@@ -20,8 +20,9 @@ import (
 
 // Describe sends the descriptor of every metric the exporter can serve with
 // every collector enabled: the families' metrics, the Set's per-collector
-// metrics, the AWS request and refresh metrics, and client_golang's Go,
-// process and build information metrics that Run registers.
+// metrics, the AWS request and refresh metrics, the exporter's shard
+// (ShardsMetric), and client_golang's Go, process and build information
+// metrics that Run registers.
 func Describe(ch chan<- *prometheus.Desc) {
 	nodes.Describe(ch)
 	pdb.Describe(ch)
@@ -30,6 +31,7 @@ func Describe(ch chan<- *prometheus.Desc) {
 	awsquota.Describe(ch)
 	awsapi.Describe(ch)
 	collectors.NewSet(nil, nil).Describe(ch)
+	ch <- shardsDesc
 	promcollectors.NewGoCollector().Describe(ch)
 	promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}).Describe(ch)
 	versioncollector.NewCollector("upgradeguard").Describe(ch)

@@ -18,7 +18,7 @@ func init() {
 		Order:   40,
 		Switch:  "drain.enabled: false",
 		Enabled: func(p *Policy) bool { return enabled(p.Drain.Enabled) },
-		Run:     (*Gate).checkDrain,
+		Run:     withShards((*Gate).checkDrain, shardsDrain),
 	})
 }
 

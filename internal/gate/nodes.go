@@ -33,11 +33,19 @@ func init() {
 			if p.Nodes.LeavingTaints == nil {
 				p.Nodes.LeavingTaints = append([]string(nil), DefaultLeavingTaints...)
 			}
+			if p.Nodes.ShutDownTaints == nil {
+				p.Nodes.ShutDownTaints = append([]string(nil), DefaultShutDownTaints...)
+			}
 		},
 		Validate: func(p *Policy, bad func(field, format string, args ...any)) {
 			for i, t := range p.Nodes.LeavingTaints {
 				if strings.TrimSpace(t) == "" {
 					bad(fmt.Sprintf("nodes.leaving_taints[%d]", i), "empty taint key")
+				}
+			}
+			for i, t := range p.Nodes.ShutDownTaints {
+				if strings.TrimSpace(t) == "" {
+					bad(fmt.Sprintf("nodes.shut_down_taints[%d]", i), "empty taint key")
 				}
 			}
 		},
@@ -48,8 +56,30 @@ func init() {
 // DefaultLeavingTaints are the taint keys that mark a node on its way out:
 // the cluster autoscaler's (ToBeDeletedByClusterAutoscaler, set before it
 // drains and deletes a node: cluster-autoscaler utils/taints), Karpenter's
-// (karpenter.sh/disrupted since v1; karpenter.sh/disruption before).
-var DefaultLeavingTaints = []string{"ToBeDeletedByClusterAutoscaler", "karpenter.sh/disrupted", "karpenter.sh/disruption"}
+// (karpenter.sh/disrupted since v1; karpenter.sh/disruption before), and
+// the AWS Node Termination Handler's for an instance AWS will stop or
+// terminate (aws-node-termination-handler pkg/node/node.go: a Spot
+// interruption notice, an Auto Scaling termination lifecycle hook, a
+// scheduled maintenance event; its rebalance-recommendation taint is left
+// out: a recommendation, not a termination).
+var DefaultLeavingTaints = []string{"ToBeDeletedByClusterAutoscaler", "karpenter.sh/disrupted", "karpenter.sh/disruption",
+	"aws-node-termination-handler/spot-itn", "aws-node-termination-handler/asg-lifecycle-termination", "aws-node-termination-handler/scheduled-maintenance"}
+
+// DefaultShutDownTaints are the taint keys that mark a node whose machine
+// is shut down and serves nothing: the cloud node lifecycle controller's
+// node.cloudprovider.kubernetes.io/shutdown (k8s.io/cloud-provider
+// api/well_known_taints.go TaintNodeShutdown; set on a NotReady node whose
+// instance the cloud provider reports stopped, as a stopped instance or one
+// in an Auto Scaling warm pool is, and removed when it is Ready again) and
+// node.kubernetes.io/out-of-service (k8s.io/api core/v1
+// well_known_taints.go TaintNodeOutOfService; set by an operator on a node
+// shut down for good, so that its pods and volumes are released, the
+// non-graceful node shutdown of KEP-2268). Such nodes are set aside and
+// named: they hold no running pod, and their readiness tells nothing about
+// the cluster's health. The automatic node.kubernetes.io/not-ready and
+// unreachable taints are not of this kind: they are what the gate looks
+// for.
+var DefaultShutDownTaints = []string{"node.cloudprovider.kubernetes.io/shutdown", "node.kubernetes.io/out-of-service"}
 
 // NodesPolicy: every node Ready, heartbeats within the lease duration, no
 // readiness flapping; nodes leaving or starting set aside.
@@ -68,6 +98,10 @@ type NodesPolicy struct {
 	// deletionTimestamp, are set aside. `leaving_taints: []`: only the
 	// deletionTimestamp.
 	LeavingTaints []string `yaml:"leaving_taints"`
+	// ShutDownTaints are taint keys marking a node whose machine is shut
+	// down (default DefaultShutDownTaints); such nodes are set aside and
+	// named. `shut_down_taints: []`: none.
+	ShutDownTaints []string `yaml:"shut_down_taints"`
 }
 
 // asideNotes renders the nodes set aside for a row.
@@ -83,6 +117,14 @@ func asideNotes(leaving, starting, target []string) string {
 		notes = append(notes, "the node to replace, reported, not blocking: "+strings.Join(target, ", "))
 	}
 	return strings.Join(notes, "; ")
+}
+
+// shutDownNote renders the shut-down nodes set aside for a row.
+func shutDownNote(shutDown []string) string {
+	if len(shutDown) == 0 {
+		return ""
+	}
+	return "set aside, shut down (serving nothing): " + list(shutDown)
 }
 
 // checkNodes judges every node of the cluster: rows nodes/ready,
@@ -108,11 +150,15 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 		}
 		return rows
 	}
-	// The nodes judged: all but those on their way out.
-	var judged, leaving []string
+	// The nodes judged: all but those on their way out or shut down.
+	var judged, leaving, shutDown []string
 	for _, name := range v.names() {
 		n := v.nodes[name]
-		if n.leaving != "" {
+		switch {
+		case n.shutDown != "":
+			shutDown = append(shutDown, fmt.Sprintf("%s (%s)", name, n.shutDown))
+			continue
+		case n.leaving != "":
 			leaving = append(leaving, fmt.Sprintf("%s (%s)", name, n.leaving))
 			continue
 		}
@@ -143,14 +189,14 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 		}
 	}
 	r.Value = fmt.Sprintf("%d of %d ready", readyCount(v, judged), withReady)
-	if len(leaving) > 0 || len(starting) > 0 {
-		r.Value += fmt.Sprintf(", %d set aside", len(leaving)+len(starting))
+	if aside := len(leaving) + len(starting) + len(shutDown); aside > 0 {
+		r.Value += fmt.Sprintf(", %d set aside", aside)
 	}
 	switch {
-	case withReady == 0 && len(leaving) == 0:
+	case withReady == 0 && len(leaving) == 0 && len(shutDown) == 0:
 		r.Status, r.Value, r.Why = Unknown, "no series", "no upgradeguard_node_ready series: the nodes collector is off or not scraped"
 	case withReady == 0:
-		r.Status, r.Why = Unknown, "no node to check: every node is on its way out"
+		r.Status, r.Why = Unknown, "no node to check: every node is on its way out or shut down"
 	case len(notReady) > 0:
 		r.Status, r.Why = Fail, "not ready: "+list(notReady)
 	case len(nan) > 0:
@@ -159,6 +205,7 @@ func (g *Gate) checkNodes(ctx context.Context, s *evalState) []CheckResult {
 		r.Status = Pass
 	}
 	r = withNote(r, asideNotes(leaving, starting, target))
+	r = withNote(r, shutDownNote(shutDown))
 	out = append(out, withNote(r, v.note))
 
 	h := CheckResult{Name: "nodes/heartbeat", Query: q, Threshold: "heartbeat age <= lease duration (age on the exporter's clock)"}

@@ -89,10 +89,16 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 		gr.inService++
 		n := byInstance[id]
 		switch {
-		case n != nil && n.hasReady && n.ready == 1 && n.leaving == "":
+		case n != nil && n.hasReady && n.ready == 1 && n.leaving == "" && n.shutDown == "":
 			gr.withNode++
 		case n != nil && n.leaving != "":
 			gr.aside = append(gr.aside, fmt.Sprintf("%s (node %s %s)", id, n.name, n.leaving))
+		case n != nil && n.shutDown != "":
+			// Shut down, as nodes/ready sets it aside: a stopped instance
+			// still InService in the last Auto Scaling data fails its
+			// health check and is replaced by the group (a warm-pool one
+			// is Warmed:Stopped, not InService).
+			gr.aside = append(gr.aside, fmt.Sprintf("%s (node %s shut down, %s)", id, n.name, n.shutDown))
 		case n != nil && n.name == s.node:
 			gr.aside = append(gr.aside, fmt.Sprintf("%s (node %s, the node to replace)", id, n.name))
 		case n != nil:
@@ -181,7 +187,7 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 		r = withNote(r, "instances whose node is registered but not Ready (judged by nodes/ready): "+strings.Join(registered, "; "))
 	}
 	if len(aside) > 0 {
-		r = withNote(r, "set aside (starting within nodes.startup_grace, leaving, or the node to replace): "+strings.Join(aside, "; "))
+		r = withNote(r, "set aside (starting within nodes.startup_grace, leaving, shut down, or the node to replace): "+strings.Join(aside, "; "))
 	}
 	if staleNote != "" {
 		r = withNote(r, staleNote)

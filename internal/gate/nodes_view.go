@@ -25,6 +25,9 @@ type nodeState struct {
 	// leaving says why the node is on its way out ("" when it is not): a
 	// deletionTimestamp, or one of the policy's leaving taints.
 	leaving string
+	// shutDown says why the node's machine is shut down ("" when it is
+	// not): one of the policy's shut-down taints.
+	shutDown string
 }
 
 // starting reports whether the node was created within the startup grace
@@ -77,11 +80,11 @@ func (v *nodeView) names() []string {
 const asgSeries = "upgradeguard_aws_asg_instance_info|upgradeguard_aws_asg_instance_launch_time_seconds|upgradeguard_aws_asg_desired_capacity"
 
 // nodesQuery is the query of the node view: the node series, the cluster's
-// Auto Scaling instances, and the taints of the policy's leaving list (not
-// every taint of every node).
+// Auto Scaling instances, and the taints of the policy's leaving and
+// shut-down lists (not every taint of every node).
 func (g *Gate) nodesQuery() string {
 	q := g.sel("upgradeguard_node_ready|upgradeguard_node_heartbeat_age_seconds|upgradeguard_node_lease_duration_seconds|upgradeguard_node_created_timestamp_seconds|upgradeguard_node_deletion_timestamp_seconds|upgradeguard_node_info|" + asgSeries)
-	if taints := g.policy.Nodes.LeavingTaints; len(taints) > 0 {
+	if taints := append(append([]string(nil), g.policy.Nodes.LeavingTaints...), g.policy.Nodes.ShutDownTaints...); len(taints) > 0 {
 		keys := make([]string, len(taints))
 		for i, t := range taints {
 			keys[i] = regexp.QuoteMeta(t)
@@ -147,15 +150,24 @@ func (g *Gate) nodeView(ctx context.Context, s *evalState) (*nodeView, error) {
 			get(smp.labels["node"]).leaving = "deletionTimestamp set"
 		}
 	}
+	shutDownTaint := map[string]bool{}
+	for _, k := range g.policy.Nodes.ShutDownTaints {
+		shutDownTaint[k] = true
+	}
 	for _, smp := range m["upgradeguard_node_spec_taint"] {
 		n := get(smp.labels["node"])
-		if n.leaving == "" {
-			n.leaving = "tainted " + smp.labels["key"]
+		switch key := smp.labels["key"]; {
+		case shutDownTaint[key]:
+			if n.shutDown == "" {
+				n.shutDown = "tainted " + key
+			}
+		case n.leaving == "":
+			n.leaving = "tainted " + key
 		}
 	}
 	// node_info alone (no readiness) names no node to judge.
 	for name, n := range v.nodes {
-		if !n.hasReady && !n.hasAge && n.leaving == "" {
+		if !n.hasReady && !n.hasAge && n.leaving == "" && n.shutDown == "" {
 			delete(v.nodes, name)
 		}
 	}

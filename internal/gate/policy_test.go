@@ -28,7 +28,8 @@ func TestPolicyDefaults(t *testing.T) {
 	if *p.Monitoring.Watchdog != "UpgradeGuardWatchdog" ||
 		strings.Join(p.Alerts.UpgradeInProgress, ",") != "KubeVersionMismatch,UpgradeGuardKubeletVersionsMixed" ||
 		time.Duration(*p.Nodes.StartupGrace) != 5*time.Minute ||
-		strings.Join(p.Nodes.LeavingTaints, ",") != "ToBeDeletedByClusterAutoscaler,karpenter.sh/disrupted,karpenter.sh/disruption" {
+		strings.Join(p.Nodes.LeavingTaints, ",") != strings.Join(DefaultLeavingTaints, ",") || !strings.HasPrefix(strings.Join(p.Nodes.LeavingTaints, ","), "ToBeDeletedByClusterAutoscaler,karpenter.sh/disrupted,karpenter.sh/disruption,") ||
+		strings.Join(p.Nodes.ShutDownTaints, ",") != "node.cloudprovider.kubernetes.io/shutdown,node.kubernetes.io/out-of-service" {
 		t.Errorf("issue 12 defaults: watchdog %q, upgrade_in_progress %v, startup_grace %s, leaving_taints %v",
 			*p.Monitoring.Watchdog, p.Alerts.UpgradeInProgress, *p.Nodes.StartupGrace, p.Nodes.LeavingTaints)
 	}
