@@ -248,9 +248,10 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 	}
 	nr.Replacement = replacement
 
-	// Workloads Running again.
+	// Workloads Running again; meanwhile a canary node's replacement is
+	// judged (canary_judge.go).
 	t := r.cfg.Now()
-	if err := r.waitWorkloads(ctx, name, loads); err != nil {
+	if err := r.waitWorkloads(ctx, name, loads, r.canaryWaitJudge(ctx, p, replacement, loads)); err != nil {
 		return nr, r.replaceFailed(ctx, n, inst, err)
 	}
 	nr.Replace += r.cfg.Now().Sub(t)
@@ -316,6 +317,12 @@ func (r *roller) replaceFailed(ctx context.Context, n *corev1.Node, inst Instanc
 		r.rep.event(ctx, n, true, ReasonStopped, "roll stopped: %v", le)
 		return le
 	}
+	var ce *CanaryError
+	if errors.As(err, &ce) {
+		r.rep.linef(n.Name, "%v", ce)
+		r.rep.event(ctx, n, true, ReasonStopped, "%v", ce)
+		return ce
+	}
 	if ctx.Err() != nil {
 		return &InterruptedError{Node: n.Name, Step: string(StepTerminating),
 			Detail: fmt.Sprintf("instance %s was terminated; waiting for its replacement and workloads", inst.ID)}
@@ -334,15 +341,25 @@ func nodeReady(n *corev1.Node) bool {
 }
 
 // waitWorkloads waits until the workloads evicted from the node have as many
-// ready pods as before, none on the node.
-func (r *roller) waitWorkloads(parent context.Context, old string, loads []Workload) error {
-	if len(loads) == 0 {
+// ready pods as before, none on the node. With a judge (a canary node's
+// replacement), what the judge finds on the new node ends the wait at once
+// with a *CanaryError.
+func (r *roller) waitWorkloads(parent context.Context, old string, loads []Workload, judge *canaryJudge) error {
+	if len(loads) == 0 && judge == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(parent, r.cfg.NodeTimeout)
 	defer cancel()
 	var missing []string
 	for {
+		if judge != nil {
+			if v, err := judge.judge(ctx); err == nil && len(v.Findings) > 0 {
+				return &CanaryError{Node: old, Findings: v.Findings}
+			}
+			if len(loads) == 0 {
+				return nil
+			}
+		}
 		m, err := workloadsBack(ctx, r.cfg.Client, loads, old)
 		if err == nil {
 			if len(m) == 0 {

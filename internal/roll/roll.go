@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,11 @@ type roller struct {
 
 	mu      sync.Mutex
 	claimed map[string]bool // instances launched for a node of this run
+	// canaryNew are the canary's new nodes (new -> old node), recorded on
+	// the main nodes too; canaryLoads the workloads the canary's drains
+	// evicted in this run.
+	canaryNew   map[string]string
+	canaryLoads []Workload
 }
 
 // Run plans the roll and, unless DryRun, carries it out. The Result is
@@ -53,7 +59,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("roll metrics: %w", err)
 	}
 	r := &roller{
-		cfg: cfg, m: m, claimed: map[string]bool{},
+		cfg: cfg, m: m, claimed: map[string]bool{}, canaryNew: map[string]string{},
 		state: stateStore{client: cfg.Client, now: cfg.Now},
 		rep:   &reporter{out: cfg.Out, tty: cfg.TTY, client: cfg.Client, logger: cfg.Logger, now: cfg.Now, start: cfg.Now()},
 	}
@@ -266,6 +272,9 @@ func (r *roller) dryRun(ctx context.Context) error {
 // then asks the gate once more.
 func (r *roller) run(ctx context.Context, res *Result) error {
 	canary, rest, soak := r.phases()
+	for _, p := range rest {
+		maps.Copy(r.canaryNew, canaryNodesOf(p.Node)) // an earlier run's canary
+	}
 	if len(canary) > 0 {
 		r.rep.linef("", "canary phase: %d node(s), then a soak of %s before the other %d", len(canary), soak, len(rest))
 		if err := r.dispatch(ctx, canary, res); err != nil {

@@ -280,7 +280,7 @@ func (s stateStore) release(ctx context.Context, n *corev1.Node) error {
 func (s stateStore) leave(ctx context.Context, n *corev1.Node) error {
 	ann := map[string]*string{}
 	for _, k := range []string{AnnotationRoll, AnnotationOrder, AnnotationStep, AnnotationStepTime, AnnotationCordoned, AnnotationWorkloads, AnnotationSurge,
-		AnnotationSurgeRequested, AnnotationSurgeInstance, AnnotationPhase, AnnotationSoak, AnnotationSoaked, AnnotationGroup} {
+		AnnotationSurgeRequested, AnnotationSurgeInstance, AnnotationPhase, AnnotationSoak, AnnotationSoaked, AnnotationGroup, AnnotationCanaryNodes} {
 		if _, ok := n.Annotations[k]; ok {
 			ann[k] = nil
 		}
