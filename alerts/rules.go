@@ -348,6 +348,18 @@ func definitions(o Options) []group {
 					Description: "Target {{ $labels.instance }} of job {{ $labels.job }} has had up {{ $value }} for " + forPlaceholder + "; with shards, the nodes of its shard are blind to every node and PDB alert, and the gate refuses every node while it is down.",
 				},
 				{
+					// A shard whose pod is evicted and Pending is gone from
+					// service discovery: no up series at all, so
+					// UpgradeGuardExporterTargetDown cannot fire. Every exporter
+					// of per-node series says which shard of how many it is;
+					// the value is the number of shards missing, and the shard
+					// is named when it reported within the last hour.
+					Name: "UpgradeGuardExporterShardMissing", Severity: "warning", For: 10 * time.Minute,
+					Expr:        shardsMissing(o),
+					Summary:     "An exporter shard reports no series; the nodes hashed to it are not watched.",
+					Description: "Job {{ $labels.job }} has been {{ $value }} exporter shards short of its --total-shards for " + forPlaceholder + "{{ with $labels.shard }} (shard {{ . }} reported within the last hour){{ end }}: the nodes of the missing shards are in no node, drain or PDB series, their alerts are blind, and the gate answers UNKNOWN for the nodes rows.",
+				},
+				{
 					Name: "UpgradeGuardCollectorFailing", Severity: "warning", For: 10 * time.Minute,
 					Expr:        o.exp("upgradeguard_collector_success") + " == 0",
 					Summary:     "An upgradeguard collector is failing.",
@@ -356,4 +368,16 @@ func definitions(o Options) []group {
 			},
 		},
 	}
+}
+
+// shardsMissing is the expression of UpgradeGuardExporterShardMissing: per
+// job, the shards upgradeguard_exporter_total_shards says there are (its
+// value, the largest while a rollout changes it) minus the distinct shards
+// reporting, when above 0; with the shard label of a shard that reported
+// within the last hour and no longer does, else without.
+func shardsMissing(o Options) string {
+	series := o.exp("upgradeguard_exporter_total_shards")
+	missing := "(max " + o.by("job") + " (" + series + ") - count " + o.by("job") + " (group " + o.by("job", "shard") + " (" + series + ")) > 0)"
+	gone := "(group " + o.by("job", "shard") + " (max_over_time(" + series + "[1h])) unless on (" + o.ClusterLabel + ", job, shard) " + series + ")"
+	return missing + " * on (" + o.ClusterLabel + ", job) group_right () " + gone + " or on (" + o.ClusterLabel + ", job) " + missing
 }
