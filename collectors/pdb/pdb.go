@@ -38,6 +38,10 @@ var (
 		Help: "Whether the PodDisruptionBudget's spec can never allow an eviction at the expected number of pods (1) or can (0).",
 		Type: metricstore.Gauge, LabelNames: pdbLabels}
 
+	gateHoldFamily = &metricstore.Family{Name: "upgradeguard_pdb_gate_hold",
+		Help: "1 for a PodDisruptionBudget of upgradeguard gate hold's pods (its selector requires both app.kubernetes.io/name=upgradeguard and app.kubernetes.io/component=hold), which are ready only while the gate says GO: the gate sets it aside. No series for other budgets.",
+		Type: metricstore.Gauge, LabelNames: pdbLabels}
+
 	evictablePodsFamily = &metricstore.Family{Name: "upgradeguard_node_evictable_pods",
 		Help: "Pods a drain of the node would evict: all but DaemonSet pods, mirror pods and finished pods.",
 		Type: metricstore.Gauge, LabelNames: []string{"node"}}
@@ -59,6 +63,7 @@ var (
 	// order written.
 	pdbFamilies = []*metricstore.Family{
 		disruptionsAllowedFamily, expectedPodsFamily, currentHealthyFamily, desiredHealthyFamily, unsatisfiableFamily,
+		gateHoldFamily,
 	}
 	nodeFamilies = []*metricstore.Family{
 		evictablePodsFamily, unmanagedPodsFamily, localStoragePodsFamily, drainBlockedPodsFamily, drainableFamily,
@@ -227,6 +232,9 @@ func renderBudget(b *metricstore.Builder, pdb *policyv1.PodDisruptionBudget) {
 	b.Add(currentHealthyFamily, float64(pdb.Status.CurrentHealthy), pdb.Namespace, pdb.Name)
 	b.Add(desiredHealthyFamily, float64(pdb.Status.DesiredHealthy), pdb.Namespace, pdb.Name)
 	b.Add(unsatisfiableFamily, collectors.BoolFloat(unsatisfiable(pdb)), pdb.Namespace, pdb.Name)
+	if kube.SelectsOnlyGateHold(pdb.Spec.Selector) {
+		b.Add(gateHoldFamily, 1, pdb.Namespace, pdb.Name)
+	}
 }
 
 // nodeScratch holds the buffers reused from one node to the next.

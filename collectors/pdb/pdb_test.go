@@ -35,6 +35,7 @@ var help = map[string]string{
 	"upgradeguard_pdb_current_healthy":     "Healthy pods the PodDisruptionBudget counts now, from its status.",
 	"upgradeguard_pdb_desired_healthy":     "Healthy pods the PodDisruptionBudget requires, from its status.",
 	"upgradeguard_pdb_unsatisfiable":       "Whether the PodDisruptionBudget's spec can never allow an eviction at the expected number of pods (1) or can (0).",
+	"upgradeguard_pdb_gate_hold":           gateHoldFamily.Help,
 	"upgradeguard_node_evictable_pods":     "Pods a drain of the node would evict: all but DaemonSet pods, mirror pods and finished pods.",
 	"upgradeguard_node_unmanaged_pods":     "Pods a drain of the node would evict that have no controller, so are deleted for good.",
 	"upgradeguard_node_local_storage_pods": "Pods a drain of the node would evict that have an emptyDir volume, whose data is lost.",

@@ -26,8 +26,12 @@ var (
 	deploymentMaxUnavailableFamily = &metricstore.Family{Name: "upgradeguard_deployment_strategy_max_unavailable",
 		Help: "Replicas the Deployment's strategy lets be unavailable, as the deployment controller resolves it: rollingUpdate maxUnavailable of spec.replicas rounded down (1 when it and maxSurge both resolve to 0); 0 for Recreate.",
 		Type: metricstore.Gauge, LabelNames: deploymentLabels}
+	deploymentGateHoldFamily = &metricstore.Family{Name: "upgradeguard_deployment_gate_hold",
+		Help: "1 for a Deployment of upgradeguard gate hold (labelled app.kubernetes.io/name=upgradeguard and app.kubernetes.io/component=hold, on itself or its pod template), whose pods are ready only while the gate says GO: the gate sets it, its pods and the alerts on them aside. No series for other Deployments.",
+		Type: metricstore.Gauge, LabelNames: deploymentLabels}
 	deploymentFamilies = []*metricstore.Family{
 		deploymentSpecReplicasFamily, deploymentAvailableFamily, deploymentReadyFamily, deploymentUpdatedFamily, deploymentMaxUnavailableFamily,
+		deploymentGateHoldFamily,
 	}
 )
 
@@ -39,6 +43,9 @@ func renderDeployment(b *metricstore.Builder, d *kube.Deployment) {
 	b.Add(deploymentUpdatedFamily, float64(d.UpdatedReplicas), d.Namespace, d.Name)
 	if n, ok := deploymentMaxUnavailable(d); ok {
 		b.Add(deploymentMaxUnavailableFamily, float64(n), d.Namespace, d.Name)
+	}
+	if d.GateHold {
+		b.Add(deploymentGateHoldFamily, 1, d.Namespace, d.Name)
 	}
 }
 

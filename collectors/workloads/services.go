@@ -14,7 +14,10 @@ var (
 	serviceServingTerminatingFamily = &metricstore.Family{Name: "upgradeguard_service_serving_terminating_endpoints",
 		Help: "Not-ready endpoints of the Service that are terminating but still serving: kube-proxy sends traffic to them only while no endpoint is ready.",
 		Type: metricstore.Gauge, LabelNames: []string{"namespace", "service"}}
-	serviceFamilies = []*metricstore.Family{serviceEndpointsFamily, serviceServingTerminatingFamily}
+	serviceGateHoldFamily = &metricstore.Family{Name: "upgradeguard_service_gate_hold",
+		Help: "1 for a Service of upgradeguard gate hold (labelled app.kubernetes.io/name=upgradeguard and app.kubernetes.io/component=hold, which the EndpointSlice controller copies to its slices): its endpoints are ready only while the gate says GO, so the gate sets it aside. No series for other Services.",
+		Type: metricstore.Gauge, LabelNames: []string{"namespace", "service"}}
+	serviceFamilies = []*metricstore.Family{serviceEndpointsFamily, serviceServingTerminatingFamily, serviceGateHoldFamily}
 )
 
 // endpointCounts are one Service's endpoints of one address type.
@@ -97,6 +100,20 @@ func countEndpoints(slices []*kube.EndpointSlice) endpointCounts {
 // most. The roll's downtime sampler counts with it.
 func ReadyEndpoints(slices []*kube.EndpointSlice) int { return countEndpoints(slices).ready }
 
+// GateHold reports whether the Service of these slices (all of one
+// Service) is gate hold's own: one of its slices carries the hold's labels
+// (kube.EndpointSlice.GateHold), copied from the Service by the
+// EndpointSlice controller. Its endpoints are ready only on GO, so neither
+// the gate nor the roll's downtime sampler counts them.
+func GateHold(slices []*kube.EndpointSlice) bool {
+	for _, s := range slices {
+		if s.GateHold {
+			return true
+		}
+	}
+	return false
+}
+
 // sliceHandler re-renders the Service of a slice that is added, updated or
 // deleted from all of the Service's slices (the informer's
 // kube.EndpointSliceServiceIndex), so that a scrape only writes out its
@@ -173,10 +190,14 @@ func (c *Collector) renderService(key string) {
 	}
 	namespace, name := slices[0].Namespace, slices[0].Service
 	n := countEndpoints(slices)
+	hold := GateHold(slices)
 	c.services.Update(key, func(b *metricstore.Builder) {
 		b.Add(serviceEndpointsFamily, float64(n.ready), namespace, name, "true")
 		b.Add(serviceEndpointsFamily, float64(n.notReady), namespace, name, "false")
 		b.Add(serviceServingTerminatingFamily, float64(n.servingTerminating), namespace, name)
+		if hold {
+			b.Add(serviceGateHoldFamily, 1, namespace, name)
+		}
 	})
 }
 

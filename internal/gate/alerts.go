@@ -92,7 +92,9 @@ func (g *Gate) alertsQuery(pending bool) string {
 	return "ALERTS{" + strings.Join(parts, ", ") + "}"
 }
 
-// checkAlerts judges the firing alerts: row alerts.
+// checkAlerts judges the firing alerts: row alerts. Alerts on gate hold's
+// own Deployment, ReplicaSets, pods, Service or PDB never block (they say
+// what the gate said: gatehold.go); the row names them.
 func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	p := g.policy.Alerts
 	q := g.alertsQuery(p.Pending)
@@ -109,9 +111,15 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 		inProgress[n] = true
 	}
 	baseline := g.cfg.Baseline.severities(g.cfg.ReplicaLabels)
-	var blocking, tolerated, upgrading []string
+	var blocking, tolerated, upgrading, holds []string
 	matching := 0
 	seen := map[string]bool{}
+	// Alerts on gate hold's own objects (its pods are ready only on GO)
+	// are set aside: the marks are asked for only when an alert may name
+	// one (gatehold.go).
+	var hold gateHold
+	var holdErr error
+	asked := false
 	for _, smp := range res.samples {
 		l := smp.labels
 		name := l["alertname"]
@@ -138,6 +146,16 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 		}
 		matching++
 		desc := describeAlert(l)
+		if mayNameGateHold(l) {
+			if !asked {
+				asked = true
+				hold, _, holdErr = g.gateHold(ctx, s)
+			}
+			if what := hold.alertNames(l); what != "" {
+				holds = append(holds, desc+" on "+what)
+				continue
+			}
+		}
 		if sev, inBaseline := baseline[alertKey(l, g.cfg.ReplicaLabels)]; inBaseline {
 			if sev == l["severity"] {
 				tolerated = append(tolerated, desc)
@@ -153,7 +171,7 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	}
 	r := CheckResult{Name: "alerts", Query: q,
 		Value:     fmt.Sprintf("%d matching, %d blocking", matching, len(blocking)),
-		Threshold: fmt.Sprintf("no alert matching {%s} (ignored: %s; never blocking: the always-firing ones and those of an upgrade in progress)", p.Selector, ignored),
+		Threshold: fmt.Sprintf("no alert matching {%s} (ignored: %s; never blocking: the always-firing ones, those of an upgrade in progress and those on the gate hold's own objects)", p.Selector, ignored),
 	}
 	if len(blocking) > 0 {
 		r.Status, r.Why = Fail, list(blocking)
@@ -165,6 +183,12 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	}
 	if len(tolerated) > 0 {
 		r = withNote(r, "firing since the baseline, not blocking: "+list(tolerated))
+	}
+	if len(holds) > 0 {
+		r = withNote(r, "set aside, on "+gateHoldWhy+": "+list(holds))
+	}
+	if holdErr != nil && len(blocking) > 0 {
+		r = withNote(r, holdErr.Error())
 	}
 	return []CheckResult{withNote(r, res.note)}
 }

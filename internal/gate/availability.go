@@ -86,13 +86,21 @@ var workloadKinds = []workloadKind{
 // state now, and the reference (the baseline, or the window) of ready
 // endpoints and available replicas.
 func availabilityNames() (now, ref string) {
-	n := []string{mServiceEndpoints, mPDBCurrent, mPDBDesired, "upgradeguard_collector_success"}
+	n := []string{mServiceEndpoints, mPDBCurrent, mPDBDesired, "upgradeguard_collector_success", mDeploymentGateHold, mServiceGateHold, mPDBGateHold}
 	r := []string{mServiceEndpoints}
 	for _, k := range workloadKinds {
 		n = append(n, k.desired, k.available, k.maxUnavailable)
 		r = append(r, k.available)
 	}
 	return strings.Join(n, "|"), strings.Join(r, "|")
+}
+
+// availabilityNowQuery is the query of the state now: every Service's,
+// workload's and PDB's series, the workloads collector's success and the
+// marks of gate hold's own objects (gatehold.go).
+func (g *Gate) availabilityNowQuery() string {
+	nowNames, _ := availabilityNames()
+	return g.sel(nowNames, `ready!="false"`)
 }
 
 // objKey identifies a Service, workload or PDB: its kind ("service",
@@ -162,21 +170,26 @@ func (p *AvailabilityPolicy) excluded(l map[string]string) bool {
 // unavailable (upgradeguard_*_strategy_max_unavailable, resolved as its
 // controller does). A PDB FAILs when its current healthy pods are fewer
 // than its desired healthy pods: the disruption controller's own measure of
-// the workload falling below what its owner requires.
+// the workload falling below what its owner requires. Gate hold's own
+// Deployment, Service and PDB, marked by the exporter, are set aside and
+// named in a note: their pods are ready only on GO (gatehold.go).
 func (g *Gate) checkAvailability(ctx context.Context, s *evalState) []CheckResult {
 	rows := []string{"availability/services", "availability/workloads", "availability/pdbs"}
-	nowNames, refNames := availabilityNames()
-	nowQ := g.sel(nowNames, `ready!="false"`)
+	_, refNames := availabilityNames()
+	nowQ := g.availabilityNowQuery()
 	now, err := s.query(ctx, nowQ)
 	if err != nil {
 		return unknownRows(nowQ, err, rows...)
 	}
 	p := &g.policy.Availability
+	// Gate hold's own objects are ready only on GO: judged, they would
+	// hold the gate that holds them (gatehold.go).
+	hold := gateHoldOf(now.samples)
 	cur := objValues{}
 	excluded := map[objKey]bool{}
 	for _, smp := range now.samples {
 		k, ok := keyOf(smp.labels)
-		if !ok {
+		if !ok || hold[k] {
 			continue
 		}
 		if p.excluded(smp.labels) {
@@ -228,7 +241,7 @@ func (g *Gate) checkAvailability(ctx context.Context, s *evalState) []CheckResul
 	prev := objValues{}
 	for _, smp := range ref.samples {
 		k, ok := keyOf(smp.labels)
-		if !ok || excluded[k] || p.excluded(smp.labels) {
+		if !ok || hold[k] || excluded[k] || p.excluded(smp.labels) {
 			continue
 		}
 		// The window drops the names; each kind has one series here.
@@ -237,9 +250,9 @@ func (g *Gate) checkAvailability(ctx context.Context, s *evalState) []CheckResul
 	note := joinNotes(joinNotes(now.note, ref.note), fallback)
 	queries := nowQ + "; " + refQ
 	out := []CheckResult{
-		withNote(g.judgeServices(cur, prev, refWhat, queries), note),
-		withNote(g.judgeWorkloads(cur, prev, refWhat, queries), note),
-		withNote(g.judgePDBs(cur, nowQ), now.note),
+		withNote(withNote(g.judgeServices(cur, prev, refWhat, queries), note), hold.note("service")),
+		withNote(withNote(g.judgeWorkloads(cur, prev, refWhat, queries), note), hold.note("deployment")),
+		withNote(withNote(g.judgePDBs(cur, nowQ), now.note), hold.note("pdb")),
 	}
 	if n := len(excluded); n > 0 {
 		for i := range out {

@@ -294,6 +294,34 @@ func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, a *pdbAllowa
 		}
 		return fmt.Sprintf("%s blocks %s pods (reason %s)", name(k), n, k.reason)
 	}
+	// A budget of gate hold's own pods is exhausted while the gate does not
+	// say GO (they are ready only then): it would hold the gate that holds
+	// it. Its pods become ready, and the budget allows their eviction,
+	// once the gate says GO, as the drain's retries of 429 find.
+	var holdNote string
+	if len(blocks) > 0 {
+		if h, _, err := g.gateHold(ctx, s); err == nil && len(h) > 0 {
+			var held []string
+			kept := make([]key, 0, len(blocks))
+			for _, k := range blocks {
+				if h[objKey{"pdb", k.ns, k.pdb}] && (k.reason == reasonBudgetExhausted || k.reason == "") {
+					held = append(held, describe(k))
+					continue
+				}
+				kept = append(kept, k)
+			}
+			blocks = kept
+			if len(held) > 0 {
+				holdNote = "set aside, " + gateHoldWhy + ": " + list(held)
+			}
+		}
+	}
+	ret := func(st Status, value, why string) (Status, string, string) {
+		return st, value, joinNotes(why, holdNote)
+	}
+	if len(blocks) == 0 && !nan && holdNote != "" {
+		return ret(Pass, "drainable once the gate hold's pods are ready", "")
+	}
 	var all []string
 	for _, k := range blocks {
 		all = append(all, describe(k))
@@ -304,9 +332,9 @@ func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, a *pdbAllowa
 	}
 	switch {
 	case len(blocks) == 0 && nan:
-		return Unknown, "not drainable", "upgradeguard_node_drain_blocked_pods is NaN"
+		return ret(Unknown, "not drainable", "upgradeguard_node_drain_blocked_pods is NaN")
 	case g.policy.Drain.AllAtOnce || len(blocks) == 0:
-		return Fail, "not drainable", why
+		return ret(Fail, "not drainable", why)
 	}
 	// Blocks that no budget can cure fail at once, with their reasons.
 	var incurable []string
@@ -316,11 +344,11 @@ func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, a *pdbAllowa
 		}
 	}
 	if len(incurable) > 0 {
-		return Fail, "not drainable", "the Eviction API refuses pods of the node whatever the budgets allow: " + list(incurable)
+		return ret(Fail, "not drainable", "the Eviction API refuses pods of the node whatever the budgets allow: "+list(incurable))
 	}
 	allowed, err := a.get(ctx, g, s)
 	if err != nil {
-		return Unknown, "query failed", "the node cannot be drained in one go and the disruptions its PDBs allow are unknown: " + err.Error()
+		return ret(Unknown, "query failed", "the node cannot be drained in one go and the disruptions its PDBs allow are unknown: "+err.Error())
 	}
 	var stuck, unknown, noReason, steps []string
 	for _, k := range blocks {
@@ -338,13 +366,13 @@ func (g *Gate) judgeBlockedDrain(ctx context.Context, s *evalState, a *pdbAllowa
 	}
 	switch {
 	case len(stuck) > 0:
-		return Fail, "not drainable", "a PodDisruptionBudget refuses evictions now: " + list(stuck)
+		return ret(Fail, "not drainable", "a PodDisruptionBudget refuses evictions now: "+list(stuck))
 	case len(unknown) > 0:
-		return Unknown, "not drainable in one go", "no upgradeguard_pdb_disruptions_allowed for " + list(unknown) + ", so whether the drain can progress is unknown"
+		return ret(Unknown, "not drainable in one go", "no upgradeguard_pdb_disruptions_allowed for "+list(unknown)+", so whether the drain can progress is unknown")
 	case len(noReason) > 0:
-		return Unknown, "not drainable in one go", "whether the drain can progress in steps is unknown: " + list(noReason) + "; upgrade the exporter"
+		return ret(Unknown, "not drainable in one go", "whether the drain can progress in steps is unknown: "+list(noReason)+"; upgrade the exporter")
 	case nan:
-		return Unknown, "not drainable in one go", "upgradeguard_node_drain_blocked_pods is NaN for some PDB"
+		return ret(Unknown, "not drainable in one go", "upgradeguard_node_drain_blocked_pods is NaN for some PDB")
 	}
-	return Pass, "drains in steps", list(steps) + " (drain.all_at_once: false)"
+	return ret(Pass, "drains in steps", list(steps)+" (drain.all_at_once: false)")
 }

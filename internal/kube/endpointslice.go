@@ -37,6 +37,11 @@ type EndpointSlice struct {
 	AddressType discoveryv1.AddressType
 	// Endpoints are the slice's endpoints.
 	Endpoints []Endpoint
+	// GateHold is whether the slice's labels mark gate hold's own
+	// (IsGateHold): the EndpointSlice controller copies a Service's labels
+	// to its slices, so a Service labelled like the hold's Deployment has
+	// hold slices, whose endpoints are ready only on GO.
+	GateHold bool
 }
 
 // ServiceKey is the key of the Service the slice belongs to,
@@ -85,6 +90,7 @@ func StripEndpointSlice(obj any) (any, error) {
 		},
 		Service:     s.Labels[discoveryv1.LabelServiceName],
 		AddressType: s.AddressType,
+		GateHold:    IsGateHold(s.Labels),
 	}
 	if len(s.Endpoints) > 0 {
 		out.Endpoints = make([]Endpoint, 0, len(s.Endpoints))

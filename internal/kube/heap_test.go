@@ -90,13 +90,17 @@ func TestNodeStoreHeap(t *testing.T) {
 	runtime.KeepAlive(f)
 }
 
-// TestWorkloadSize: the compact workload types fit the 96-byte size class.
-// Stripped appsv1 objects were 1,208 to 1,312 bytes (a Deployment 1,232,
-// 1,280 allocated), most of them the zero pod template.
+// TestWorkloadSize: the compact workload types fit the 96-byte size class,
+// the Deployment with its gate hold mark the 112-byte one. Stripped appsv1
+// objects were 1,208 to 1,312 bytes (a Deployment 1,232, 1,280 allocated),
+// most of them the zero pod template.
 func TestWorkloadSize(t *testing.T) {
-	for _, typ := range []any{kube.Deployment{}, kube.StatefulSet{}, kube.DaemonSet{}} {
-		if size := reflect.TypeOf(typ).Size(); size > 96 {
-			t.Errorf("%T is %d bytes, want at most 96", typ, size)
+	for _, c := range []struct {
+		typ  any
+		most uintptr
+	}{{kube.Deployment{}, 104}, {kube.StatefulSet{}, 96}, {kube.DaemonSet{}, 96}} {
+		if size := reflect.TypeOf(c.typ).Size(); size > c.most {
+			t.Errorf("%T is %d bytes, want at most %d", c.typ, size, c.most)
 		}
 	}
 }

@@ -13,7 +13,8 @@ import (
 // stripped appsv1 object still carried its whole zero pod template, spec
 // and status inline: an appsv1.Deployment is 1,232 bytes before its
 // metadata strings (1,280 allocated), a StatefulSet 1,312, a DaemonSet
-// 1,208; the compact types are 96 at most (TestWorkloadSize). Stored from
+// 1,208; the compact types are 96 at most, 104 for the Deployment with its
+// gate hold mark (TestWorkloadSize). Stored from
 // decoded objects, with their strings and store keys, 2,000 Deployments took
 // 1,430 bytes of heap each and take 228; StatefulSets 1,558 and 228;
 // DaemonSets 1,492 and 276 (TestWorkloadStoreHeap).
@@ -39,6 +40,10 @@ type Deployment struct {
 	// MaxSurge and MaxUnavailable are spec.strategy.rollingUpdate's, nil
 	// where unset.
 	MaxSurge, MaxUnavailable *intstr.IntOrString
+	// GateHold is whether the Deployment is gate hold's own (IsGateHold of
+	// its labels or of its pod template's labels): its pods are ready only
+	// on GO, so the gate sets it aside.
+	GateHold bool
 }
 
 // StatefulSet is what the StatefulSet informer stores of an
@@ -89,6 +94,7 @@ func StripDeployment(obj any) (any, error) {
 		UpdatedReplicas:   d.Status.UpdatedReplicas,
 		Strategy: internString(d.Spec.Strategy.Type,
 			appsv1.RollingUpdateDeploymentStrategyType, appsv1.RecreateDeploymentStrategyType),
+		GateHold: IsGateHold(d.Labels) || IsGateHold(d.Spec.Template.Labels),
 	}
 	if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
 		out.MaxSurge, out.MaxUnavailable = ru.MaxSurge, ru.MaxUnavailable

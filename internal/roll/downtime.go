@@ -87,6 +87,12 @@ type sampler struct {
 	probeRecs  map[string]*probeRecord
 	nodes      []NodeResult
 
+	// gateHold are the Services of gate hold's own pods (their slices
+	// carry its labels, kube.EndpointSlice.GateHold): ready only while the
+	// gate says GO, so their endpoints say what the gate said, not what
+	// users reach. Listed, never counted.
+	gateHold map[serviceKey]bool
+
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -98,7 +104,7 @@ func newSampler(src sliceSource, opts DowntimeOptions, now func() time.Time, log
 		opts.Interval = 5 * time.Second
 	}
 	s := &sampler{src: src, probes: opts.Probes, interval: opts.Interval, now: now, logger: logger,
-		services: map[serviceKey]*serviceRecord{}, probeRecs: map[string]*probeRecord{}}
+		services: map[serviceKey]*serviceRecord{}, probeRecs: map[string]*probeRecord{}, gateHold: map[serviceKey]bool{}}
 	for _, p := range opts.Probes {
 		s.probeRecs[p.Name] = &probeRecord{url: p.URL}
 	}
@@ -188,6 +194,10 @@ func (s *sampler) sampleEndpoints() {
 			continue
 		}
 		k := serviceKey{sl.Namespace, sl.Service}
+		if sl.GateHold {
+			s.gateHold[k] = true
+			continue
+		}
 		bySvc[k] = append(bySvc[k], sl)
 	}
 	for k, rec := range s.services {

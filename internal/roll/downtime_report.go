@@ -32,6 +32,9 @@ type DowntimeReport struct {
 	// Services, worst first: most seconds without a ready endpoint, then
 	// most outages, then fewest ready endpoints at the worst, then name.
 	Services []ServiceDowntime `json:"services"`
+	// GateHoldServices ("namespace/name") are the Services of gate hold's
+	// own pods, ready only while the gate says GO: listed, not counted.
+	GateHoldServices []string `json:"gate_hold_services,omitempty"`
 	// Probes, worst first: most failed and timed-out requests.
 	Probes []ProbeDowntime `json:"probes"`
 	// Nodes in the order they finished, with their step timings.
@@ -109,6 +112,10 @@ func (s *sampler) report(roll string) *DowntimeReport {
 		}
 		r.Services = append(r.Services, sd)
 	}
+	for k := range s.gateHold {
+		r.GateHoldServices = append(r.GateHoldServices, k.namespace+"/"+k.name)
+	}
+	slices.Sort(r.GateHoldServices)
 	slices.SortFunc(r.Services, func(a, b ServiceDowntime) int {
 		return cmp.Or(cmp.Compare(b.NoReadySeconds, a.NoReadySeconds), cmp.Compare(b.Outages, a.Outages),
 			cmp.Compare(a.MinReady, b.MinReady), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Service, b.Service))
@@ -213,6 +220,9 @@ func (r *DowntimeReport) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "**%s**\n\n", r.Verdict())
 	fmt.Fprintf(&b, "From %s to %s, %d samples every %s; %d Service(s) with a ready endpoint, %d never ready (not counted).\n\n",
 		r.Start.Format(time.RFC3339), r.End.Format(time.RFC3339), r.Samples, fsec(r.IntervalSeconds), r.countServices(), len(r.Services)-r.countServices())
+	if len(r.GateHoldServices) > 0 {
+		fmt.Fprintf(&b, "Not counted, the gate hold's own (ready only while the gate says GO): %s.\n\n", strings.Join(r.GateHoldServices, ", "))
+	}
 	if r.downServices() > 0 {
 		b.WriteString("## Services without a ready endpoint (worst first)\n\n")
 		b.WriteString("| Service | seconds without | outages | longest (s) | min ready | max ready | none at end |\n|---|---|---|---|---|---|---|\n")

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 func podReady(p *corev1.Pod) bool {
@@ -24,7 +26,9 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // snapshotWorkloads records the controllers of the pods a drain will evict
-// and how many of their pods are ready in the cluster now.
+// and how many of their pods are ready in the cluster now. Gate hold's own
+// pods (kube.IsGateHold) are not waited for: they are ready only while the
+// gate says GO, which is the gate's business, not the replacement's.
 func snapshotWorkloads(ctx context.Context, client kubernetes.Interface, evict []*corev1.Pod) ([]Workload, error) {
 	byUID := map[string]*Workload{}
 	namespaces := map[string]bool{}
@@ -32,6 +36,9 @@ func snapshotWorkloads(ctx context.Context, client kubernetes.Interface, evict [
 		ctrl := metav1.GetControllerOf(p)
 		if ctrl == nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue // nothing recreates it, or nothing runs in it
+		}
+		if kube.IsGateHold(p.Labels) {
+			continue // ready only on GO: waiting for it would hold the roll on itself
 		}
 		if _, ok := byUID[string(ctrl.UID)]; !ok {
 			byUID[string(ctrl.UID)] = &Workload{Namespace: p.Namespace, Kind: ctrl.Kind, Name: ctrl.Name, UID: string(ctrl.UID)}
