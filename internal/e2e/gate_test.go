@@ -110,7 +110,9 @@ func startGateBed(t *testing.T, timeout time.Duration) (*gateBed, context.Contex
 	if err := os.WriteFile(watchdog, []byte(watchdogRules(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules, watchdog}, NodeLeaseDurationSeconds: 20})
+	// A store gateway beside the sidecars, announcing both replicas' label
+	// sets, as users run Thanos (issue 24 item 1).
+	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, StoreGateway: true, RuleFiles: []string{rules, watchdog}, NodeLeaseDurationSeconds: 20})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 
@@ -566,6 +568,15 @@ func TestGateThroughThanos(t *testing.T) {
 	})
 
 	t.Run("one replica stopped: still GO", func(t *testing.T) {
+		// Issue 24 item 1: the store gateway announces r1's label set too;
+		// the sidecar of r0 still covers r1's recent data.
+		healthy, err := storeHealth(ctx, tb.ThanosQueryURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(healthy) != 3 {
+			t.Fatalf("Thanos Query's stores: %v, want two sidecars and a store gateway", healthy)
+		}
 		if err := tb.StopPrometheusReplica(1); err != nil {
 			t.Fatal(err)
 		}

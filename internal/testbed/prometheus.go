@@ -28,8 +28,9 @@ type promStack struct {
 	jobs map[string]ScrapeConfig
 }
 
-// startPrometheus runs two Prometheus replicas, a Thanos sidecar for each and
-// Thanos Query, and waits until the query sees both sidecars.
+// startPrometheus runs two Prometheus replicas, a Thanos sidecar for each,
+// with Options.StoreGateway a store gateway, and Thanos Query, and waits
+// until the query sees both sidecars (and the store gateway).
 func (tb *Testbed) startPrometheus(ctx context.Context, ps *portSet, ports []int) error {
 	o := tb.o
 	began := time.Now()
@@ -41,6 +42,7 @@ func (tb *Testbed) startPrometheus(ctx context.Context, ps *portSet, ports []int
 	}
 	sideGRPC, sideHTTP := ports[2:4], ports[4:6]
 	queryHTTP, queryGRPC := ports[6], ports[7]
+	gwGRPC, gwHTTP := ports[8], ports[9]
 	if err := os.MkdirAll(filepath.Join(st.dir, "targets"), 0o755); err != nil {
 		return err
 	}
@@ -100,6 +102,17 @@ func (tb *Testbed) startPrometheus(ctx context.Context, ps *portSet, ports []int
 			return err
 		}
 	}
+	endpoints := append([]int(nil), sideGRPC...)
+	if o.StoreGateway {
+		ps.release(gwGRPC, gwHTTP)
+		p, err := tb.startStoreGateway(ctx, st, gwGRPC, gwHTTP)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		endpoints = append(endpoints, gwGRPC)
+		o.Logf("testbed: store gateway ready after %s", since(began))
+	}
 	ps.release(queryHTTP, queryGRPC)
 	tb.ThanosQueryURL = fmt.Sprintf("http://127.0.0.1:%d", queryHTTP)
 	qargs := []string{"query",
@@ -107,7 +120,7 @@ func (tb *Testbed) startPrometheus(ctx context.Context, ps *portSet, ports []int
 		fmt.Sprintf("--grpc-address=127.0.0.1:%d", queryGRPC),
 		"--query.replica-label=replica",
 	}
-	for _, port := range sideGRPC {
+	for _, port := range endpoints {
 		// Deprecated in Thanos 0.42 in favour of --endpoint.sd-config, but
 		// works, and in 0.41 as well.
 		qargs = append(qargs, fmt.Sprintf("--endpoint=127.0.0.1:%d", port))
@@ -125,9 +138,14 @@ func (tb *Testbed) startPrometheus(ctx context.Context, ps *portSet, ports []int
 		if n < len(st.replicas) {
 			return false, fmt.Errorf("thanos query sees %d healthy sidecars, want %d", n, len(st.replicas))
 		}
+		if o.StoreGateway {
+			if n, err := healthyStoreGateways(ctx, tb.ThanosQueryURL); err != nil || n < 1 {
+				return false, fmt.Errorf("thanos query sees no healthy store gateway with both replicas' labels (%v)", err)
+			}
+		}
 		return true, nil
 	}
-	if err := waitProcs(ctx, thanosTimeout, "thanos query to see both sidecars", procs, stores); err != nil {
+	if err := waitProcs(ctx, thanosTimeout, "thanos query to see both sidecars (and the store gateway)", procs, stores); err != nil {
 		return err
 	}
 	o.Logf("testbed: thanos query ready after %s", since(began))

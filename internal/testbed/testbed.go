@@ -39,6 +39,13 @@ type Options struct {
 	// cluster="testbed", replica="r0"/"r1"), a Thanos sidecar for each and a
 	// Thanos Query deduplicating on "replica".
 	Prometheus bool
+	// StoreGateway also runs a Thanos store gateway (process
+	// StoreGatewayName) over a filesystem bucket holding one block per
+	// replica, from UploadedFrom to UploadedTo before the start, with the
+	// replicas' external labels: the standard layout, where the store
+	// gateway announces the label sets of both sidecars. Thanos Query asks
+	// it too. Needs Prometheus.
+	StoreGateway bool
 	// ScrapeInterval is Prometheus' scrape and rule evaluation interval
 	// (default 2s).
 	ScrapeInterval time.Duration
@@ -150,8 +157,8 @@ const (
 
 // Ports used by the control plane and by the Prometheus stack.
 const (
-	cpPorts   = 6 // etcd client and peer, apiserver, controller-manager, scheduler, kwok
-	promPorts = 8 // 2 Prometheus, 2 sidecars x (gRPC, HTTP), Thanos Query HTTP and gRPC
+	cpPorts   = 6  // etcd client and peer, apiserver, controller-manager, scheduler, kwok
+	promPorts = 10 // 2 Prometheus, 2 sidecars x (gRPC, HTTP), Thanos Query HTTP and gRPC, store gateway gRPC and HTTP
 )
 
 // serviceCIDR is the apiserver's --service-cluster-ip-range; nothing is ever
