@@ -64,7 +64,7 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("order", "Order of the nodes: oldest (creation time), name, or zone (oldest first, zones in turn).").Default(roll.OrderOldest).EnumVar(&f.order, roll.Orders...)
 	cmd.Flag("unhealthy-first", "Replace the nodes that are not Ready (a dead kubelet) before the others, in --order among themselves.").BoolVar(&f.unhealthyFirst)
 	cmd.Flag("max-unavailable", "Nodes cordoned, drained or being replaced at once.").Default("1").IntVar(&f.maxUnavailable)
-	cmd.Flag("canary", "Replace this many nodes first, then hold for --canary-soak while the gate keeps evaluating; an evaluation that does not pass stops the roll.").Default("0").IntVar(&f.canary)
+	cmd.Flag("canary", "Replace this many nodes first, then hold for --canary-soak while the gate keeps evaluating and the new nodes are judged (their pods Ready, none crash-looping or restarting, the nodes Ready); an evaluation that does not pass, or a finding on a new node, stops the roll.").Default("0").IntVar(&f.canary)
 	cmd.Flag("canary-soak", "How long to hold after the canary nodes (needs --canary).").Default("0s").DurationVar(&f.canarySoak)
 	cmd.Flag("unreachable-pod-grace", "On a node whose kubelet is unreachable (Ready Unknown), an evicted pod counts as gone this long after its deletion deadline, as kubectl drain --skip-wait-for-delete-timeout (no kubelet will confirm it).").Default("1m").DurationVar(&f.unreachGrace)
 	cmd.Flag("surge", "Raise the group's desired capacity by one and wait for the new node before draining each node, then terminate the old instance decrementing the capacity (needs max size > desired).").BoolVar(&f.surge)

@@ -82,7 +82,7 @@ func (r *roller) soak(ctx context.Context, d time.Duration, rest []PlannedNode) 
 	judge := newCanaryJudge(r.cfg.Client, r.cfg.Now, maps.Clone(r.canaryNew), slices.Clone(r.canaryLoads))
 	r.mu.Unlock()
 	judge.since, judge.after = began, r.rep.start
-	newNodes := "no new canary node is known (replaced before roll annotations recorded them): the gate alone judges"
+	newNodes := "no new canary node is known (none is recorded on the nodes): the gate alone judges"
 	if len(judge.nodes) > 0 {
 		var parts []string
 		for _, n := range judge.names() {
@@ -107,7 +107,7 @@ func (r *roller) soak(ctx context.Context, d time.Duration, rest []PlannedNode) 
 	}
 	excused := map[string]bool{}
 	var awaited map[string]time.Time // pods still starting when the time was up
-	var judgeErr error
+	judgeErrs := 0                   // in a row
 	for {
 		e, err := r.cfg.Gate.Evaluate(ctx, "")
 		if err != nil {
@@ -127,10 +127,13 @@ func (r *roller) soak(ctx context.Context, d time.Duration, rest []PlannedNode) 
 		case err != nil && ctx.Err() != nil:
 			return interrupted()
 		case err != nil:
-			judgeErr = err
+			judgeErrs++
 			r.rep.linef("", "canary soak: could not judge the new nodes: %v", err)
+			if took >= d && judgeErrs >= 3 {
+				return fmt.Errorf("canary soak: its time is up and the canary's new nodes could not be judged (3 times in a row; a soak is never passed unjudged): %w", err)
+			}
 		default:
-			judgeErr = nil
+			judgeErrs = 0
 		}
 		if len(v.Findings) > 0 {
 			cerr := &CanaryError{After: r.cfg.Now().Sub(began), Last: e, Findings: v.Findings}
@@ -146,7 +149,7 @@ func (r *roller) soak(ctx context.Context, d time.Duration, rest []PlannedNode) 
 				r.rep.linef("", "canary soak: not held against the canary (its workload is not healthy elsewhere either; the gate judges that): %s", x)
 			}
 		}
-		if took >= d && judgeErr == nil {
+		if took >= d && judgeErrs == 0 {
 			if awaited == nil {
 				awaited = v.Starting
 			}
@@ -181,9 +184,19 @@ func (r *roller) soak(ctx context.Context, d time.Duration, rest []PlannedNode) 
 		select {
 		case <-ctx.Done():
 			return interrupted()
-		case <-time.After(min(interval, max(d-took, time.Millisecond))):
+		case <-time.After(soakWait(interval, d, took)):
 		}
 	}
+}
+
+// soakWait is the pause before the soak's next evaluation: the interval,
+// shortened to end at the soak's time; after that (pods still starting)
+// the interval again.
+func soakWait(interval, d, took time.Duration) time.Duration {
+	if took >= d {
+		return interval
+	}
+	return min(interval, d-took)
 }
 
 // noteCanaryNode records that newNode replaced the canary node old, with

@@ -347,3 +347,63 @@ func (c *cluster) get(ns, name string) *corev1.Pod {
 	}
 	return p
 }
+
+// The wait for a node's evicted workloads names the pods that keep a
+// workload short, and why (it said only "N of M pods ready" before): a
+// container in CrashLoopBackOff, a pod the scheduler could not place.
+func TestWorkloadsBackNamesThePods(t *testing.T) {
+	c := newCluster(t)
+	c.addPod(pod{ns: "shop", name: "web-a", node: "old-1", owner: "web"})
+	c.create(crashLooping("web-b", "new-1"))
+	p := c.addPod(pod{ns: "shop", name: "web-c", owner: "web", phase: corev1.PodPending})
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 node(s) didn't satisfy existing pods anti-affinity rules."}}
+	c.update(p)
+	missing, err := workloadsBack(context.Background(), c.client, []Workload{{Namespace: "shop", Kind: "ReplicaSet", Name: "web", UID: "uid-ReplicaSet-web", Ready: 3}}, "old-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ReplicaSet shop/web: 1 of 3 pods ready (pod shop/web-b on new-1: container app CrashLoopBackOff, 4 restart(s); " +
+		"pod shop/web-c Pending: 0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 node(s) didn't satisfy existing pods anti-affinity rules.)"
+	if len(missing) != 1 || missing[0] != want {
+		t.Errorf("missing %q\nwant %q", missing, want)
+	}
+}
+
+// A pod on the new node still starting (scheduled, not Ready yet, within
+// its start-up grace) when the soak's time is up: the soak waits for it,
+// and passes once it is Ready.
+func TestRunCanarySoakWaitsForStartingPods(t *testing.T) {
+	c, old := canaryCluster(t)
+	var out syncBuffer
+	cfg := c.rollConfig(&script{}, nil)
+	cfg.Out = &out
+	cfg.GateWait.Interval = 20 * time.Millisecond
+	cfg.Canary, cfg.CanarySoak = 1, 200*time.Millisecond
+	var readyAt atomic.Int64
+	go func() {
+		for !strings.Contains(out.String(), "canary soak: holding") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		p := crashLooping("web-slow", c.newGroupNode(old))
+		p.Status.ContainerStatuses[0] = corev1.ContainerStatus{Name: "app", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}
+		c.create(p)
+		time.Sleep(600 * time.Millisecond)
+		p.Status.ContainerStatuses[0].Ready = true
+		p.Status.Conditions[1].Status = corev1.ConditionTrue
+		readyAt.Store(time.Now().UnixNano())
+		c.update(p)
+	}()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	passed := time.Now()
+	o := out.String()
+	if len(res.Nodes) != 3 || !strings.Contains(o, "waiting for pod(s) still starting on the new node(s): shop/web-slow (grace until ") || !strings.Contains(o, "canary soak passed: ") {
+		t.Errorf("%d nodes replaced; output:\n%s", len(res.Nodes), o)
+	}
+	if r := readyAt.Load(); r == 0 || passed.Before(time.Unix(0, r)) {
+		t.Errorf("the roll ended before the starting pod was Ready")
+	}
+}

@@ -393,7 +393,7 @@ func (p *Plan) Write(w io.Writer, now time.Time) error {
 	}
 	switch {
 	case p.Canary > 0 && p.Canary < len(p.Nodes) && p.Soak > 0:
-		fmt.Fprintf(w, "canary phase: the %d node(s) marked canary first, then a soak of %s with the gate evaluating; any evaluation that does not pass stops the roll before the other %d node(s)\n",
+		fmt.Fprintf(w, "canary phase: the %d node(s) marked canary first, then a soak of %s with the gate evaluating and their new nodes judged; any evaluation that does not pass, or a pod failing on a new node, stops the roll before the other %d node(s)\n",
 			p.Canary, p.Soak, len(p.Nodes)-p.Canary)
 	case p.Canary > 0 && p.Canary < len(p.Nodes):
 		fmt.Fprintf(w, "canary phase: the %d node(s) marked canary first, then the other %d node(s)\n", p.Canary, len(p.Nodes)-p.Canary)

@@ -235,7 +235,7 @@ func (r *roller) dryRun(ctx context.Context) error {
 		fmt.Fprintf(r.cfg.Out, "dry run: group %s: %s suspended while the roll runs (those not suspended already), resumed at its end\n", g, strings.Join(RollProcesses, ", "))
 	}
 	if r.plan.Canary > 0 && r.plan.Canary < len(r.plan.Nodes) {
-		fmt.Fprintf(r.cfg.Out, "dry run: canary phase: nodes 1-%d, then a soak of %s (the gate evaluating every %s), then nodes %d-%d\n",
+		fmt.Fprintf(r.cfg.Out, "dry run: canary phase: nodes 1-%d, then a soak of %s (the gate evaluating every %s, the new nodes judged), then nodes %d-%d\n",
 			r.plan.Canary, r.plan.Soak, r.cfg.GateWait.Interval, r.plan.Canary+1, len(r.plan.Nodes))
 	}
 	var refusals []string

@@ -3,6 +3,7 @@ package roll
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -84,6 +85,7 @@ func workloadsBack(ctx context.Context, client kubernetes.Interface, loads []Wor
 			return nil, fmt.Errorf("listing the pods of namespace %s: %w", ns, err)
 		}
 		ready, existing := map[string]int{}, map[string]int{}
+		why := map[string][]string{} // the pods not ready, and why
 		for i := range list.Items {
 			p := &list.Items[i]
 			ctrl := metav1.GetControllerOf(p)
@@ -93,12 +95,19 @@ func workloadsBack(ctx context.Context, client kubernetes.Interface, loads []Wor
 			existing[string(ctrl.UID)]++
 			if podReady(p) {
 				ready[string(ctrl.UID)]++
+			} else if w := notReadyWhy(p); w != "" {
+				why[string(ctrl.UID)] = append(why[string(ctrl.UID)], w)
 			}
 		}
 		for _, w := range ws {
 			want := min(w.Ready, existing[w.UID])
 			if ready[w.UID] < want {
-				missing = append(missing, fmt.Sprintf("%s: %d of %d pods ready", w, ready[w.UID], want))
+				m := fmt.Sprintf("%s: %d of %d pods ready", w, ready[w.UID], want)
+				if ps := why[w.UID]; len(ps) > 0 {
+					sort.Strings(ps)
+					m += " (" + strings.Join(ps[:min(len(ps), 3)], "; ") + ")"
+				}
+				missing = append(missing, m)
 			}
 		}
 	}
@@ -115,4 +124,28 @@ func describeLoads(loads []Workload) string {
 		parts = append(parts, fmt.Sprintf("%s (%d ready)", w, w.Ready))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// notReadyWhy names a pod that is not ready and says why, as far as its
+// status tells: the scheduler's message on a pod it could not place, or
+// the first container waiting (with the kubelet's reason) or running not
+// ready.
+func notReadyWhy(p *corev1.Pod) string {
+	name := "pod " + p.Namespace + "/" + p.Name
+	if p.Spec.NodeName == "" {
+		if msg := unschedulable(p); msg != "" {
+			return name + " Pending: " + msg
+		}
+		return name + " Pending, not scheduled"
+	}
+	name += " on " + p.Spec.NodeName
+	for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		switch {
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
+			return fmt.Sprintf("%s: container %s %s, %d restart(s)", name, cs.Name, cs.State.Waiting.Reason, cs.RestartCount)
+		case cs.State.Running != nil && !cs.Ready:
+			return fmt.Sprintf("%s: container %s running, not ready", name, cs.Name)
+		}
+	}
+	return name + ": " + string(p.Status.Phase)
 }
