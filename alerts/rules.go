@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,26 @@ func selector(metric, job string, matchers []string) string {
 
 func (o Options) exp(metric string, matchers ...string) string {
 	return selector(metric, o.ExporterJob, matchers)
+}
+
+// ShutDownTaints are the taint keys of a node whose machine is shut down:
+// the cloud node lifecycle controller's (k8s.io/cloud-provider
+// api/well_known_taints.go TaintNodeShutdown, on a NotReady node whose
+// instance is stopped, as a stopped or warm-pool instance is) and the
+// non-graceful node shutdown's (k8s.io/api core/v1 well_known_taints.go
+// TaintNodeOutOfService, set by an operator). Such a node is NotReady and
+// its Lease unrenewed on purpose: the node alerts leave it out, and the
+// gate sets it aside by default.
+var ShutDownTaints = []string{"node.cloudprovider.kubernetes.io/shutdown", "node.kubernetes.io/out-of-service"}
+
+// unlessShutDown drops the series of nodes tainted with a ShutDownTaints
+// key from a per-node expression.
+func (o Options) unlessShutDown() string {
+	keys := make([]string, len(ShutDownTaints))
+	for i, k := range ShutDownTaints {
+		keys[i] = regexp.QuoteMeta(k)
+	}
+	return " unless on (" + o.ClusterLabel + ", node) " + o.exp("upgradeguard_node_spec_taint", "key=~"+strconv.Quote(strings.Join(keys, "|")))
 }
 
 func (o Options) cni(metric string, matchers ...string) string {
@@ -265,19 +286,19 @@ func definitions(o Options) []group {
 			alerts: []Alert{
 				{
 					Name: "UpgradeGuardNodeNotReady", Severity: "warning", For: 10 * time.Minute,
-					Expr:        o.exp("upgradeguard_node_ready") + " == 0 unless " + o.exp("upgradeguard_node_unschedulable") + " == 1",
+					Expr:        o.exp("upgradeguard_node_ready") + " == 0 unless " + o.exp("upgradeguard_node_unschedulable") + " == 1" + o.unlessShutDown(),
 					Summary:     "A schedulable node is not Ready.",
 					Description: "Node {{ $labels.node }} is not cordoned and its Ready condition has not been True (value {{ $value }}) for " + forPlaceholder + ".",
 				},
 				{
 					Name: "UpgradeGuardNodeHeartbeatOverdue", Severity: "warning", For: 5 * time.Minute,
-					Expr:        o.exp("upgradeguard_node_heartbeat_age_seconds") + " > " + o.exp("upgradeguard_node_lease_duration_seconds"),
+					Expr:        o.exp("upgradeguard_node_heartbeat_age_seconds") + " > " + o.exp("upgradeguard_node_lease_duration_seconds") + o.unlessShutDown(),
 					Summary:     "A kubelet has stopped renewing its node Lease.",
 					Description: "The Lease of node {{ $labels.node }} was last renewed {{ $value | humanizeDuration }} ago, longer than its lease duration; its kubelet is wedged or cut off.",
 				},
 				{
 					Name: "UpgradeGuardNodeLeaseMissing", Severity: "warning", For: 15 * time.Minute,
-					Expr:        o.exp("upgradeguard_node_ready") + " unless " + o.exp("upgradeguard_node_heartbeat_age_seconds"),
+					Expr:        "(" + o.exp("upgradeguard_node_ready") + " unless " + o.exp("upgradeguard_node_heartbeat_age_seconds") + ")" + o.unlessShutDown(),
 					Summary:     "A node has no Lease in kube-node-lease, so its heartbeat is unknown.",
 					Description: "Node {{ $labels.node }} (Ready: {{ $value }}) has had no Lease in kube-node-lease for " + forPlaceholder + "; whether its kubelet is alive is unknown.",
 				},

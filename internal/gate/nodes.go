@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/upgradeguard/upgradeguard/alerts"
 )
 
 func init() {
@@ -79,7 +81,9 @@ var DefaultLeavingTaints = []string{"ToBeDeletedByClusterAutoscaler", "karpenter
 // the cluster's health. The automatic node.kubernetes.io/not-ready and
 // unreachable taints are not of this kind: they are what the gate looks
 // for.
-var DefaultShutDownTaints = []string{"node.cloudprovider.kubernetes.io/shutdown", "node.kubernetes.io/out-of-service"}
+// The node alerts of the bundle leave the same nodes out
+// (alerts.ShutDownTaints).
+var DefaultShutDownTaints = append([]string(nil), alerts.ShutDownTaints...)
 
 // NodesPolicy: every node Ready, heartbeats within the lease duration, no
 // readiness flapping; nodes leaving or starting set aside.
