@@ -17,10 +17,12 @@ package gate
 //     a FAIL stays FAIL (a node reported bad is bad) with the shards noted.
 //     With --node too: these rows judge the other nodes as well, and a node
 //     NotReady on the missing shard would block the replacement.
-//   - nodes/groups: a FAIL (InService instances without a node) is UNKNOWN,
-//     since their nodes may be on the missing shard; a PASS stands: every
-//     instance has its node, so what the missing shard serves cannot change
-//     the row.
+//   - nodes/groups: with InService instances that have no node in the
+//     view, UNKNOWN, whether the row failed them (short of nodes) or set
+//     them aside (a node gone after the last AWS refresh: the missing
+//     shard's nodes went away from the series), since their nodes may be on
+//     the missing shard; with every instance's node reported the row stands,
+//     as what the missing shard serves cannot change it.
 //   - the drain rows with --node: the node's series come from its own shard,
 //     with every PDB (each shard watches them all), so they are complete
 //     whatever other shard is missing; only a row without the node's series
@@ -67,6 +69,9 @@ type shardCoverage struct {
 	totals []int
 	// bad are series that are no shard (a bad label or value).
 	bad []string
+	// nodeless are the InService Auto Scaling instances without a node in
+	// the node view (upgradeguard_node_info{instance_id}), sorted.
+	nodeless []string
 }
 
 // complete tells whether every node is served.
@@ -201,6 +206,17 @@ func (g *Gate) shards(ctx context.Context, s *evalState) (shardCoverage, error) 
 	m := byName(res.samples)
 	c := coverShards(m[shardsMetric])
 	c.nodeSeries = len(m["upgradeguard_node_ready"]) > 0
+	nodes := map[string]bool{}
+	for _, smp := range m["upgradeguard_node_info"] {
+		nodes[smp.labels["instance_id"]] = true
+	}
+	for _, smp := range m["upgradeguard_aws_asg_instance_info"] {
+		id := smp.labels["instance_id"]
+		if smp.labels["lifecycle_state"] == inServiceState && id != "" && !nodes[id] && !slices.Contains(c.nodeless, id) {
+			c.nodeless = append(c.nodeless, id)
+		}
+	}
+	slices.Sort(c.nodeless)
 	return c, nil
 }
 
@@ -276,10 +292,17 @@ func applyShards(rows []CheckResult, c shardCoverage, kind shardRows, node strin
 			if r.Status == Unknown {
 				rows[i] = withNote(r, "node "+node+" may be on the missing shard: "+why)
 			}
-		case kind == shardsInstances && r.Status == Fail:
+		case kind == shardsInstances && r.Status != Unknown && len(c.nodeless) > 0:
+			// Whether the row failed them as short of nodes or set them
+			// aside (a node that went away after the last AWS refresh: the
+			// missing shard's nodes went away from the series), their nodes
+			// may be on the missing shard.
 			rows[i].Status = Unknown
 			rows[i].Value += c.valueNote()
-			rows[i].Why = why + "; the instances without a node may have it on the missing shard: " + r.Why
+			rows[i].Why = why + "; InService instances without a node series may have it on the missing shard: " + list(c.nodeless)
+			if r.Why != "" {
+				rows[i].Why += "; " + r.Why
+			}
 		case r.Status == Pass && kind != shardsInstances:
 			rows[i].Status = Unknown
 			rows[i].Value += c.valueNote()
@@ -290,7 +313,7 @@ func applyShards(rows []CheckResult, c shardCoverage, kind shardRows, node strin
 			}
 		case r.Status != Pass:
 			rows[i] = withNote(r, why)
-		default: // nodes/groups passing: every instance has its node
+		default: // nodes/groups: every InService instance has its node
 			rows[i] = withNote(r, why+" (every InService instance has its node, so this row does not need it)")
 		}
 	}
