@@ -111,7 +111,7 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 		inProgress[n] = true
 	}
 	baseline := g.cfg.Baseline.severities(g.cfg.ReplicaLabels)
-	var blocking, tolerated, upgrading, holds []string
+	var blocking, tolerated, upgrading, holds, shutDown []string
 	matching := 0
 	seen := map[string]bool{}
 	// Alerts on gate hold's own objects (its pods are ready only on GO)
@@ -120,6 +120,12 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	var hold gateHold
 	var holdErr error
 	asked := false
+	// Alerts on a node whose machine is shut down (nodes.shut_down_taints)
+	// are set aside as the nodes rows set the node aside: kube-prometheus'
+	// KubeNodeNotReady{node} fires for a stopped or warm-pool instance's
+	// node. The node view is the nodes check's query, sent once.
+	var nodes *nodeView
+	nodesAsked := false
 	for _, smp := range res.samples {
 		l := smp.labels
 		name := l["alertname"]
@@ -156,6 +162,18 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 				continue
 			}
 		}
+		if node := l["node"]; node != "" && len(g.policy.Nodes.ShutDownTaints) > 0 {
+			if !nodesAsked {
+				nodesAsked = true
+				if v, err := g.nodeView(ctx, s); err == nil {
+					nodes = v
+				}
+			}
+			if n := nodes.node(node); n != nil && n.shutDown != "" {
+				shutDown = append(shutDown, fmt.Sprintf("%s (node %s %s)", desc, node, n.shutDown))
+				continue
+			}
+		}
 		if sev, inBaseline := baseline[alertKey(l, g.cfg.ReplicaLabels)]; inBaseline {
 			if sev == l["severity"] {
 				tolerated = append(tolerated, desc)
@@ -171,7 +189,7 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	}
 	r := CheckResult{Name: "alerts", Query: q,
 		Value:     fmt.Sprintf("%d matching, %d blocking", matching, len(blocking)),
-		Threshold: fmt.Sprintf("no alert matching {%s} (ignored: %s; never blocking: the always-firing ones, those of an upgrade in progress and those on the gate hold's own objects)", p.Selector, ignored),
+		Threshold: fmt.Sprintf("no alert matching {%s} (ignored: %s; never blocking: the always-firing ones, those of an upgrade in progress, those on the gate hold's own objects and those on nodes shut down)", p.Selector, ignored),
 	}
 	if len(blocking) > 0 {
 		r.Status, r.Why = Fail, list(blocking)
@@ -186,6 +204,9 @@ func (g *Gate) checkAlerts(ctx context.Context, s *evalState) []CheckResult {
 	}
 	if len(holds) > 0 {
 		r = withNote(r, "set aside, on "+gateHoldWhy+": "+list(holds))
+	}
+	if len(shutDown) > 0 {
+		r = withNote(r, "set aside, on nodes shut down (serving nothing): "+list(shutDown))
 	}
 	if holdErr != nil && len(blocking) > 0 {
 		r = withNote(r, holdErr.Error())

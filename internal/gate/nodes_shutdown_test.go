@@ -79,4 +79,18 @@ func TestShutDownNodesSetAside(t *testing.T) {
 	if e.Verdict != GO {
 		t.Errorf("a shut-down node blocks:\n%s", dump(e))
 	}
+	// Sibling: kube-prometheus' KubeNodeNotReady fires for the same node
+	// after 15 minutes; through the alerts row it held the gate.
+	nodeAlert := func(node string) series {
+		return ser("1", "__name__", "ALERTS", "alertname", "KubeNodeNotReady", "alertstate", "firing", "severity", "warning", "node", node, "cluster", "prod")
+	}
+	f.set(append(append([]series(nil), notReadyC...), taint("node-c", "node.cloudprovider.kubernetes.io/shutdown"), nodeAlert("node-c"))...)
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "alerts", Pass, "set aside, on nodes shut down (serving nothing): KubeNodeNotReady{severity=warning,node=node-c} (node node-c tainted node.cloudprovider.kubernetes.io/shutdown)")
+	if e.Verdict != GO {
+		t.Errorf("an alert on a shut-down node blocks:\n%s", dump(e))
+	}
+	// The same alert on a node that is not shut down still blocks.
+	f.set(append(append([]series(nil), notReadyC...), nodeAlert("node-c"))...)
+	wantRow(t, eval(t, g, "node-a"), "alerts", Fail, "KubeNodeNotReady{severity=warning,node=node-c}")
 }

@@ -65,6 +65,14 @@ type nodeView struct {
 	asg map[string][]sample
 }
 
+// node returns the named node, nil when unknown (or v is nil).
+func (v *nodeView) node(name string) *nodeState {
+	if v == nil {
+		return nil
+	}
+	return v.nodes[name]
+}
+
 // names returns the node names, sorted.
 func (v *nodeView) names() []string {
 	out := make([]string, 0, len(v.nodes))
