@@ -60,10 +60,13 @@ func (st store) overlaps(mint, maxt int64) bool {
 }
 
 // selection is what one selector of a query asks of the stores: its
-// matchers and the time range it reads, in milliseconds.
+// matchers and the time range it reads, in milliseconds. whole is whether
+// it reads every sample of the range (a range selector, or a selector
+// inside a subquery), not only the latest one within the lookback delta.
 type selection struct {
 	matchers   []*labels.Matcher
 	mint, maxt int64
+	whole      bool
 }
 
 // promqlParser parses the gate's queries, with the default options.
@@ -96,12 +99,14 @@ func selectionsOf(q string, at time.Time) []selection {
 				conservative = true
 			}
 			var back time.Duration
+			whole := evalRange > 0
 			for _, p := range path {
 				if sq, ok := p.(*parser.SubqueryExpr); ok {
 					if sq.Timestamp != nil || sq.StartOrEnd != 0 {
 						conservative = true
 					}
 					back += sq.OriginalOffset + sq.Range
+					whole = true
 				}
 			}
 			offset := n.OriginalOffset
@@ -115,7 +120,7 @@ func selectionsOf(q string, at time.Time) []selection {
 				reach = evalRange
 			}
 			back += n.OriginalOffset + reach
-			out = append(out, selection{matchers: n.LabelMatchers, mint: atMs - back.Milliseconds(), maxt: atMs - offset.Milliseconds()})
+			out = append(out, selection{matchers: n.LabelMatchers, mint: atMs - back.Milliseconds(), maxt: atMs - offset.Milliseconds(), whole: whole})
 			evalRange = 0
 		}
 		return nil
@@ -484,11 +489,21 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 		if len(kindList) == 0 {
 			kindList = []string{""}
 		}
+		lo, hi, spans := v.wholeSpan(m, sels)
 		var covered []string
 		for _, kind := range kindList {
-			peer, same := "", false
+			peer, same, short := "", false, ""
 			for i, st := range v.stores {
 				if !st.healthy() || m.stores[i] || (kind != "" && st.kind != kind) {
+					continue
+				}
+				if spans && !st.holds(lo, hi) {
+					// It answers for part of the range at most: a
+					// replica restarted without its data, a store
+					// gateway of other blocks.
+					if short == "" {
+						short = st.Name
+					}
 					continue
 				}
 				for _, pls := range neededSets[i] {
@@ -510,6 +525,10 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 				if !hasReplica(m.labels) {
 					return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it%s", name, strings.Join(replicaLabels, ", "), kindNote(kind))}
 				}
+				if short != "" {
+					return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it holds the whole time asked (%s to %s; %s holds part of it at most)%s",
+						name, time.UnixMilli(lo).UTC().Format(time.RFC3339), time.UnixMilli(hi).UTC().Format(time.RFC3339), short, kindNote(kind))}
+				}
 				return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered%s", name, kindNote(kind))}
 			}
 			if same {
@@ -521,6 +540,57 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 		notes = append(notes, covered...)
 	}
 	return strings.Join(notes, "; "), used, nil
+}
+
+// holds reports whether the store's data range covers all of [lo, hi].
+func (st store) holds(lo, hi int64) bool {
+	return (st.MinTime == nil || *st.MinTime <= lo) && (st.MaxTime == nil || *st.MaxTime >= hi)
+}
+
+// wholeSpan returns the time range [lo, hi] that the selections reading
+// every sample of their range (whole) may have asked of label set m from
+// the stores that may be missing it (each clipped to that store's data
+// range; for a set no listed store announces, the selections' own), and
+// whether there is any. A peer standing in for m must hold all of it:
+// Thanos' deduplication fills a missing replica's series from the other
+// replica only where that one has samples, so a replica whose data begins
+// within a range query's range (restarted without its volume) answers for
+// the end of the range alone, and increase() or max_over_time() over the
+// rest of it is computed from nothing. Instant selectors read the latest
+// sample within the lookback delta, which any replica that overlaps it
+// has: no span.
+func (v *storeView) wholeSpan(m *missingSet, sels []selection) (lo, hi int64, ok bool) {
+	lo, hi = math.MaxInt64, math.MinInt64
+	widen := func(a, b int64) {
+		if a > b {
+			return
+		}
+		lo, hi, ok = min(lo, a), max(hi, b), true
+	}
+	for _, sel := range sels {
+		if !sel.whole || !labelSetMatches(m.labels, sel.matchers) {
+			continue
+		}
+		if len(m.stores) == 0 {
+			widen(sel.mint, sel.maxt)
+			continue
+		}
+		for i := range m.stores {
+			st := v.stores[i]
+			if !st.overlaps(sel.mint, sel.maxt) {
+				continue
+			}
+			a, b := sel.mint, sel.maxt
+			if st.MinTime != nil {
+				a = max(a, *st.MinTime)
+			}
+			if st.MaxTime != nil {
+				b = min(b, *st.MaxTime)
+			}
+			widen(a, b)
+		}
+	}
+	return lo, hi, ok
 }
 
 // kindNote names the type of store in a message ("" when unknown), from
