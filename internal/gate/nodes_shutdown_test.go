@@ -71,8 +71,10 @@ func TestShutDownNodesSetAside(t *testing.T) {
 	}
 	// The node group row sets it aside too: a stopped instance still
 	// InService in the last Auto Scaling data is the group's to replace.
-	f.set(append(replace(healthy(), "0", "__name__", "upgradeguard_node_ready", "node", "node-b"),
-		taint("node-b", "node.cloudprovider.kubernetes.io/shutdown"))...)
+	// Its Lease unrenewed, as a stopped machine's is.
+	stoppedB := replace(replace(healthy(), "0", "__name__", "upgradeguard_node_ready", "node", "node-b"),
+		"300", "__name__", "upgradeguard_node_heartbeat_age_seconds", "node", "node-b")
+	f.set(append(stoppedB, taint("node-b", "node.cloudprovider.kubernetes.io/shutdown"))...)
 	e := eval(t, g, "node-a")
 	wantRow(t, e, "nodes/groups", Pass, "i-node-b (node node-b shut down, tainted node.cloudprovider.kubernetes.io/shutdown)")
 	wantRow(t, e, "nodes/ready", Pass, "node-b (tainted node.cloudprovider.kubernetes.io/shutdown)")

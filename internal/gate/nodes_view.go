@@ -173,6 +173,19 @@ func (g *Gate) nodeView(ctx context.Context, s *evalState) (*nodeView, error) {
 			n.leaving = "tainted " + key
 		}
 	}
+	// A shut-down taint is the cloud provider's word when the node went
+	// NotReady, and the cloud node lifecycle controller removes it only
+	// once the node is Ready again (k8s.io/cloud-provider
+	// controllers/nodelifecycle MonitorNodes): a stopped instance started
+	// again whose node stays NotReady keeps it. A kubelet that renews its
+	// Lease runs on a machine that is up, so such a node is not shut down
+	// but broken, and is judged. Without a heartbeat series the taint is
+	// taken at its word.
+	for _, n := range v.nodes {
+		if n.shutDown != "" && n.hasAge && n.hasLease && !isNaN(n.age) && !isNaN(n.lease) && n.age <= n.lease {
+			n.shutDown = ""
+		}
+	}
 	// node_info alone (no readiness) names no node to judge.
 	for name, n := range v.nodes {
 		if !n.hasReady && !n.hasAge && n.leaving == "" && n.shutDown == "" {
