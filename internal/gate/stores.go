@@ -542,9 +542,19 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 	return strings.Join(notes, "; "), used, nil
 }
 
-// holds reports whether the store's data range covers all of [lo, hi].
+// peerSlack is how much less of a range than the missing store a peer may
+// hold at either end: replicas scraping the same targets begin their data
+// up to one scrape interval apart (Prometheus' default scrape_interval is
+// 1m), and a sidecar reports its Prometheus' lowest timestamp in whole
+// seconds (prometheus_tsdb_lowest_timestamp_seconds, thanos
+// pkg/promclient LowestTimestamp).
+const peerSlack = time.Minute
+
+// holds reports whether the store's data range covers [lo, hi], but for
+// peerSlack at either end.
 func (st store) holds(lo, hi int64) bool {
-	return (st.MinTime == nil || *st.MinTime <= lo) && (st.MaxTime == nil || *st.MaxTime >= hi)
+	slack := peerSlack.Milliseconds()
+	return (st.MinTime == nil || *st.MinTime <= lo+slack) && (st.MaxTime == nil || *st.MaxTime >= hi-slack)
 }
 
 // wholeSpan returns the time range [lo, hi] that the selections reading
