@@ -100,14 +100,21 @@ func (o Options) exp(metric string, matchers ...string) string {
 // gate sets it aside by default.
 var ShutDownTaints = []string{"node.cloudprovider.kubernetes.io/shutdown", "node.kubernetes.io/out-of-service"}
 
-// unlessShutDown drops the series of nodes tainted with a ShutDownTaints
-// key from a per-node expression.
+// unlessShutDown drops from a per-node expression the series of nodes
+// tainted with a ShutDownTaints key whose kubelet does not renew its Lease.
+// The cloud node lifecycle controller removes the shutdown taint only once
+// the node is Ready again (k8s.io/cloud-provider controllers/nodelifecycle
+// MonitorNodes), so an instance started again whose node stays NotReady
+// keeps it while its kubelet runs: that node is not shut down, and the
+// alerts stay on it (the gate's node view applies the same rule).
 func (o Options) unlessShutDown() string {
 	keys := make([]string, len(ShutDownTaints))
 	for i, k := range ShutDownTaints {
 		keys[i] = regexp.QuoteMeta(k)
 	}
-	return " unless on (" + o.ClusterLabel + ", node) " + o.exp("upgradeguard_node_spec_taint", "key=~"+strconv.Quote(strings.Join(keys, "|")))
+	on := " on (" + o.ClusterLabel + ", node) "
+	return " unless" + on + "(" + o.exp("upgradeguard_node_spec_taint", "key=~"+strconv.Quote(strings.Join(keys, "|"))) +
+		" unless" + on + "(" + o.exp("upgradeguard_node_heartbeat_age_seconds") + " <=" + on + o.exp("upgradeguard_node_lease_duration_seconds") + "))"
 }
 
 func (o Options) cni(metric string, matchers ...string) string {
