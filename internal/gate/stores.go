@@ -336,9 +336,10 @@ func (s *evalState) judgeWarnings(view *storeView, sel []selection, warnings []s
 // an unhealthy store that the selections need, is still served by a
 // healthy store that the selections need too (it holds data of the time
 // asked) and that is not itself missing: a replica peer (the same type of
-// store, the same labels but for the replica labels, another replica), or,
-// for a store gateway, another store gateway announcing the same labels
-// (store gateways over one bucket serve the same blocks). Unhealthy stores
+// store, the same labels but for the replica labels, another replica).
+// Another store announcing the very same labels is no peer: store gateways
+// sharded by block announce the same labels as a highly available pair
+// (thanos docs/components/store.md, "Sharding"). Unhealthy stores
 // the selections do not need are left alone.
 //
 // Missing is judged store by store, not label set by label set: one label
@@ -492,7 +493,7 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 		lo, hi, spans := v.wholeSpan(m, sels)
 		var covered []string
 		for _, kind := range kindList {
-			peer, same, short := "", false, ""
+			peer, twin, short := "", "", ""
 			for i, st := range v.stores {
 				if !st.healthy() || m.stores[i] || (kind != "" && st.kind != kind) {
 					continue
@@ -506,17 +507,23 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 					}
 					continue
 				}
+				if announces(i, name) {
+					// A store announcing the very labels missing is no
+					// peer, for them or for their replicas: store gateways
+					// sharded by block (--selector.relabel-config hashmod on
+					// __block_id, Thanos' store sharding) announce the same
+					// label sets and time range as a highly available pair,
+					// but each holds other blocks of every replica; nothing
+					// in the store list tells them apart.
+					twin = st.Name
+					continue
+				}
 				for _, pls := range neededSets[i] {
 					pname := fullLabels(pls)
 					if missingFrom(i, pname) || key(pls) != key(m.labels) {
 						continue
 					}
-					switch {
-					case pname == name && st.kind == "store":
-						// Another store gateway with the same labels: the
-						// same bucket's blocks.
-						peer, same = st.Name, true
-					case pname != name && hasReplica(pls) && hasReplica(m.labels) && peer == "":
+					if hasReplica(pls) && hasReplica(m.labels) && peer == "" {
 						peer = pname
 					}
 				}
@@ -529,13 +536,13 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 					return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it holds the whole time asked (%s to %s; %s holds part of it at most)%s",
 						name, time.UnixMilli(lo).UTC().Format(time.RFC3339), time.UnixMilli(hi).UTC().Format(time.RFC3339), short, kindNote(kind))}
 				}
-				return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered%s", name, kindNote(kind))}
+				twinNote := ""
+				if twin != "" {
+					twinNote = fmt.Sprintf("; %s announces the same labels, but stores with the same labels may hold different blocks (store gateways sharded by block), so it does not stand in", twin)
+				}
+				return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing and no live replica of it answered%s%s", name, kindNote(kind), twinNote)}
 			}
-			if same {
-				covered = append(covered, fmt.Sprintf("store %s missing, covered by the store gateway %s with the same labels%s", name, peer, kindNote(kind)))
-			} else {
-				covered = append(covered, fmt.Sprintf("store %s missing, covered by its replica %s%s", name, peer, kindNote(kind)))
-			}
+			covered = append(covered, fmt.Sprintf("store %s missing, covered by its replica %s%s", name, peer, kindNote(kind)))
 		}
 		notes = append(notes, covered...)
 	}
