@@ -528,6 +528,14 @@ func (v *storeView) judgeStores(warned []warnedSet, sels []selection, replicaLab
 					}
 				}
 			}
+			if kind == "receive" {
+				// Thanos Receive spreads series over its hashring: another
+				// receiver holds a missing one's series only with a
+				// replication factor above 1 (thanos docs/components/
+				// receive.md, "Replication"), which the store list does not
+				// show, and its default is 1.
+				return "", used, &queryError{msg: fmt.Sprintf("partial response: Thanos store %s is missing%s; a receiver's series are on other receivers only with a hashring replication factor above 1, which the store list does not show, so no replica stands in for it", name, kindNote(kind))}
+			}
 			if peer == "" {
 				if !hasReplica(m.labels) {
 					return "", used, &queryError{msg: fmt.Sprintf("Thanos store %s is missing and has no replica label (%s), so no peer can stand in for it%s", name, strings.Join(replicaLabels, ", "), kindNote(kind))}

@@ -67,6 +67,13 @@ func TestLabelSetServedByMoreThanOneStore(t *testing.T) {
 		// store list, so the other does not stand in.
 		{"one of two store gateways with the same labels down", `{"sidecar":[` + sidecar("sc0", "0", "") + `,` + sidecar("sc1", "1", "") + `],"store":[` + gateway("gw-a", refused, time.Minute) + `,` + gateway("gw-b", "", time.Minute) + `]}`,
 			nil, false, "nodes/ready", `gw-b announces the same labels, but stores with the same labels may hold different blocks`},
+		// A receiver of a hashring down: with the default replication
+		// factor 1 the other receivers hold other series, so a "replica"
+		// label does not make them peers.
+		{"one receiver down", `{"sidecar":[` + sidecar("sc0", "0", "") + `,` + sidecar("sc1", "1", "") + `],"receive":[` +
+			`{"name":"rcv-0","lastError":` + errOr(refused) + `,"labelSets":[{"cluster":"prod","replica":"receive-0"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `},` +
+			`{"name":"rcv-1","lastError":null,"labelSets":[{"cluster":"prod","replica":"receive-1"}],"minTime":` + ms(-48*time.Hour) + `,"maxTime":` + forever + `}]}`,
+			nil, false, "nodes/ready", `a receiver's series are on other receivers only with a hashring replication factor above 1`},
 		// Both sidecars down, the store gateway healthy: the recent data
 		// of both replicas is missing.
 		{"both sidecars down beside a store gateway", `{"sidecar":[` + sidecar("sc0", "0", refused) + `,` + sidecar("sc1", "1", refused) + `],"store":[` + gateway("gw", "", time.Minute) + `]}`,
