@@ -38,6 +38,19 @@ const AnnotationCanaryNodes = "upgradeguard.io/roll-canary-nodes"
 // cannot start (failingReasons) and restarts have no grace.
 const CanaryStartGrace = 3 * time.Minute
 
+// CanaryCreateGrace is how much longer than its start-up grace a pod may
+// stay not Ready while the kubelet is still creating a container of it
+// (waiting ContainerCreating or PodInitializing, no failing reason): a large
+// image pulled on a cold new node takes minutes, and the kubelet reports a
+// pull that fails (ErrImagePull, ImagePullBackOff) as soon as it does.
+const CanaryCreateGrace = 10 * time.Minute
+
+// creatingReasons are the reasons the kubelet gives a waiting container it
+// is still creating (kubelet pkg/kubelet/kubelet_pods.go: ContainerCreating
+// for a container not started yet, PodInitializing while init containers
+// run).
+var creatingReasons = map[string]bool{"ContainerCreating": true, "PodInitializing": true}
+
 // failingReasons are the reasons the kubelet gives a waiting container
 // that failed or cannot start; a container of a pod on a new node waiting
 // for one of them fails the canary at once. CrashLoopBackOff, RunContainerError,
@@ -356,10 +369,23 @@ func (j *canaryJudge) peerCounts(ctx context.Context, ns string) (map[string][2]
 // not Ready yet within its start-up grace, when that grace ends.
 func (j *canaryJudge) judgePod(p *corev1.Pod, now time.Time) ([]CanaryFinding, time.Time) {
 	key := p.Namespace + "/" + p.Name
+	// A Job's pod runs to completion: it is never Ready for long, may keep a
+	// sidecar (not a native one) running after its main container ended,
+	// and its exit code is the Job's business (its backoffLimit and
+	// podFailurePolicy). It is judged only for what says the new node
+	// cannot run it: the kubelet's admission rejecting it, and containers
+	// that cannot start (failingReasons).
+	job := false
+	if ctrl := metav1.GetControllerOf(p); ctrl != nil && ctrl.Kind == "Job" {
+		job = true
+	}
 	switch p.Status.Phase {
 	case corev1.PodSucceeded:
 		return nil, time.Time{}
 	case corev1.PodFailed:
+		if job && p.Status.Reason == "" {
+			return nil, time.Time{} // its containers failed: the Job's business
+		}
 		// Rejected by the node's admission (OutOfcpu, NodeAffinity...),
 		// evicted by the kubelet, or a container that failed for good.
 		f := CanaryFinding{Pod: key, Reason: "Failed"}
@@ -395,10 +421,16 @@ func (j *canaryJudge) judgePod(p *corev1.Pod, now time.Time) ([]CanaryFinding, t
 			out = append(out, CanaryFinding{Pod: key, Container: cs.Name, Reason: "Restarted", Detail: containerDetail(cs, "restarted during the soak")})
 		}
 	}
-	if len(out) > 0 || podReady(p) {
+	if len(out) > 0 || podReady(p) || job {
 		return out, time.Time{}
 	}
 	until := scheduledAt(p).Add(startGrace(p))
+	for _, cs := range statuses {
+		if w := cs.State.Waiting; w != nil && creatingReasons[w.Reason] {
+			until = scheduledAt(p).Add(startGrace(p) + CanaryCreateGrace)
+			break
+		}
+	}
 	if now.Before(until) {
 		return nil, until
 	}

@@ -271,6 +271,52 @@ func TestCanaryJudge(t *testing.T) {
 		},
 		steps: []step{{at: time.Minute, n: 2, want: []string{"node new-1 (replacing old-9): NodeNotReady (Ready False", "pod shop/rejected: OutOfcpu (Node didn't have enough resource: cpu)"}, start: []string{"shop/big"}},
 			{at: 10 * time.Minute, n: 3, want: []string{"NodeNotReady", "pod shop/rejected: OutOfcpu", "pod shop/big: Pending (nominated for the new node, not bound 10m0s later; ReplicaSet shop/big has no pod on other nodes)"}}},
+	}, {
+		// Found by review: a large image still being pulled on the cold new
+		// node is not a failure at 3 minutes; the kubelet says so at once
+		// when a pull fails.
+		name: "a container still being created gets longer",
+		setup: func(c *cluster) {
+			c.addPod(ready("web-a", "old-1", "web"))
+			p := c.addPod(ready("web-new", "new-1", "web"))
+			p.CreationTimestamp = metav1.NewTime(t0)
+			p.Spec.Containers = []corev1.Container{{Name: "app"}}
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
+			c.update(p)
+		},
+		steps: []step{{at: 5 * time.Minute, start: []string{"shop/web-new"}},
+			{at: 14 * time.Minute, n: 1, want: []string{"pod shop/web-new: NotReady", "container app waiting: ContainerCreating"}}},
+	}, {
+		// Found by review: a Job's pods run to completion; a failed run, or
+		// a non-native sidecar still running, is the Job's business. A pod
+		// the new node cannot run (its image, the kubelet's admission) still
+		// fails the canary.
+		name: "a Job's pods are judged for what the node cannot run only",
+		setup: func(c *cluster) {
+			job := func(name string, phase corev1.PodPhase) *corev1.Pod {
+				p := c.addPod(pod{ns: "shop", name: name, node: "new-1", phase: phase})
+				p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "report-" + name, UID: types.UID("uid-job-" + name), Controller: new(true)}}
+				p.CreationTimestamp = metav1.NewTime(t0)
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+				return p
+			}
+			failed := job("failed", corev1.PodFailed)
+			failed.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}}}
+			c.update(failed)
+			sidecar := job("sidecar", corev1.PodRunning)
+			sidecar.Status.ContainerStatuses = []corev1.ContainerStatus{
+				{Name: "main", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}},
+				{Name: "proxy", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+			c.update(sidecar)
+			pull := job("pull", corev1.PodPending)
+			pull.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"}}}}
+			c.update(pull)
+			rejected := job("rejected", corev1.PodFailed)
+			rejected.Status.Reason, rejected.Status.Message = "OutOfmemory", "Node didn't have enough resource: memory"
+			c.update(rejected)
+		},
+		steps: []step{{at: 20 * time.Minute, n: 2, want: []string{"pod shop/pull container main: ImagePullBackOff", "pod shop/rejected: OutOfmemory"}}},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
