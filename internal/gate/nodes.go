@@ -51,7 +51,7 @@ func init() {
 				}
 			}
 		},
-		Run: (*Gate).checkNodes,
+		Run: withShards((*Gate).checkNodes, shardsEveryNode),
 	})
 }
 

@@ -25,7 +25,7 @@ func init() {
 		Order:   33,
 		Switch:  "nodes.enabled: false",
 		Enabled: func(p *Policy) bool { return enabled(p.Nodes.Enabled) },
-		Run:     (*Gate).checkNodeGroups,
+		Run:     withShards((*Gate).checkNodeGroups, shardsInstances),
 	})
 }
 

@@ -91,7 +91,7 @@ const asgSeries = "upgradeguard_aws_asg_instance_info|upgradeguard_aws_asg_insta
 // Auto Scaling instances, and the taints of the policy's leaving and
 // shut-down lists (not every taint of every node).
 func (g *Gate) nodesQuery() string {
-	q := g.sel("upgradeguard_node_ready|upgradeguard_node_heartbeat_age_seconds|upgradeguard_node_lease_duration_seconds|upgradeguard_node_created_timestamp_seconds|upgradeguard_node_deletion_timestamp_seconds|upgradeguard_node_info|" + asgSeries)
+	q := g.sel("upgradeguard_node_ready|upgradeguard_node_heartbeat_age_seconds|upgradeguard_node_lease_duration_seconds|upgradeguard_node_created_timestamp_seconds|upgradeguard_node_deletion_timestamp_seconds|upgradeguard_node_info|" + asgSeries + "|" + shardsMetric)
 	if taints := append(append([]string(nil), g.policy.Nodes.LeavingTaints...), g.policy.Nodes.ShutDownTaints...); len(taints) > 0 {
 		keys := make([]string, len(taints))
 		for i, t := range taints {
