@@ -56,6 +56,10 @@ type Instance struct {
 	LaunchConfiguration   string
 	LaunchTime            time.Time
 	ReservationID         string
+	// WarmState is the lifecycle state of an instance in its group's warm
+	// pool (Warmed:Pending, Warmed:Stopped...; see warmpool.go), "" for
+	// one that is not: a warm instance is no member of the group.
+	WarmState string
 }
 
 func (i *Instance) clone() Instance {

@@ -167,12 +167,16 @@ const (
 	forCapacity  reason = iota // desired and actual capacity differ
 	forRebalance               // AZRebalance
 	forUser                    // TerminateInstanceInAutoScalingGroup
+	forWarmPool                // filling the warm pool (warmpool.go)
 )
 
 func (a *Account) launchCause(g *asg, why reason, live int) string {
 	at := a.now().Format(time.RFC3339)
 	if why == forRebalance {
 		return fmt.Sprintf("At %s an instance was launched to aid in balancing the group's zones.", at)
+	}
+	if why == forWarmPool {
+		return fmt.Sprintf("At %s an instance was launched in response to a warm pool size change.", at)
 	}
 	return fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", at, live, live+1)
 }
@@ -260,8 +264,12 @@ func (a *Account) faultMessage(f *LaunchFault, itype, az string) string {
 // retries it later as Auto Scaling does.
 func (a *Account) failLaunch(g *asg, why reason, live int, aerr *apiError, subnet, zone string) {
 	msg := aerr.Message + " Launching EC2 instance failed."
+	desc := "Launching a new EC2 instance.  Status Reason: " + msg
+	if why == forWarmPool {
+		desc = "Launching a new EC2 instance into warm pool.  Status Reason: " + msg
+	}
 	a.record(g, Activity{
-		Description: "Launching a new EC2 instance.  Status Reason: " + msg,
+		Description: desc,
 		Cause:       a.launchCause(g, why, live), StatusCode: "Failed", StatusMessage: msg, Details: details(subnet, zone),
 	})
 	if a.timing.LaunchRetry > 0 && why == forCapacity && !g.retrying {

@@ -44,6 +44,8 @@ type asg struct {
 	noPropagate map[string]bool
 	activities  []*Activity
 	terminating map[string]*Activity // instance id -> its termination
+	warm        *WarmPool            // the warm pool, if any (warmpool.go)
+	filling     bool                 // a refill of the warm pool is under way
 }
 
 // ASGSpec describes an Auto Scaling group to create. Exactly one of
@@ -171,7 +173,7 @@ func (a *Account) members() map[string][]*Instance {
 	out := map[string][]*Instance{}
 	for _, id := range slices.Sorted(maps.Keys(a.instances)) {
 		i := a.instances[id]
-		if i.ASG != "" && i.State != "terminated" {
+		if i.ASG != "" && i.State != "terminated" && i.WarmState == "" {
 			out[i.ASG] = append(out[i.ASG], i)
 		}
 	}
@@ -245,6 +247,9 @@ func (a *Account) DeleteASG(name string) error {
 	for _, i := range a.members()[name] {
 		a.terminate(i)
 	}
+	for _, i := range a.warmInstances(g) {
+		a.terminate(i)
+	}
 	return nil
 }
 
@@ -296,16 +301,26 @@ func (a *Account) reconcile(g *asg) {
 	g.reconciling = true
 	defer func() { g.reconciling = false }()
 	live := a.live(g)
+	launches := 0
 	for n := len(live) + g.inflight; n < int(g.Desired) && g.active("Launch"); n++ {
+		launches++
 		g.inflight++
 		a.after(a.timing.LaunchDelay, func() {
 			g.inflight--
 			if a.asgs[g.Name] != g || len(a.live(g)) >= int(g.Desired) || !g.active("Launch") {
 				return
 			}
+			// A ready warm instance enters the group rather than a new
+			// launch, and the pool is refilled (warmpool.go).
+			if a.takeWarm(g) != nil {
+				a.fillWarmPool(g)
+				a.rebalance(g)
+				return
+			}
 			// A launch that fails is a Failed activity; the group retries
 			// after Timing.LaunchRetry, else at its next change.
 			if _, aerr := a.launch(g, false, "", forCapacity); aerr == nil {
+				a.fillWarmPool(g)
 				a.rebalance(g)
 			}
 		})
@@ -315,6 +330,9 @@ func (a *Account) reconcile(g *asg) {
 		a.recordTermination(g, victim, fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.",
 			a.now().Format(time.RFC3339), len(l), len(l)-1))
 		a.terminate(victim)
+	}
+	if launches == 0 {
+		a.fillWarmPool(g) // else after the launch
 	}
 	a.rebalance(g)
 }
@@ -460,6 +478,14 @@ func (a *Account) launch(g *asg, steady bool, az string, why reason) (*Instance,
 		}); aerr != nil {
 			return nil, aerr
 		}
+	}
+	if why == forWarmPool {
+		a.record(g, Activity{
+			Description: "Launching a new EC2 instance into warm pool: " + inst.ID, Cause: a.launchCause(g, why, len(live)),
+			StatusCode: "Successful", Details: details(pick.ID, pick.AZ), Instance: inst.ID,
+		})
+		a.warmed(g, inst)
+		return inst, nil
 	}
 	a.record(g, Activity{
 		Description: "Launching a new EC2 instance: " + inst.ID, Cause: a.launchCause(g, why, len(live)),

@@ -2,6 +2,7 @@ package roll
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -38,12 +39,23 @@ type Activity struct {
 	// why a launch failed, in EC2's words.
 	Status, Message string
 	// Instance is the instance launched or terminated, read from the
-	// description ("Launching a new EC2 instance: i-0abc").
-	Instance string
-	Launch   bool
+	// description ("Launching a new EC2 instance: i-0abc"). Launch: the
+	// activity launches an instance into the group, new or from its warm
+	// pool (FromWarmPool: "Launching a new EC2 instance from warm pool:
+	// i-0abc"). Refill: it launches one into the group's warm pool
+	// ("Launching a new EC2 instance into warm pool: i-0abc"), which is no
+	// member and replaces nothing: not a Launch, and its failure is not a
+	// failed launch.
+	Instance             string
+	Launch, FromWarmPool bool
+	Refill               bool
+	// Subnet and Zone are read from the activity's Details JSON ({"Subnet
+	// ID": ..., "Availability Zone": ...}) when AWS gives them.
+	Subnet, Zone string
 }
 
-// Failed reports whether the activity is a launch that did not happen.
+// Failed reports whether the activity is a launch into the group that did
+// not happen (a failed refill of the warm pool is not one).
 func (a Activity) Failed() bool {
 	return a.Launch && (a.Status == string(astypes.ScalingActivityStatusCodeFailed) || a.Status == string(astypes.ScalingActivityStatusCodeCancelled))
 }
@@ -68,7 +80,23 @@ var RollProcesses = []string{"AZRebalance", "AlarmNotification", "InstanceRefres
 // the nodes of a finished group are gone.
 const TagSuspended = "upgradeguard.io/roll-suspended-processes"
 
-var launchedRE = regexp.MustCompile(`^Launching a new EC2 instance(?::\s*(i-[0-9a-f]+))?`)
+// launchedRE reads a launch activity's description: a new instance, one
+// from the warm pool, or one into it (AWS, "Warm pools for Amazon EC2 Auto
+// Scaling": the activities of a warm pool); the instance id when launched.
+var launchedRE = regexp.MustCompile(`^Launching a new EC2 instance( from warm pool| into warm pool)?(?:[:.]\s*(i-[0-9a-f]+))?`)
+
+// activityDetails reads the structured part of an activity: its Details
+// JSON.
+func activityDetails(s string) (subnet, zone string) {
+	var d struct {
+		Subnet string `json:"Subnet ID"`
+		Zone   string `json:"Availability Zone"`
+	}
+	if json.Unmarshal([]byte(s), &d) != nil {
+		return "", ""
+	}
+	return d.Subnet, d.Zone
+}
 
 // Group implements Provider.
 func (p *AWS) Group(ctx context.Context, name string) (Group, error) {
@@ -112,8 +140,17 @@ func (p *AWS) Activities(ctx context.Context, group string, since time.Time) ([]
 				ID: aws.ToString(x.ActivityId), Description: aws.ToString(x.Description), Cause: aws.ToString(x.Cause),
 				Start: start, Status: string(x.StatusCode), Message: aws.ToString(x.StatusMessage),
 			}
+			a.Subnet, a.Zone = activityDetails(aws.ToString(x.Details))
 			if m := launchedRE.FindStringSubmatch(a.Description); m != nil {
-				a.Launch, a.Instance = true, m[1]
+				a.Instance = m[2]
+				switch m[1] {
+				case " into warm pool":
+					a.Refill = true
+				case " from warm pool":
+					a.Launch, a.FromWarmPool = true, true
+				default:
+					a.Launch = true
+				}
 			}
 			out = append(out, a)
 		}

@@ -57,49 +57,93 @@ const clockSkew = 5 * time.Second
 
 // waitLaunch waits until the instance the group launched for node old (a
 // surge or a replacement) is a Ready node of the selection, and returns the
-// instance and the node. The instance is the one of the group's first
-// launch activity since since that is not a member in before (nil: not
-// known), not a planned node's and not claimed by another node of this
-// run: the roll's instance,
-// identified by its id, not just any new node. A failed launch activity
-// since failSince, with no such instance yet, ends the wait at once with a
-// *LaunchError (Surge unset: the caller says).
+// instance and the node. The instance is one that entered the group since
+// since: first those of its launch activities (a new instance or one from
+// its warm pool; a launch into the warm pool is none), then any member
+// pending or in service that is not in before (nil: not known); never a
+// planned node's nor one claimed by another node of this run: the roll's
+// instance, identified by its id, not just any new node. A failed launch
+// activity since failSince, with no such instance yet, ends the wait at
+// once with a *LaunchError (Surge unset: the caller says); a failed refill
+// of the warm pool does not.
+//
+// An instance claimed that leaves the group (Terminating or gone: Auto
+// Scaling replaced it after a failed health check, a spot interruption) is
+// given up, said so, and the wait follows the group's next launch, with
+// the node timeout counted again from there (up to maxFollow times).
 func (r *roller) waitLaunch(parent context.Context, old, group string, since, failSince time.Time, before map[string]bool) (string, string, error) {
-	ctx, cancel := context.WithTimeout(parent, r.cfg.NodeTimeout)
-	defer cancel()
+	deadline := time.Now().Add(r.cfg.NodeTimeout)
 	var mine, seen string
+	gone := map[string]bool{}
+	follows := 0
 	defer func() {
 		if mine != "" && parent.Err() != nil {
 			r.unclaim(mine) // interrupted: a re-run finds it again
 		}
 	}()
 	for {
+		ctx, cancel := context.WithDeadline(parent, deadline)
+		if mine != "" {
+			// Still a member pending or in service?
+			if g, err := r.cfg.Provider.Group(ctx, group); err == nil && !slices.Contains(g.InService, mine) {
+				state := "is terminating"
+				if _, ok := g.Instances[mine]; !ok {
+					state = "is gone"
+				}
+				why := r.terminationCause(ctx, group, mine)
+				gone[mine] = true
+				follows++
+				if follows > maxFollow {
+					cancel()
+					return "", "", fmt.Errorf("instance %s, the %d%s instance claimed for node %s, left group %s (it %s%s): giving up", mine, follows, ordinal(follows), old, group, state, why)
+				}
+				r.rep.linef(old, "instance %s left group %s before its node was Ready (it %s%s); following the group's next launch", mine, group, state, why)
+				mine, seen = "", ""
+				deadline = time.Now().Add(r.cfg.NodeTimeout)
+			}
+		}
 		if mine == "" {
 			acts, err := r.cfg.Provider.Activities(ctx, group, since.Add(-clockSkew))
 			if err == nil {
 				var failed *Activity
 				var candidates []string
+				fromPool := map[string]bool{}
 				for _, a := range slices.Backward(acts) { // oldest first
 					switch {
-					case a.Launch && a.Instance != "" && !before[a.Instance] && !r.planned[a.Instance] && !a.Failed():
+					case a.Launch && a.Instance != "" && !a.Failed():
 						candidates = append(candidates, a.Instance)
+						fromPool[a.Instance] = a.FromWarmPool
 					case a.Failed() && !a.Start.Before(failSince.Add(-clockSkew)):
 						failed = &a
 					}
 				}
-				if len(candidates) > 0 {
-					// Only an instance still in the group: an older launch
-					// within the clock skew may be gone already.
-					if g, err := r.cfg.Provider.Group(ctx, group); err == nil {
-						for _, id := range candidates {
-							if slices.Contains(g.InService, id) && r.claim(id) {
-								mine = id
-								break
+				// Only an instance still in the group: an older launch
+				// within the clock skew may be gone already. The group's
+				// members, not the wording of its activities, say which
+				// instance entered it.
+				if g, err := r.cfg.Provider.Group(ctx, group); err == nil {
+					if before != nil {
+						for _, id := range g.InService {
+							if !before[id] {
+								candidates = append(candidates, id)
 							}
+						}
+					}
+					for _, id := range candidates {
+						if before[id] || r.planned[id] || gone[id] || !slices.Contains(g.InService, id) {
+							continue
+						}
+						if r.claim(id) {
+							mine = id
+							if fromPool[id] {
+								r.rep.linef(old, "instance %s entered group %s from warm pool", id, group)
+							}
+							break
 						}
 					}
 				}
 				if mine == "" && failed != nil {
+					cancel()
 					msg := failed.Message
 					if msg == "" {
 						msg = failed.Description
@@ -122,6 +166,7 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 						continue
 					}
 					if nodeReady(n) {
+						cancel()
 						return mine, n.Name, nil
 					}
 					seen = fmt.Sprintf("instance %s is node %s, not Ready yet", mine, n.Name)
@@ -130,6 +175,7 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 		}
 		select {
 		case <-ctx.Done():
+			cancel()
 			if parent.Err() == nil {
 				if seen == "" {
 					return "", "", fmt.Errorf("group %s launched no instance within %s", group, r.cfg.NodeTimeout)
@@ -139,7 +185,39 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 			return "", "", parent.Err()
 		case <-time.After(r.cfg.Poll):
 		}
+		cancel()
 	}
+}
+
+// maxFollow is how many times a wait for a node's new instance follows the
+// group's next launch after the instance it claimed left the group.
+const maxFollow = 3
+
+func ordinal(n int) string {
+	switch n {
+	case 1:
+		return "st"
+	case 2:
+		return "nd"
+	case 3:
+		return "rd"
+	}
+	return "th"
+}
+
+// terminationCause is ": " and the cause of the group's activity that
+// terminates instance id, or "" when none says.
+func (r *roller) terminationCause(ctx context.Context, group, id string) string {
+	acts, err := r.cfg.Provider.Activities(ctx, group, time.Now().Add(-r.cfg.NodeTimeout-clockSkew))
+	if err != nil {
+		return ""
+	}
+	for _, a := range acts {
+		if !a.Launch && !a.Refill && strings.HasSuffix(a.Description, id) && a.Cause != "" {
+			return ": " + a.Cause
+		}
+	}
+	return ""
 }
 
 func (r *roller) claim(instance string) bool {
