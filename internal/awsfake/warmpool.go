@@ -31,7 +31,8 @@ import (
 //
 // Not modelled: lifecycle hooks (Warmed:Pending:Wait), the instance reuse
 // policy (scale-in returns no instance to the pool), a pool shrinking when
-// the desired capacity grows, warm instances' health checks. A warm
+// the desired capacity grows, warm instances' health checks, the group's
+// WarmPoolConfiguration and WarmPoolSize in DescribeAutoScalingGroups. A warm
 // instance starts no Kubernetes node (kops' nodeup does not start the
 // kubelet while the instance is warming, kubernetes/kops PR#11216): the
 // OnLaunch hook sees it when it enters the group.
@@ -297,7 +298,7 @@ func asDeleteWarmPool(c *call) (any, *apiError) {
 }
 
 // DescribeWarmPool: the configuration (none without a pool) and the warm
-// instances, MaxRecords at most 100 (default 50).
+// instances, MaxRecords at most 50 (default 50).
 func asDescribeWarmPool(c *call) (any, *apiError) {
 	size, has, aerr := c.form.int("MaxRecords")
 	if aerr != nil {
@@ -306,8 +307,8 @@ func asDescribeWarmPool(c *call) (any, *apiError) {
 	if !has {
 		size = 50
 	}
-	if size < 1 || size > 100 {
-		return nil, errf(400, "ValidationError", "1 validation error detected: Value '%d' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 100", size)
+	if size < 1 || size > 50 {
+		return nil, errf(400, "ValidationError", "1 validation error detected: Value '%d' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 50", size)
 	}
 	a := c.acct
 	a.lock()

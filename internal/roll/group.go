@@ -107,6 +107,13 @@ func (p *AWS) Group(ctx context.Context, name string) (Group, error) {
 	out := Group{Name: name, Desired: aws.ToInt32(g.DesiredCapacity), Instances: map[string]string{}, Zones: g.AvailabilityZones}
 	for _, i := range g.Instances {
 		id := aws.ToString(i.InstanceId)
+		if strings.HasPrefix(string(i.LifecycleState), "Warmed:") {
+			// In the warm pool, not the group: AWS lists those with
+			// DescribeWarmPool, but a member list that did would not make
+			// one a member (a replacement taken from the pool must not
+			// count as one before).
+			continue
+		}
 		out.Instances[id] = aws.ToString(i.AvailabilityZone)
 		switch i.LifecycleState {
 		case astypes.LifecycleStateInService, astypes.LifecycleStatePending, astypes.LifecycleStatePendingWait, astypes.LifecycleStatePendingProceed:

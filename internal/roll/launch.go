@@ -74,6 +74,7 @@ const clockSkew = 5 * time.Second
 func (r *roller) waitLaunch(parent context.Context, old, group string, since, failSince time.Time, before map[string]bool) (string, string, error) {
 	deadline := time.Now().Add(r.cfg.NodeTimeout)
 	var mine, seen string
+	var mineFromPool bool
 	gone := map[string]bool{}
 	follows := 0
 	defer func() {
@@ -134,7 +135,7 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 							continue
 						}
 						if r.claim(id) {
-							mine = id
+							mine, mineFromPool = id, fromPool[id]
 							if fromPool[id] {
 								r.rep.linef(old, "instance %s entered group %s from warm pool", id, group)
 							}
@@ -166,6 +167,7 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 						continue
 					}
 					if nodeReady(n) {
+						r.checkLaunchedFrom(ctx, old, mine, mineFromPool)
 						cancel()
 						return mine, n.Name, nil
 					}
@@ -187,6 +189,26 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 		}
 		cancel()
 	}
+}
+
+// checkLaunchedFrom says when a node's new instance was not launched from
+// what its group launches now: an instance taken from a warm pool was
+// prepared when it entered the pool, and AWS does not update warm
+// instances when the group's launch template changes (AWS, "Update the
+// instances in a warm pool"), so a roll for a new template can get the old
+// one back.
+func (r *roller) checkLaunchedFrom(ctx context.Context, old, id string, fromPool bool) {
+	got, err := r.cfg.Provider.Describe(ctx, []string{id})
+	inst, ok := got[id]
+	if err != nil || !ok || !inst.Outdated() {
+		return
+	}
+	where := "it was launched before the group's launch template changed"
+	if fromPool {
+		where = "it came from the group's warm pool, prepared before the launch template changed: AWS does not update warm instances; " +
+			"replace them (an instance refresh, or delete and re-create the warm pool), then roll again with --only-outdated"
+	}
+	r.rep.linef(old, "warning: new instance %s was launched from %s, the group launches %s: %s", id, inst.Launch, inst.Current, where)
 }
 
 // maxFollow is how many times a wait for a node's new instance follows the

@@ -154,3 +154,25 @@ func TestRunClaimedReplacementReplaced(t *testing.T) {
 		})
 	}
 }
+
+// A warm pool prepared before the group's launch template changed hands
+// the roll instances of the old version: AWS does not update warm
+// instances. The roll says so for each replacement, naming both versions.
+func TestRunWarmPoolOutdated(t *testing.T) {
+	c := rollCluster(t, 2)
+	if err := c.acct.PutWarmPool("nodes", awsfake.WarmPool{MinSize: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.acct.AddLaunchTemplateVersion("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large", ImageID: "ami-new"}, true); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cfg := c.rollConfig(&script{}, &out)
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), ":1, the group launches "); n != 2 ||
+		!strings.Contains(out.String(), "it came from the group's warm pool, prepared before the launch template changed") {
+		t.Errorf("want a warning for each of the 2 replacements from the outdated warm pool:\n%s", out.String())
+	}
+}
