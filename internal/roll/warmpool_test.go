@@ -27,11 +27,14 @@ func TestRunWarmPoolReplacement(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		surge, refill bool // refill: the pool's refills fail
+		parallel      int  // --max-unavailable
 	}{
-		{"replace", false, false},
-		{"replace, refill fails", false, true},
-		{"surge", true, false},
-		{"surge, refill fails", true, true},
+		{"replace", false, false, 1},
+		{"replace, refill fails", false, true, 1},
+		{"surge", true, false, 1},
+		{"surge, refill fails", true, true, 1},
+		{"two surges at once", true, false, 2},
+		{"two replacements at once, refill fails", false, true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := rollCluster(t, 2)
@@ -51,6 +54,7 @@ func TestRunWarmPoolReplacement(t *testing.T) {
 			var out bytes.Buffer
 			cfg := c.rollConfig(&script{}, &out)
 			cfg.Surge = tc.surge
+			cfg.MaxUnavailable = tc.parallel
 			cfg.NodeTimeout = 3 * time.Second
 			res, err := Run(context.Background(), cfg)
 			if err != nil {
