@@ -101,6 +101,9 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 				r.rep.linef(old, "instance %s left group %s before its node was Ready (it %s%s); following the group's next launch", mine, group, state, why)
 				mine, seen = "", ""
 				deadline = time.Now().Add(r.cfg.NodeTimeout)
+				// A launch that failed before the one given up was retried
+				// by then: only a failure from here on stops the wait.
+				failSince = time.Now()
 			}
 		}
 		if mine == "" {
