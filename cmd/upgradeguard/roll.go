@@ -13,6 +13,8 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
@@ -37,6 +39,8 @@ type rollFlags struct {
 	unreachGrace   time.Duration
 	surge          bool
 	drainTimeout   time.Duration
+	lbTimeout      time.Duration
+	lbWait         time.Duration
 	nodeTimeout    time.Duration
 	gateTimeout    time.Duration
 	forceUnmanaged bool
@@ -69,6 +73,8 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("unreachable-pod-grace", "On a node whose kubelet is unreachable (Ready Unknown), an evicted pod counts as gone this long after its deletion deadline, as kubectl drain --skip-wait-for-delete-timeout (no kubelet will confirm it).").Default("1m").DurationVar(&f.unreachGrace)
 	cmd.Flag("surge", "Raise the group's desired capacity by one and wait for the new node before draining each node, then terminate the old instance decrementing the capacity (needs max size > desired).").BoolVar(&f.surge)
 	cmd.Flag("drain-timeout", "Give up draining a node after this long (the node is uncordoned, not terminated, and the roll stops).").Default("15m").DurationVar(&f.drainTimeout)
+	cmd.Flag("lb-deregistration-timeout", "Before terminating a node's instance, wait at most this long for the Services' load balancers (ELBv2 target groups, classic ELBs, read with DescribeTargetHealth and DescribeInstanceHealth) to let it go after the node is labelled node.kubernetes.io/exclude-from-external-load-balancers; past it the node is put back (uncordoned, label removed), not terminated, and the roll stops.").Default("15m").DurationVar(&f.lbTimeout)
+	cmd.Flag("lb-deregistration-wait", "When the load balancers cannot be read (access denied), wait this long after labelling the node instead (ELBv2's default deregistration delay of 300s plus a minute).").Default("6m").DurationVar(&f.lbWait)
 	cmd.Flag("node-timeout", "Give up waiting for a replacement node to be Ready and the evicted workloads to be Running again after this long.").Default("20m").DurationVar(&f.nodeTimeout)
 	cmd.Flag("gate-timeout", "Stop the roll when the gate has not said GO for this long (0: wait as long as it takes).").Default("1h").DurationVar(&f.gateTimeout)
 	cmd.Flag("force-unmanaged", "Evict pods that no controller recreates (they are gone for good).").BoolVar(&f.forceUnmanaged)
@@ -100,7 +106,8 @@ func (f *rollFlags) awsProvider(ctx context.Context) (*roll.AWS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), ClusterName: f.awsCluster}, nil
+	return &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg),
+		ELBv2: elasticloadbalancingv2.NewFromConfig(cfg), ELB: elasticloadbalancing.NewFromConfig(cfg), ClusterName: f.awsCluster}, nil
 }
 
 func isTerminal(f *os.File) bool {
@@ -129,8 +136,8 @@ func init() {
 			if rf.maxUnavailable < 1 {
 				return &rollUsage{fmt.Sprintf("--max-unavailable %d: want at least 1", rf.maxUnavailable)}
 			}
-			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.nodeTimeout <= 0 || rf.unreachGrace <= 0 {
-				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout, --node-timeout and --unreachable-pod-grace more than 0"}
+			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.lbTimeout <= 0 || rf.lbWait <= 0 || rf.nodeTimeout <= 0 || rf.unreachGrace <= 0 {
+				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout, --lb-deregistration-timeout, --lb-deregistration-wait, --node-timeout and --unreachable-pod-grace more than 0"}
 			}
 			if rf.sampleInterval <= 0 {
 				return &rollUsage{fmt.Sprintf("--sample-interval %s: want more than 0", rf.sampleInterval)}
@@ -180,6 +187,7 @@ func init() {
 					NodeGroup: rf.nodegroup, NodeGroupLabel: rf.nodegroupLabel, Selector: rf.selector,
 					OnlyOutdated: rf.onlyOutdated, KubeletVersion: rf.kubeletVersion, Order: rf.order, UnhealthyFirst: rf.unhealthyFirst,
 				},
+				Deregistration: roll.DeregistrationOptions{Timeout: rf.lbTimeout, Wait: rf.lbWait},
 				Drain: roll.DrainOptions{
 					ForceUnmanaged: rf.forceUnmanaged, ForceLocalStorage: rf.forceLocal, Timeout: rf.drainTimeout, UnreachableGrace: rf.unreachGrace,
 				},

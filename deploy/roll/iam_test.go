@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/roll"
@@ -118,7 +120,8 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := srv.Config("eu-west-1")
-	p := &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), ClusterName: "prod"}
+	p := &roll.AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg),
+		ELBv2: elasticloadbalancingv2.NewFromConfig(cfg), ELB: elasticloadbalancing.NewFromConfig(cfg), ClusterName: "prod"}
 
 	// Every method of the provider: the roll calls AWS through nothing else.
 	var ids []string
@@ -135,6 +138,21 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 	var victims []roll.Instance
 	for _, i := range insts {
 		victims = append(victims, i)
+	}
+	// A Service's target group and classic load balancer with the first
+	// node registered: the reads before its termination (loadbalancers.go).
+	tg, err := a.AddTargetGroup(awsfake.TargetGroup{Name: "k8s-web", Protocol: "TCP", Port: 30080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RegisterTargets(tg.ARN, victims[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddClassicLoadBalancer("k8s-api", []string{sub.ID}, []string{victims[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := p.LoadBalancerTargets(ctx, victims[0]); err != nil || len(ts) != 2 {
+		t.Fatalf("load balancer targets %v, %v; want the target group and the classic one", ts, err)
 	}
 	if _, err := p.HoldProcesses(ctx, "nodes"); err != nil {
 		t.Fatal(err)

@@ -47,6 +47,8 @@ type Account struct {
 	lbs       map[string]*LoadBalancer
 	tgs       map[string]*TargetGroup
 	clbs      map[string]*ClassicLoadBalancer
+	cuts      []TrafficCut   // terminations under load balancer traffic (targets.go)
+	routed    map[string]int // round-robin position per load balancer (targets.go)
 	quotas    map[string]*Quota
 	reports   map[string]*report
 }

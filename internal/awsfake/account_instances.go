@@ -270,6 +270,7 @@ func (a *Account) terminate(inst *Instance) {
 	if inst.State == "shutting-down" || inst.State == "terminated" {
 		return
 	}
+	a.cutTraffic(inst) // targets.go
 	inst.State = "shutting-down"
 	a.after(a.timing.ShutdownDuration, func() {
 		if a.instances[inst.ID] == inst && inst.State == "shutting-down" {

@@ -44,12 +44,14 @@ func init() {
 		ops: map[string]handler{
 			"DescribeLoadBalancers": elbv2DescribeLoadBalancers,
 			"DescribeTargetGroups":  elbv2DescribeTargetGroups,
+			"DescribeTargetHealth":  elbv2DescribeTargetHealth, // targets.go
 		},
 	})
 	register("2012-06-01", &service{
 		id: "elb", proto: protoQuery, xmlns: "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/",
 		ops: map[string]handler{
-			"DescribeLoadBalancers": elbDescribeLoadBalancers,
+			"DescribeLoadBalancers":  elbDescribeLoadBalancers,
+			"DescribeInstanceHealth": elbDescribeInstanceHealth, // targets.go
 		},
 	})
 	register("2011-06-15", &service{

@@ -143,6 +143,12 @@ type TargetGroup struct {
 	VPCID            string
 	TargetType       string
 	LoadBalancerARNs []string
+	// DeregistrationDelay is how long a deregistered target stays draining
+	// (AWS's attribute deregistration_delay.timeout_seconds, default 300s:
+	// DefaultDeregistrationDelay when zero; negative: none).
+	DeregistrationDelay time.Duration
+
+	targets map[string]*target // instance id -> registration (targets.go)
 }
 
 // AddTargetGroup creates a target group; vpcID empty takes the first load
@@ -175,6 +181,7 @@ func (a *Account) AddTargetGroup(tg TargetGroup) (TargetGroup, error) {
 	tg.ARN = a.arn("elasticloadbalancing", fmt.Sprintf("targetgroup/%s/%s", tg.Name, hex[1:]))
 	tg.LoadBalancerARNs = slices.Clone(tg.LoadBalancerARNs)
 	stored := tg
+	stored.targets = map[string]*target{}
 	a.tgs[tg.ARN] = &stored
 	return tg, nil
 }
@@ -205,6 +212,13 @@ type ClassicLoadBalancer struct {
 	SecurityGroups []string
 	ENIs           []string
 	CreatedTime    time.Time
+	// ConnectionDraining is how long a deregistered instance keeps its
+	// in-flight connections (0: connection draining disabled, AWS's
+	// default for a load balancer made by the API).
+	ConnectionDraining time.Duration
+
+	draining     map[string]time.Time // instance id -> end of its draining (targets.go)
+	terminatedAt map[string]time.Time // registered instances terminated, when
 }
 
 // AddClassicLoadBalancer creates a classic load balancer in subnets, with
@@ -250,6 +264,7 @@ func (c *ClassicLoadBalancer) clone() ClassicLoadBalancer {
 	out := *c
 	out.SubnetIDs, out.AZs, out.Instances = slices.Clone(c.SubnetIDs), slices.Clone(c.AZs), slices.Clone(c.Instances)
 	out.SecurityGroups, out.ENIs = slices.Clone(c.SecurityGroups), slices.Clone(c.ENIs)
+	out.draining, out.terminatedAt = nil, nil
 	return out
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	GateWait  gate.WaitOptions
 	Selection Selection
 	Drain     DrainOptions
+	// Deregistration bounds the wait, before each termination, for the
+	// load balancers to let the node's instance go (loadbalancers.go).
+	Deregistration DeregistrationOptions
 	// MaxUnavailable is how many nodes may be cordoned, drained or
 	// replaced at once (default 1).
 	MaxUnavailable int
@@ -89,6 +92,7 @@ func (c *Config) defaults() error {
 		c.Poll = 2 * time.Second
 	}
 	c.Drain.defaults()
+	c.Deregistration.defaults()
 	if c.Out == nil {
 		c.Out = io.Discard
 	}
@@ -112,6 +116,11 @@ type NodeResult struct {
 	// The other steps' durations; Total is from the gate's GO to the
 	// workloads being back.
 	Cordon, Surge, Drain, Terminate, Replace, Total time.Duration
+	// Deregister is the wait, before the termination, until no load
+	// balancer routed to the node's instance; LoadBalancers those seen to
+	// let it go (target group ARNs, classic load balancer names).
+	Deregister    time.Duration
+	LoadBalancers []string
 }
 
 // Result is what a roll did.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -71,7 +73,8 @@ func newCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, client: fake.NewClientset(), srv: srv, acct: srv.Account(), refuse: map[string]refusal429{},
 		multiPDB: map[string]bool{}, stuck: map[string]bool{}}
 	cfg := srv.Config("eu-west-1")
-	c.aws = &AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg)}
+	c.aws = &AWS{AutoScaling: autoscaling.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg),
+		ELBv2: elasticloadbalancingv2.NewFromConfig(cfg), ELB: elasticloadbalancing.NewFromConfig(cfg)}
 	c.acct.OnLaunch(func(inst awsfake.Instance) {
 		if inst.ASG == "" {
 			return

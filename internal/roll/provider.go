@@ -84,6 +84,11 @@ type EC2API interface {
 type AWS struct {
 	AutoScaling AutoScalingAPI
 	EC2         EC2API
+	// ELBv2 and ELB read which load balancers still route to an instance
+	// before it is terminated (loadbalancers.go); without them the roll
+	// waits DeregistrationOptions.Wait instead.
+	ELBv2 ELBv2API
+	ELB   ELBAPI
 	// ClusterName, when set, limits the provider to the groups tagged
 	// kubernetes.io/cluster/<ClusterName> (what the roll's IAM policy
 	// allows): others are neither described nor changed.

@@ -203,6 +203,20 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		r.rep.linef(name, "drained: %d pod(s) evicted in %s", evicted, seconds(nr.Drain))
 		r.rep.event(ctx, n, false, ReasonDrained, "drained: %d pod(s) evicted in %s", evicted, seconds(nr.Drain))
 
+		// Out of the load balancers before the instance ends
+		// (loadbalancers.go); a wait that does not finish puts the node back.
+		if nr.Deregister, nr.LoadBalancers, err = r.awaitDeregistration(ctx, n, inst); err != nil {
+			if ctx.Err() != nil {
+				if aerr := r.abortDrain(ctx, n, nil); aerr != nil {
+					return nr, aerr
+				}
+				r.rep.event(ctx, n, true, ReasonInterrupted, "roll interrupted waiting for the load balancers; node uncordoned and back in them (if the roll took it out), nothing terminated")
+				return nr, &InterruptedError{Node: name, Step: string(StepDrained), Detail: "waiting for the load balancers to let the instance go; the node was uncordoned, its exclusion label removed, and not terminated"}
+			}
+			r.rep.event(ctx, n, true, ReasonDeregistered, "%v", err)
+			return nr, r.abortDrain(ctx, n, err)
+		}
+
 		// Terminate. From here on the node is gone for good: the step is
 		// recorded first, so a crash in between re-asks on resume.
 		t = r.cfg.Now()
@@ -231,6 +245,12 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 	} else {
 		// Resumed after the termination was asked for.
 		if p.HasInstance && p.Instance.InService {
+			if nr.Deregister, nr.LoadBalancers, err = r.awaitDeregistration(ctx, n, inst); err != nil {
+				if ctx.Err() != nil {
+					return nr, &InterruptedError{Node: name, Step: string(StepTerminating), Detail: "waiting for the load balancers to let the instance go; nothing terminated"}
+				}
+				return nr, err
+			}
 			if err := r.terminate(ctx, n, inst); err != nil {
 				return nr, err
 			}

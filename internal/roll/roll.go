@@ -183,11 +183,11 @@ func (r *roller) reset(ctx context.Context) error {
 		if st.Roll == "" && err == nil {
 			continue
 		}
-		if st.Cordoned && st.Step.rank() < StepTerminating.rank() {
+		if (st.Cordoned || n.Annotations[AnnotationExcluded] == "true") && st.Step.rank() < StepTerminating.rank() {
 			if err := r.state.release(ctx, n); err != nil {
 				return err
 			}
-			r.rep.linef("", "%s: uncordoned", n.Name)
+			r.rep.linef("", "%s: uncordoned (if the roll cordoned it), back in the load balancers (if the roll excluded it)", n.Name)
 		}
 		if err := r.state.leave(ctx, n); err != nil {
 			return err

@@ -248,15 +248,22 @@ func (s stateStore) cordon(ctx context.Context, n *corev1.Node) (*corev1.Node, e
 		byRoll = "true" // cordoned by an earlier run of this roll
 	}
 	t := true
-	return s.patch(ctx, n.Name, map[string]*string{
+	ann := map[string]*string{
 		AnnotationStep:     strp(string(StepCordoned)),
 		AnnotationStepTime: strp(s.now().UTC().Format(time.RFC3339)),
 		AnnotationCordoned: strp(byRoll),
-	}, &t)
+	}
+	// Out of the Services' load balancers too (loadbalancers.go).
+	labels, excl := exclusion(n)
+	for k, v := range excl {
+		ann[k] = v
+	}
+	return s.patchMeta(ctx, n.Name, labels, ann, &t)
 }
 
 // release puts a node back to pending after an interrupted or failed drain,
-// uncordoning it if the roll had cordoned it. The workloads stay recorded:
+// uncordoning it if the roll had cordoned it and removing the load balancer
+// exclusion if the roll had set it. The workloads stay recorded:
 // they describe the cluster before the first eviction.
 func (s stateStore) release(ctx context.Context, n *corev1.Node) error {
 	st, err := readState(n)
@@ -268,11 +275,17 @@ func (s stateStore) release(ctx context.Context, n *corev1.Node) error {
 		f := false
 		unsched = &f
 	}
-	_, err = s.patch(ctx, n.Name, map[string]*string{
+	ann := map[string]*string{
 		AnnotationStep:     strp(string(StepPending)),
 		AnnotationStepTime: strp(s.now().UTC().Format(time.RFC3339)),
 		AnnotationCordoned: nil,
-	}, unsched)
+	}
+	// Back into the load balancers, if the roll took it out.
+	labels, incl := inclusion(n)
+	for k, v := range incl {
+		ann[k] = v
+	}
+	_, err = s.patchMeta(ctx, n.Name, labels, ann, unsched)
 	return err
 }
 
@@ -280,7 +293,7 @@ func (s stateStore) release(ctx context.Context, n *corev1.Node) error {
 func (s stateStore) leave(ctx context.Context, n *corev1.Node) error {
 	ann := map[string]*string{}
 	for _, k := range []string{AnnotationRoll, AnnotationOrder, AnnotationStep, AnnotationStepTime, AnnotationCordoned, AnnotationWorkloads, AnnotationSurge,
-		AnnotationSurgeRequested, AnnotationSurgeInstance, AnnotationPhase, AnnotationSoak, AnnotationSoaked, AnnotationGroup, AnnotationCanaryNodes} {
+		AnnotationSurgeRequested, AnnotationSurgeInstance, AnnotationPhase, AnnotationSoak, AnnotationSoaked, AnnotationGroup, AnnotationCanaryNodes, AnnotationExcluded} {
 		if _, ok := n.Annotations[k]; ok {
 			ann[k] = nil
 		}
