@@ -116,6 +116,10 @@ type NodeResult struct {
 	// The other steps' durations; Total is from the gate's GO to the
 	// workloads being back.
 	Cordon, Surge, Drain, Terminate, Replace, Total time.Duration
+	// LeftGroup are the instances claimed as the node's new instance that
+	// left the group before their node was Ready (Auto Scaling replaced
+	// them), in order: the roll followed the group's next launch.
+	LeftGroup []string
 	// Deregister is the wait, before the termination, until no load
 	// balancer routed to the node's instance; LoadBalancers those seen to
 	// let it go (target group ARNs, classic load balancer names).

@@ -93,6 +93,9 @@ type NodeTimings struct {
 	// Running again.
 	Replace float64 `json:"replacement_ready_seconds"`
 	Total   float64 `json:"total_seconds"`
+	// LeftGroup are the instances claimed as the replacement that left the
+	// group before their node was Ready (Auto Scaling replaced them).
+	LeftGroup []string `json:"instances_left_group,omitempty"`
 }
 
 // report builds the report from the sampler's state.
@@ -143,7 +146,7 @@ func (s *sampler) report(roll string) *DowntimeReport {
 	for _, n := range s.nodes {
 		r.Nodes = append(r.Nodes, NodeTimings{Node: n.Node, Replacement: n.Replacement, Gate: n.Gate.Seconds(),
 			Cordon: n.Cordon.Seconds(), Surge: n.Surge.Seconds(), Drain: n.Drain.Seconds(), Terminate: n.Terminate.Seconds(),
-			Replace: n.Replace.Seconds(), Total: n.Total.Seconds()})
+			Replace: n.Replace.Seconds(), Total: n.Total.Seconds(), LeftGroup: n.LeftGroup})
 	}
 	return r
 }
@@ -246,6 +249,11 @@ func (r *DowntimeReport) WriteMarkdown(w io.Writer) error {
 		for _, n := range r.Nodes {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n.Node, n.Replacement, fnum(n.Gate), fnum(n.Cordon), fnum(n.Surge),
 				fnum(n.Drain), fnum(n.Terminate), fnum(n.Replace), fnum(n.Total))
+		}
+		for _, n := range r.Nodes {
+			if len(n.LeftGroup) > 0 {
+				fmt.Fprintf(&b, "\nNode %s: instance(s) %s, claimed as its replacement, left the group before their node was Ready (replaced by Auto Scaling); the roll followed the next launch.\n", n.Node, strings.Join(n.LeftGroup, ", "))
+			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())

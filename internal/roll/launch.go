@@ -99,6 +99,7 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 					return "", "", fmt.Errorf("instance %s, the %d%s instance claimed for node %s, left group %s (it %s%s): giving up", mine, follows, ordinal(follows), old, group, state, why)
 				}
 				r.rep.linef(old, "instance %s left group %s before its node was Ready (it %s%s); following the group's next launch", mine, group, state, why)
+				r.noteLeftGroup(old, mine)
 				mine, seen = "", ""
 				deadline = time.Now().Add(r.cfg.NodeTimeout)
 				// A launch that failed before the one given up was retried
@@ -253,6 +254,27 @@ func (r *roller) claim(instance string) bool {
 	}
 	r.claimed[instance] = true
 	return true
+}
+
+// noteLeftGroup records that instance, claimed for node old, left its
+// group before its node was Ready.
+func (r *roller) noteLeftGroup(old, instance string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leftGroup == nil {
+		r.leftGroup = map[string][]string{}
+	}
+	r.leftGroup[old] = append(r.leftGroup[old], instance)
+}
+
+// takeLeftGroup returns and forgets the instances noteLeftGroup recorded
+// for node old.
+func (r *roller) takeLeftGroup(old string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.leftGroup[old]
+	delete(r.leftGroup, old)
+	return out
 }
 
 func (r *roller) unclaim(instance string) {

@@ -267,6 +267,7 @@ func (r *roller) replace(ctx context.Context, p PlannedNode, nr NodeResult) (Nod
 		replacement = surgeNode
 	}
 	nr.Replacement = replacement
+	nr.LeftGroup = r.takeLeftGroup(name)
 
 	// Workloads Running again; meanwhile a canary node's replacement is
 	// judged (canary_judge.go).

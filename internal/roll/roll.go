@@ -41,6 +41,9 @@ type roller struct {
 
 	mu      sync.Mutex
 	claimed map[string]bool // instances launched for a node of this run
+	// leftGroup are, per node, the instances claimed for it that left the
+	// group before their node was Ready (launch.go).
+	leftGroup map[string][]string
 	// canaryNew are the canary's new nodes (new -> old node), recorded on
 	// the main nodes too; canaryLoads the workloads the canary's drains
 	// evicted in this run.

@@ -149,10 +149,20 @@ func TestRunClaimedReplacementReplaced(t *testing.T) {
 			if !strings.Contains(out.String(), "instance "+doomed+" left group nodes") {
 				t.Errorf("the roll does not say the claimed instance %s left the group:\n%s", doomed, out.String())
 			}
+			left := 0
 			for _, nr := range res.Nodes {
 				if nr.Replacement == "" || strings.Contains(nr.Replacement, doomed) {
 					t.Errorf("node %s: replacement %q", nr.Node, nr.Replacement)
 				}
+				if len(nr.LeftGroup) > 0 {
+					left++
+					if nr.LeftGroup[0] != doomed {
+						t.Errorf("node %s: instances that left the group %v, want [%s]", nr.Node, nr.LeftGroup, doomed)
+					}
+				}
+			}
+			if left != 1 {
+				t.Errorf("%d node results record an instance that left the group, want 1", left)
 			}
 			t.Logf("roll output:\n%s", out.String())
 		})
@@ -178,5 +188,17 @@ func TestRunWarmPoolOutdated(t *testing.T) {
 	if n := strings.Count(out.String(), ":1, the group launches "); n != 2 ||
 		!strings.Contains(out.String(), "it came from the group's warm pool, prepared before the launch template changed") {
 		t.Errorf("want a warning for each of the 2 replacements from the outdated warm pool:\n%s", out.String())
+	}
+}
+
+// The downtime report's Markdown names the instances that left the group.
+func TestReportLeftGroup(t *testing.T) {
+	var b bytes.Buffer
+	r := &DowntimeReport{Nodes: []NodeTimings{{Node: "ip-10-1-0-4", Replacement: "ip-10-1-0-9", LeftGroup: []string{"i-0abc"}}}}
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Node ip-10-1-0-4: instance(s) i-0abc, claimed as its replacement, left the group before their node was Ready") {
+		t.Errorf("markdown:\n%s", b.String())
 	}
 }
