@@ -60,6 +60,13 @@
 // and subnet CIDR reservations are modelled (prefixes.go); IPv6 addresses,
 // the AMI's
 // own root volume, security group rules and load balancer listeners are not
-// modelled. Quota utilization reports show the usages set with
+// modelled. Load balancer targets are (targets.go): ELBv2 instance targets
+// healthy, draining for the deregistration delay, then unused
+// (DescribeTargetHealth); classic load balancers' instances with connection
+// draining (DescribeInstanceHealth); health checks are not simulated: an
+// instance terminated while registered keeps receiving new connections for
+// HealthCheckGrace, and the account records it (TrafficCuts). Nothing
+// watches Kubernetes: a test plays the service controller that deregisters
+// the instances of excluded nodes. Quota utilization reports show the usages set with
 // SetQuotaUsage, not usage computed from the resources.
 package awsfake

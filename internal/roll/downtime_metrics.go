@@ -65,7 +65,7 @@ func (s *sampler) Collect(ch chan<- prometheus.Metric) {
 		for _, st := range []struct {
 			step string
 			v    float64
-		}{{"gate", n.Gate}, {"cordon", n.Cordon}, {"surge", n.Surge}, {"drain", n.Drain}, {"terminate", n.Terminate}, {"replace", n.Replace}} {
+		}{{"gate", n.Gate}, {"cordon", n.Cordon}, {"surge", n.Surge}, {"drain", n.Drain}, {"deregister", n.Deregister}, {"terminate", n.Terminate}, {"replace", n.Replace}} {
 			ch <- prometheus.MustNewConstMetric(nodeStepDesc, prometheus.GaugeValue, st.v, n.Node, st.step)
 		}
 	}

@@ -89,6 +89,10 @@ type NodeTimings struct {
 	Surge       float64 `json:"surge_seconds,omitempty"`
 	Drain       float64 `json:"drain_seconds"`
 	Terminate   float64 `json:"terminate_seconds"`
+	// Deregister is the wait before the termination until no load balancer
+	// routed to the node's instance; LoadBalancers those that let it go.
+	Deregister    float64  `json:"lb_deregistration_seconds"`
+	LoadBalancers []string `json:"load_balancers,omitempty"`
 	// Replace: until the replacement was Ready and the evicted workloads
 	// Running again.
 	Replace float64 `json:"replacement_ready_seconds"`
@@ -146,6 +150,7 @@ func (s *sampler) report(roll string) *DowntimeReport {
 	for _, n := range s.nodes {
 		r.Nodes = append(r.Nodes, NodeTimings{Node: n.Node, Replacement: n.Replacement, Gate: n.Gate.Seconds(),
 			Cordon: n.Cordon.Seconds(), Surge: n.Surge.Seconds(), Drain: n.Drain.Seconds(), Terminate: n.Terminate.Seconds(),
+			Deregister: n.Deregister.Seconds(), LoadBalancers: n.LoadBalancers,
 			Replace: n.Replace.Seconds(), Total: n.Total.Seconds(), LeftGroup: n.LeftGroup})
 	}
 	return r
@@ -237,6 +242,9 @@ func (r *DowntimeReport) WriteMarkdown(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	// What the endpoints cannot show: an NLB or CLB in instance mode sends
+	// connections to a node's instance whatever the Service's endpoints are.
+	b.WriteString("Ready endpoints do not show what a load balancer in instance mode (NLB, CLB; externalTrafficPolicy Cluster) sends to a node's instance: only a probe through the load balancer's address sees a termination under its traffic.\n\n")
 	if len(r.Probes) > 0 {
 		b.WriteString("## Probes (worst first)\n\n| probe | URL | requests | failed | timed out | last error |\n|---|---|---|---|---|---|\n")
 		for _, p := range r.Probes {
@@ -245,10 +253,10 @@ func (r *DowntimeReport) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	if len(r.Nodes) > 0 {
-		b.WriteString("## Nodes: step timings (seconds)\n\n| node | replacement | gate wait | cordon | surge | drain | terminate | replacement ready | total |\n|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("## Nodes: step timings (seconds)\n\n| node | replacement | gate wait | cordon | surge | drain | load balancers let go | terminate | replacement ready | total |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, n := range r.Nodes {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n.Node, n.Replacement, fnum(n.Gate), fnum(n.Cordon), fnum(n.Surge),
-				fnum(n.Drain), fnum(n.Terminate), fnum(n.Replace), fnum(n.Total))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n.Node, n.Replacement, fnum(n.Gate), fnum(n.Cordon), fnum(n.Surge),
+				fnum(n.Drain), fnum(n.Deregister)+lbCount(n.LoadBalancers), fnum(n.Terminate), fnum(n.Replace), fnum(n.Total))
 		}
 		for _, n := range r.Nodes {
 			if len(n.LeftGroup) > 0 {
@@ -258,6 +266,13 @@ func (r *DowntimeReport) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func lbCount(lbs []string) string {
+	if len(lbs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d)", len(lbs))
 }
 
 func fnum(s float64) string { return fmt.Sprintf("%.1f", s) }

@@ -284,8 +284,8 @@ func TestRunDowntimeReport(t *testing.T) {
 	if !strings.Contains(out.String(), "zero downtime: 1 Service(s)") {
 		t.Errorf("no verdict in the output:\n%s", out.String())
 	}
-	if n, err := testutil.GatherAndCount(reg, "upgradeguard_roll_node_step_duration_seconds"); err != nil || n != 12 {
-		t.Errorf("%d node step series (%v), want 6 steps of 2 nodes", n, err)
+	if n, err := testutil.GatherAndCount(reg, "upgradeguard_roll_node_step_duration_seconds"); err != nil || n != 14 {
+		t.Errorf("%d node step series (%v), want 7 steps (deregister included) of 2 nodes", n, err)
 	}
 }
 
