@@ -165,6 +165,12 @@ func lbConfig(c *cluster, out *bytes.Buffer) Config {
 // each node is labelled node.kubernetes.io/exclude-from-external-load-balancers
 // with its cordon, and its instance ends only once the targets drained.
 func TestRunTakesNodesOutOfLoadBalancers(t *testing.T) {
+	for _, surge := range []bool{false, true} {
+		t.Run("surge="+strconv.FormatBool(surge), func(t *testing.T) { testTakesNodesOut(t, surge) })
+	}
+}
+
+func testTakesNodesOut(t *testing.T, surge bool) {
 	c, tg, clb := lbSetup(t)
 	c.startServiceController(20*time.Millisecond, []string{tg.ARN}, []string{clb})
 	old := c.groupNodes("nodes")
@@ -187,6 +193,7 @@ func TestRunTakesNodesOutOfLoadBalancers(t *testing.T) {
 	})
 	var out bytes.Buffer
 	cfg := lbConfig(c, &out)
+	cfg.Surge = surge
 	cfg.Downtime = &DowntimeOptions{Probes: []gate.Probe{lbProbe(t, c.acct, tg.ARN)}, Interval: 5 * time.Millisecond}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -354,5 +361,40 @@ func TestRunExclusionUndoneOnStopAndResumed(t *testing.T) {
 	}
 	if cuts := c.acct.TrafficCuts(); len(cuts) > 0 {
 		t.Errorf("terminated under traffic: %+v", cuts)
+	}
+}
+
+// --reset puts back into the load balancers a node the roll excluded, and
+// leaves alone one an operator labelled.
+func TestResetRemovesTheExclusion(t *testing.T) {
+	c := rollCluster(t, 2)
+	names := c.groupNodes("nodes")
+	ctx := context.Background()
+	st := stateStore{client: c.client, now: time.Now}
+	for _, name := range names {
+		if err := st.join(ctx, name, "r1", 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byHand := names[1]
+	if _, err := st.patchMeta(ctx, byHand, map[string]*string{LabelExcludeFromLoadBalancers: strp("true")}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if _, err := st.cordon(ctx, c.node(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := c.node(names[0]); included(n.Labels) || n.Annotations[AnnotationExcluded] != "true" {
+		t.Fatalf("cordon did not exclude %s: %v %v", names[0], n.Labels, n.Annotations)
+	}
+	if _, err := Run(ctx, Config{Client: c.client, Provider: c.aws, Gate: &script{}, Selection: Selection{NodeGroup: "nodes"}, Reset: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.node(names[0]); !included(n.Labels) || n.Spec.Unschedulable {
+		t.Errorf("after --reset %s: unschedulable %v, labels %v", names[0], n.Spec.Unschedulable, n.Labels)
+	}
+	if n := c.node(byHand); included(n.Labels) {
+		t.Errorf("--reset removed the label an operator set on %s", byHand)
 	}
 }
