@@ -210,7 +210,7 @@ func (r *roller) awaitDeregistration(ctx context.Context, n *corev1.Node, inst I
 	seen := map[string]bool{}
 	var seenList []string
 	deadline := began.Add(o.Timeout)
-	announced := false
+	announced, lastErr := false, ""
 	for {
 		var targets []LBTarget
 		err := ErrLoadBalancersUnreadable
@@ -223,7 +223,13 @@ func (r *roller) awaitDeregistration(ctx context.Context, n *corev1.Node, inst I
 		case err != nil && ctx.Err() != nil:
 			return r.cfg.Now().Sub(began), seenList, ctx.Err()
 		case err != nil:
-			r.rep.linef(n.Name, "reading the load balancers of instance %s: %v (retrying)", inst.ID, err)
+			if err.Error() != lastErr {
+				lastErr = err.Error()
+				r.rep.linef(n.Name, "reading the load balancers of instance %s: %v (retrying every %s)", inst.ID, err, o.Poll)
+			}
+			if !r.cfg.Now().Before(deadline) {
+				return r.cfg.Now().Sub(began), seenList, fmt.Errorf("node %s: the load balancers of instance %s could not be read for %s (node put back, not terminated): %w", n.Name, inst.ID, o.Timeout, err)
+			}
 		case len(targets) == 0:
 			took := r.cfg.Now().Sub(began)
 			if len(seenList) > 0 {

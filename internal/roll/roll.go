@@ -232,8 +232,8 @@ func (r *roller) dryRun(ctx context.Context) error {
 	if r.cfg.Surge {
 		mode = "raise the group's desired capacity by one and wait for the instance it launches to be a Ready node, then terminate the instance decrementing the capacity"
 	}
-	fmt.Fprintf(r.cfg.Out, "dry run: for each node, %d at a time: wait for the gate's GO, ask the Eviction API (dry run) about its pods, cordon, drain, %s, wait until the evicted workloads are Running again; a failed launch stops the roll\n",
-		r.cfg.MaxUnavailable, mode)
+	fmt.Fprintf(r.cfg.Out, "dry run: for each node, %d at a time: wait for the gate's GO, ask the Eviction API (dry run) about its pods, cordon and label it %s, drain, wait until no load balancer routes to its instance (at most %s), %s, wait until the evicted workloads are Running again; a failed launch stops the roll\n",
+		r.cfg.MaxUnavailable, LabelExcludeFromLoadBalancers, r.cfg.Deregistration.Timeout, mode)
 	for _, g := range r.groups {
 		fmt.Fprintf(r.cfg.Out, "dry run: group %s: %s suspended while the roll runs (those not suspended already), resumed at its end\n", g, strings.Join(RollProcesses, ", "))
 	}
