@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
-	"github.com/upgradeguard/upgradeguard/internal/gate"
 	"github.com/upgradeguard/upgradeguard/internal/hold"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
@@ -393,43 +392,7 @@ func TestGateHold(t *testing.T) {
 	// deploy/hold: its RBAC, and its Deployment (one replica, on the node
 	// the fake kubelet plays), whose container the fake kubelet runs with
 	// the ServiceAccount's token.
-	if _, err := tb.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "upgradeguard"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	applyYAML(ctx, t, tb, filepath.Join("..", "..", "deploy", "hold", "rbac.yaml"))
-	kubelet := startFakeKubelet(ctx, t, tb, "hold-node")
-	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "hold", "deployment.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(raw, nil, nil)
-	if err != nil {
-		t.Fatalf("deploy/hold/deployment.yaml: %v", err)
-	}
-	dep := obj.(*appsv1.Deployment)
-	dep.Namespace = "upgradeguard"
-	dep.Spec.Replicas = new(int32(1))
-	dep.Spec.Template.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "hold-node"}
-	if _, err := tb.Client.AppsV1().Deployments("upgradeguard").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating deploy/hold's Deployment: %v", err)
-	}
-	var pod *corev1.Pod
-	err = testbed.WaitFor(ctx, 2*time.Minute, "deploy/hold's pod scheduled on hold-node", func(ctx context.Context) (bool, error) {
-		l, err := tb.Client.CoreV1().Pods("upgradeguard").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=hold"})
-		if err != nil {
-			return false, err
-		}
-		for i := range l.Items {
-			if l.Items[i].Spec.NodeName == "hold-node" {
-				pod = &l.Items[i]
-				return true, nil
-			}
-		}
-		return false, fmt.Errorf("%d pods, none bound to hold-node", len(l.Items))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubelet, pod := deployHold(ctx, t, tb)
 	if pod.Spec.PriorityClassName != "system-cluster-critical" {
 		t.Fatalf("deploy/hold's pod has priority class %q", pod.Spec.PriorityClassName)
 	}
@@ -760,53 +723,12 @@ capacity:
   quotas: false
 `
 
-// holdSelfRules: the fault switch, and kube-prometheus'
-// KubeDeploymentReplicasMismatch as it would fire on the hold's own
-// Deployment (here on the exporter's series, without its 15 minutes, with
-// its namespace and deployment labels).
-const holdSelfRules = `groups:
-- name: holdselftest
-  rules:
-  - alert: HoldSelfTestFault
-    expr: hold_self_test_fault > 0
-    labels:
-      severity: warning
-  - alert: KubeDeploymentReplicasMismatch
-    expr: upgradeguard_deployment_spec_replicas > upgradeguard_deployment_status_replicas_available
-    labels:
-      severity: warning
-`
-
-// TestGateHoldDoesNotHoldItself (issue 24 item 2): deploy/hold's pod is not
-// ready while the gate says WAIT, so its Deployment has 0 of 1 available
-// and an alert fires on it; once the real fault clears, the hold must say
-// GO again within a few evaluations under the default policy (availability
-// on, a 10-minute window), not stay WAIT for the window because of itself.
-// Real components: kube-apiserver, controller-manager (the Deployment's
-// status), the exporter, two Prometheus replicas and Thanos Query, the hold
-// binary with deploy/hold's Deployment and RBAC, its readiness probe run by
-// a fake kubelet against the real /gate.
-func TestGateHoldDoesNotHoldItself(t *testing.T) {
-	bin := testbed.BuildUpgradeguard(t)
-	rules := filepath.Join(t.TempDir(), "holdself.rules.yml")
-	if err := os.WriteFile(rules, []byte(holdSelfRules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, RuleFiles: []string{rules}})
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	for i := range 2 {
-		if err := tb.CreateNode(ctx, testbed.Node{Name: fmt.Sprintf("blue-%d", i), Zone: "eu-west-1a", InstanceType: "m5.large", NodeGroup: "nodes-blue"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	startExporter(t, tb, bin, "")
-	fault, stopFault, err := tb.ServeGauge("holdselftest", "hold_self_test_fault")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopFault)
-
+// deployHold creates deploy/hold's namespace, RBAC and Deployment (one
+// replica, on the node hold-node that a fake kubelet plays), and returns
+// the fake kubelet and the Deployment's pod once it is bound there; the
+// caller runs the pod's container (holdContainer).
+func deployHold(ctx context.Context, t *testing.T, tb *testbed.Testbed) (*fakeKubelet, *corev1.Pod) {
+	t.Helper()
 	if _, err := tb.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "upgradeguard"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -844,116 +766,5 @@ func TestGateHoldDoesNotHoldItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := filepath.Join(t.TempDir(), "policy.yml")
-	if err := os.WriteFile(policy, []byte(holdSelfPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := &holdContainer{
-		t: t, tb: tb, bin: bin, pod: pod, kubeconfig: saKubeconfig(ctx, t, tb, "upgradeguard", "upgradeguard-hold"),
-		addr: freeAddr(t), health: freeAddr(t),
-		extra: []string{"--policy", policy, "--stop-after", "0s"},
-	}
-	// The hold starts once the exporter's Deployment series and the fault
-	// switch are in Thanos.
-	err = testbed.WaitFor(ctx, 3*time.Minute, "the hold's Deployment and the fault switch in Thanos", func(ctx context.Context) (bool, error) {
-		d, err := tb.QueryThanos(ctx, `upgradeguard_deployment_spec_replicas{deployment="upgradeguard-hold"}`, true)
-		if err != nil {
-			return false, err
-		}
-		f, err := tb.QueryThanos(ctx, `hold_self_test_fault`, true)
-		if err != nil {
-			return false, err
-		}
-		return len(d) == 1 && len(f) == 1, fmt.Errorf("%d Deployment series, %d fault series", len(d), len(f))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	probeCtx, stopProbe := context.WithCancel(ctx)
-	h.start()
-	go kubelet.probe(probeCtx, pod, "http://"+h.health)
-	defer func() {
-		stopProbe()
-		if t.Failed() {
-			t.Logf("gate hold's log:\n%s", h.logs())
-		}
-	}()
-	podReady := func(ctx context.Context) (bool, error) {
-		p, err := tb.Client.CoreV1().Pods("upgradeguard").Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady {
-				return c.Status == corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
-	}
-	err = testbed.WaitFor(ctx, 4*time.Minute, "the hold's pod ready (GO) and its Deployment available in Thanos", func(ctx context.Context) (bool, error) {
-		if exited, err := h.proc.Exited(); exited {
-			t.Fatalf("gate hold exited: %v", err)
-		}
-		if ok, err := podReady(ctx); !ok || err != nil {
-			return false, fmt.Errorf("pod not ready (%v)", err)
-		}
-		v, err := tb.QueryThanos(ctx, `upgradeguard_deployment_status_replicas_available{deployment="upgradeguard-hold"} == 1`, true)
-		return err == nil && len(v) == 1, fmt.Errorf("available series %v (%v)", v, err)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The fault: WAIT, the pod unready, the Deployment at 0 available (and
-	// the mismatch alert firing) in Thanos; the window now holds 1.
-	fault.Store(1)
-	err = testbed.WaitFor(ctx, 3*time.Minute, "the hold's Deployment at 0 available and KubeDeploymentReplicasMismatch firing", func(ctx context.Context) (bool, error) {
-		if ok, err := podReady(ctx); ok || err != nil {
-			return false, fmt.Errorf("pod still ready (%v)", err)
-		}
-		a, err := tb.QueryThanos(ctx, `ALERTS{alertname="KubeDeploymentReplicasMismatch", alertstate="firing", namespace="upgradeguard", deployment="upgradeguard-hold"}`, true)
-		return err == nil && len(a) > 0, fmt.Errorf("mismatch alert %v (%v)", a, err)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// What a `gate check` sees now: WAIT for the fault alone; the hold's own
-	// Deployment and the alert on it are set aside and named.
-	p, err := gate.ParsePolicy([]byte(holdSelfPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gate.New(gate.Config{URL: tb.ThanosQueryURL, QueryTimeout: 10 * time.Second}, p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := g.Evaluate(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := map[string]gate.CheckResult{}
-	for _, c := range e.Checks {
-		rows[c.Name] = c
-	}
-	if r := rows["availability/workloads"]; r.Status != gate.Pass || !strings.Contains(r.Why, "set aside, the gate hold's own, ready only while the gate says GO: deployment upgradeguard/upgradeguard-hold") {
-		t.Errorf("availability/workloads during the fault: %s %q", r.Status, r.Why)
-	}
-	if r := rows["alerts"]; r.Status != gate.Fail || !strings.Contains(r.Why, "HoldSelfTestFault") || strings.Contains(r.Why, "KubeDeploymentReplicasMismatch{severity=warning,namespace=upgradeguard},") ||
-		!strings.Contains(r.Why, "KubeDeploymentReplicasMismatch{severity=warning,namespace=upgradeguard} on deployment upgradeguard/upgradeguard-hold") {
-		t.Errorf("alerts during the fault: %s %q, want the fault blocking and the mismatch set aside", r.Status, r.Why)
-	}
-
-	// The fault clears: GO within a few evaluations, though the hold's
-	// Deployment is still at 0 (it becomes available only after GO) and the
-	// mismatch alert still fires.
-	fault.Store(0)
-	cleared := time.Now()
-	err = testbed.WaitFor(ctx, 2*time.Minute, "the hold's pod ready again (GO) after the fault cleared", func(ctx context.Context) (bool, error) {
-		ok, err := podReady(ctx)
-		return ok && err == nil, fmt.Errorf("pod not ready (%v)", err)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("measured: fault cleared in the gauge -> the hold's pod ready again: %s", time.Since(cleared).Round(100*time.Millisecond))
+	return kubelet, pod
 }
