@@ -44,6 +44,7 @@ type Account struct {
 	lcs       map[string]*LaunchConfiguration
 	asgs      map[string]*asg
 	refreshes refreshes // instance refreshes (refresh.go)
+	lifecycle lifecycle // lifecycle hooks and waiting instances (scaling_lifecyclehooks.go)
 	lbs       map[string]*LoadBalancer
 	tgs       map[string]*TargetGroup
 	clbs      map[string]*ClassicLoadBalancer

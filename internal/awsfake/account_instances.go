@@ -267,7 +267,7 @@ func (a *Account) DeleteInstance(id string) error {
 }
 
 func (a *Account) terminate(inst *Instance) {
-	if inst.State == "shutting-down" || inst.State == "terminated" {
+	if inst.State == "shutting-down" || inst.State == "terminated" || a.hookTermination(inst) {
 		return
 	}
 	a.cutTraffic(inst) // targets.go

@@ -44,11 +44,13 @@
 //
 // Only the describe calls upgradeguard needs plus the Auto Scaling actions
 // a rolling replacement makes (capacity, terminations, suspending and
-// resuming processes, group tags, scaling activities, warm pools) exist.
+// resuming processes, group tags, scaling activities, warm pools,
+// lifecycle hooks) exist.
 // Pending/shutting-down durations, launch delays and launch retries are
 // simulated with timers (zero by default: synchronous). Auto Scaling groups
 // launch from one launch template or configuration (warm pools as
-// warmpool.go describes, no lifecycle hooks), place instances in the
+// warmpool.go describes; termination lifecycle hooks as
+// scaling_lifecyclehooks.go describes, launch hooks stored only), place instances in the
 // least-populated zone and scale
 // in from the most populated one, oldest first. AZRebalance acts after any
 // change that leaves a group at its desired capacity with zones more than

@@ -160,7 +160,7 @@ func asDescribeAutoScalingGroups(c *call) (any, *apiError) {
 			w.leaf("InstanceId", i.ID)
 			w.leaf("InstanceType", i.Type)
 			w.leaf("AvailabilityZone", i.AZ)
-			w.leaf("LifecycleState", asLifecycle[i.State])
+			w.leaf("LifecycleState", a.asLifecycleState(i))
 			w.leaf("HealthStatus", "Healthy")
 			if i.LaunchTemplateID != "" {
 				w.elem("LaunchTemplate", func() {

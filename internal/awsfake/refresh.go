@@ -198,7 +198,7 @@ func (a *Account) refreshStepFn(g *asg, r *refresh) func() {
 				running++
 			}
 		}
-		settled := running >= int(g.Desired) && g.inflight == 0
+		settled := running >= int(g.Desired) && g.inflight == 0 && !a.anyWaiting(r.batch) // scaling_lifecyclehooks.go
 		if !settled {
 			a.after(a.refreshStep(), a.refreshStepFn(g, r))
 			return

@@ -262,7 +262,7 @@ func (a *Account) terminateInASG(id string, decrement bool) (*asg, *Activity, *a
 	}
 	g := a.asgs[inst.ASG]
 	before := g.Desired
-	if decrement && inst.State != "shutting-down" {
+	if decrement && inst.State != "shutting-down" && !a.waiting(inst) { // a waiting instance left the capacity already
 		if g.Desired <= g.Min {
 			return nil, nil, errf(400, "ValidationError", "Currently, desiredSize equals minSize (%d). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.", g.Min)
 		}
@@ -285,7 +285,7 @@ func (a *Account) terminateInASG(id string, decrement bool) (*asg, *Activity, *a
 func (a *Account) live(g *asg) []*Instance {
 	var out []*Instance
 	for _, i := range a.members()[g.Name] {
-		if i.State == "pending" || i.State == "running" {
+		if (i.State == "pending" || i.State == "running") && !a.waiting(i) {
 			out = append(out, i)
 		}
 	}
