@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/upgradeguard/upgradeguard/internal/hold"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
+	"github.com/upgradeguard/upgradeguard/internal/roll"
 	"github.com/upgradeguard/upgradeguard/internal/webserver"
 )
 
@@ -35,6 +39,9 @@ type holdFlags struct {
 	autoscalerNodes  string
 	nodegroupLabel   string
 	refreshGroups    []string
+	hookName         string
+	createHook       bool
+	hookHeartbeat    time.Duration
 	awsRegion        string
 	awsRoleARN       string
 	awsEndpoint      string
@@ -71,6 +78,9 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	cmd.Flag("autoscaler.node-selector", "Label selector of the nodes whose node groups --autoscaler.scale-down-disabled considers (default: every node).").StringVar(&f.autoscalerNodes)
 	cmd.Flag("nodegroup-label", "Node label naming the node group, tried before kops.k8s.io/instancegroup, eks.amazonaws.com/nodegroup and karpenter.sh/nodepool.").StringVar(&f.nodegroupLabel)
 	cmd.Flag("aws.instance-refresh-group", "Auto Scaling group whose instance refresh is cancelled on STOP (repeatable).").StringsVar(&f.refreshGroups)
+	cmd.Flag("aws.lifecycle-hook-name", "Termination lifecycle hook of the --aws.instance-refresh-group groups that the hold takes charge of: each instance waiting at it is kept waiting while the gate says WAIT, then its node is cordoned, drained and taken out of the load balancers, and the action completed with CONTINUE.").Default(hold.DefaultLifecycleHookName).StringVar(&f.hookName)
+	cmd.Flag("aws.create-lifecycle-hook", "Create the termination lifecycle hook on groups that lack it (default result CONTINUE, --aws.lifecycle-hook-heartbeat-timeout).").BoolVar(&f.createHook)
+	cmd.Flag("aws.lifecycle-hook-heartbeat-timeout", "Heartbeat timeout of the hook --aws.create-lifecycle-hook creates (30s to 2h): how long a dead controller can delay a termination; the hold heartbeats every third of it.").Default(hold.DefaultHeartbeatTimeout.String()).DurationVar(&f.hookHeartbeat)
 	cmd.Flag("aws.region", "AWS region of the Auto Scaling groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
 	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
 	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's (a VPC endpoint proxy, or the test fake).").StringVar(&f.awsEndpoint)
@@ -85,15 +95,11 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	return subcommand{cmd, f.run}
 }
 
-func (f *holdFlags) awsClient(ctx context.Context) (*autoscaling.Client, error) {
+func (f *holdFlags) awsConfig(ctx context.Context) (aws.Config, error) {
 	if f.awsRegion == "" {
-		return nil, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
+		return aws.Config{}, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
 	}
-	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold")
-	if err != nil {
-		return nil, err
-	}
-	return autoscaling.NewFromConfig(cfg), nil
+	return loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold")
 }
 
 func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
@@ -117,9 +123,15 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	if len(f.refreshGroups) > 0 && f.awsRegion == "" {
 		return &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
 	}
+	if f.hookHeartbeat < 30*time.Second || f.hookHeartbeat > 2*time.Hour {
+		return &holdUsage{fmt.Sprintf("--aws.lifecycle-hook-heartbeat-timeout %s: want 30s to 2h (AWS's range)", f.hookHeartbeat)}
+	}
 	g, policy, err := f.gate.build(logger)
 	if err != nil {
 		return err
+	}
+	if len(f.refreshGroups) > 0 && f.createHook && time.Duration(policy.Interval) >= f.hookHeartbeat/3 {
+		return &holdUsage{fmt.Sprintf("the policy's interval %s must be shorter than a third of --aws.lifecycle-hook-heartbeat-timeout %s", time.Duration(policy.Interval), f.hookHeartbeat)}
 	}
 	restCfg, err := kube.RESTConfig(f.kubeconfig)
 	if err != nil {
@@ -143,11 +155,20 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 		targets = append(targets, &hold.Autoscaler{Client: client, Selector: f.autoscalerNodes, GroupLabel: f.nodegroupLabel})
 	}
 	if len(f.refreshGroups) > 0 {
-		asc, err := f.awsClient(ctx)
+		cfg, err := f.awsConfig(ctx)
 		if err != nil {
 			return err
 		}
-		targets = append(targets, &hold.InstanceRefreshes{Client: asc, Groups: f.refreshGroups})
+		asc := autoscaling.NewFromConfig(cfg)
+		hooks := &hold.LifecycleHooks{
+			Client: asc, Kube: client, Groups: f.refreshGroups, HookName: f.hookName, Create: f.createHook, HeartbeatTimeout: f.hookHeartbeat,
+			TakeOut: roll.TakeOutOptions{
+				Provider: &roll.AWS{AutoScaling: asc, ELBv2: elasticloadbalancingv2.NewFromConfig(cfg), ELB: elasticloadbalancing.NewFromConfig(cfg)},
+				Logger:   logger,
+			},
+			Logger: logger,
+		}
+		targets = append(targets, &hold.InstanceRefreshes{Client: asc, Groups: f.refreshGroups}, hooks)
 	}
 
 	reg := prometheus.NewRegistry()

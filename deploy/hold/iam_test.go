@@ -8,6 +8,7 @@ package hold_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"sort"
@@ -16,10 +17,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
 	"github.com/upgradeguard/upgradeguard/internal/hold"
+	"github.com/upgradeguard/upgradeguard/internal/roll"
 )
 
 type statement struct {
@@ -132,6 +139,7 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 	if srv.Calls("CancelInstanceRefresh") != 1 {
 		t.Fatalf("the hold made %d CancelInstanceRefresh calls, want 1", srv.Calls("CancelInstanceRefresh"))
 	}
+	holdAtLifecycleHook(t, ctx, srv, sub.ID, r)
 
 	var called []string
 	for key := range srv.CallCounts() {
@@ -149,8 +157,10 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 			}
 			granted = append(granted, act)
 		}
-		if slices.Contains(s.Action, "autoscaling:CancelInstanceRefresh") && (len(s.Condition) == 0 || s.Resource == "*") {
-			t.Errorf("statement %s grants CancelInstanceRefresh without the cluster tag condition and a group ARN resource", s.Sid)
+		for _, act := range mutating {
+			if slices.Contains(s.Action, act) && (len(s.Condition) == 0 || s.Resource == "*") {
+				t.Errorf("statement %s grants %s without the cluster tag condition and a group ARN resource", s.Sid, act)
+			}
 		}
 	}
 	for _, act := range called {
@@ -163,15 +173,74 @@ func TestPolicyGrantsEveryCallAndNothingElse(t *testing.T) {
 			t.Errorf("iam-policy.json grants %s, which the hold never calls", act)
 		}
 	}
-	const cancelAction = "autoscaling:CancelInstanceRefresh"
-	if !allows(stmts, cancelAction, "prod", tags) {
-		t.Errorf("%s is not allowed on the cluster's group", cancelAction)
+	for _, act := range mutating {
+		if !allows(stmts, act, "prod", tags) {
+			t.Errorf("%s is not allowed on the cluster's group", act)
+		}
+		if allows(stmts, act, "prod", groupTags["foreign"]) {
+			t.Errorf("%s is allowed on another cluster's group", act)
+		}
+		if allows(stmts, act, "prod", nil) {
+			t.Errorf("%s is allowed on an untagged group", act)
+		}
 	}
-	if allows(stmts, cancelAction, "prod", groupTags["foreign"]) {
-		t.Errorf("%s is allowed on another cluster's group", cancelAction)
+}
+
+// mutating are the calls that change a group: allowed only on groups
+// tagged with the cluster's tag.
+var mutating = []string{"autoscaling:CancelInstanceRefresh", "autoscaling:PutLifecycleHook",
+	"autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"}
+
+// holdAtLifecycleHook runs the lifecycle hook target through a hold and a
+// release: it creates the hook, keeps a scale-in's instance waiting
+// (heartbeats), then takes its node out (the load balancer reads of the
+// roll's code included) and completes the action.
+func holdAtLifecycleHook(t *testing.T, ctx context.Context, srv *awsfake.Server, subnet string, r *hold.Reporter) {
+	t.Helper()
+	a := srv.Account()
+	cfg := srv.Config("eu-west-1")
+	if _, err := a.AddTargetGroup(awsfake.TargetGroup{Name: "k8s-web", Protocol: "TCP", Port: 30080}); err != nil {
+		t.Fatal(err)
 	}
-	if allows(stmts, cancelAction, "prod", nil) {
-		t.Errorf("%s is allowed on an untagged group", cancelAction)
+	if _, err := a.AddClassicLoadBalancer("k8s-api", []string{subnet}, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := a.ASG("nodes")
+	kube := fake.NewClientset()
+	for i, id := range g.Instances {
+		if _, err := kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)},
+			Spec: corev1.NodeSpec{ProviderID: "aws:///eu-west-1a/" + id}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asc := autoscaling.NewFromConfig(cfg)
+	tgt := &hold.LifecycleHooks{
+		Client: asc, Kube: kube, Groups: []string{"nodes"}, Create: true, HeartbeatTimeout: 30 * time.Second,
+		TakeOut: roll.TakeOutOptions{Provider: &roll.AWS{AutoScaling: asc, ELBv2: elasticloadbalancingv2.NewFromConfig(cfg), ELB: elasticloadbalancing.NewFromConfig(cfg)},
+			Deregistration: roll.DeregistrationOptions{Poll: 10 * time.Millisecond}},
+	}
+	if err := tgt.Apply(ctx, hold.Decision{Action: hold.Hold, Verdict: gate.WAIT, Evaluation: failing}, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetDesiredCapacity("nodes", 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.LifecycleActions("nodes")) != 1 {
+		t.Fatalf("the scale-in did not wait at the hook: %+v", a.LifecycleActions("nodes"))
+	}
+	if err := tgt.Apply(ctx, hold.Decision{Action: hold.Hold, Verdict: gate.WAIT, Evaluation: failing}, r); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(a.LifecycleActions("nodes")) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the held instance was not released on GO")
+		}
+		if err := tgt.Apply(ctx, hold.Decision{Action: hold.Release, Verdict: gate.GO}, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ends := a.LifecycleEnds(); len(ends) != 1 || ends[0].How != "completed" {
+		t.Fatalf("lifecycle actions: %+v", ends)
 	}
 }
 

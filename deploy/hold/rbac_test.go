@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,8 +23,10 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
 	"github.com/upgradeguard/upgradeguard/internal/hold"
+	"github.com/upgradeguard/upgradeguard/internal/roll"
 )
 
 type grant struct {
@@ -65,6 +69,9 @@ func calls(actions []k8stesting.Action) []call {
 	var out []call
 	for _, a := range actions {
 		c := call{group: a.GetResource().Group, resource: a.GetResource().Resource, verb: a.GetVerb(), namespace: a.GetNamespace()}
+		if sub := a.GetSubresource(); sub != "" {
+			c.resource += "/" + sub
+		}
 		switch x := a.(type) {
 		case k8stesting.GetAction: // patches too: a PatchAction has GetName
 			c.name = x.GetName()
@@ -138,11 +145,13 @@ func TestRBACGrantsEveryCallAndNothingElse(t *testing.T) {
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{hold.NodePoolResource: "NodePoolList"}, np)
 
+	hooks := lifecycleHookTarget(t, kc)
 	run := func(ev gate.Evaluator) {
 		t.Helper()
 		targets := []hold.Target{
 			&hold.NodePools{Client: dyn, Names: []string{"general"}, Selector: "upgradeguard.io/hold-enabled=true"},
 			&hold.Autoscaler{Client: kc},
+			hooks.tgt,
 		}
 		c, err := hold.New(hold.Config{
 			Gate: ev, Consecutive: 1, Interval: 100 * time.Millisecond, Targets: targets, Client: kc,
@@ -164,6 +173,9 @@ func TestRBACGrantsEveryCallAndNothingElse(t *testing.T) {
 	got, _, _ := unstructured.NestedSlice(mustGet(t, dyn).Object, "spec", "disruption", "budgets")
 	if len(got) != 1 || got[0].(map[string]any)["nodes"] != "10%" {
 		t.Fatalf("the hold did not restore the NodePool: %v", got)
+	}
+	if ends := hooks.acct.LifecycleEnds(); len(ends) != 1 || ends[0].How != "completed" {
+		t.Fatalf("the instance held at the lifecycle hook was not taken out and completed: %+v", ends)
 	}
 	paused := false
 	for _, c := range calls(dyn.Actions()) {
@@ -208,3 +220,63 @@ func mustGet(t *testing.T, dyn *dynfake.FakeDynamicClient) *unstructured.Unstruc
 	}
 	return np
 }
+
+type hookFixture struct {
+	tgt  *hold.LifecycleHooks
+	acct *awsfake.Account
+}
+
+// lifecycleHookTarget is a group whose scale-in waits at the hold's hook,
+// the instance's node with one pod, and the target in charge of the hook.
+func lifecycleHookTarget(t *testing.T, kc *fake.Clientset) hookFixture {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	a := srv.Account()
+	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutLifecycleHook(awsfake.LifecycleHook{Name: hold.DefaultLifecycleHookName, Group: "nodes", Transition: awsfake.TransitionTerminating, HeartbeatTimeout: 300, DefaultResult: "CONTINUE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetDesiredCapacity("nodes", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "held"},
+		Spec: corev1.NodeSpec{ProviderID: "aws:///eu-west-1a/" + g.Instances[0]}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.CoreV1().Pods("web").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "web",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "rs", Controller: ptr(true)}}},
+		Spec: corev1.PodSpec{NodeName: "held"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The Eviction API: the fake deletes the pod.
+	kc.PrependReactor("create", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if action.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		name := action.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction).Name
+		return true, nil, kc.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), action.GetNamespace(), name)
+	})
+	kc.ClearActions()
+	return hookFixture{acct: a, tgt: &hold.LifecycleHooks{
+		Client: autoscaling.NewFromConfig(srv.Config("eu-west-1")), Kube: kc, Groups: []string{"nodes"},
+		TakeOut: roll.TakeOutOptions{Drain: roll.DrainOptions{Poll: 10 * time.Millisecond}, Deregistration: roll.DeregistrationOptions{Wait: 10 * time.Millisecond}},
+	}}
+}
+
+func ptr[T any](v T) *T { return &v }
