@@ -42,6 +42,7 @@ type holdFlags struct {
 	hookName         string
 	createHook       bool
 	hookHeartbeat    time.Duration
+	noHookGrace      time.Duration
 	awsRegion        string
 	awsRoleARN       string
 	awsEndpoint      string
@@ -81,6 +82,7 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	cmd.Flag("aws.lifecycle-hook-name", "Termination lifecycle hook of the --aws.instance-refresh-group groups that the hold takes charge of: each instance waiting at it is kept waiting while the gate says WAIT, then its node is cordoned, drained and taken out of the load balancers, and the action completed with CONTINUE.").Default(hold.DefaultLifecycleHookName).StringVar(&f.hookName)
 	cmd.Flag("aws.create-lifecycle-hook", "Create the termination lifecycle hook on groups that lack it (default result CONTINUE, --aws.lifecycle-hook-heartbeat-timeout).").BoolVar(&f.createHook)
 	cmd.Flag("aws.lifecycle-hook-heartbeat-timeout", "Heartbeat timeout of the hook --aws.create-lifecycle-hook creates (30s to 2h): how long a dead controller can delay a termination; the hold heartbeats every third of it.").Default(hold.DefaultHeartbeatTimeout.String()).DurationVar(&f.hookHeartbeat)
+	cmd.Flag("aws.no-hook-cancel-after", "Cancel the instance refresh of a group without the termination lifecycle hook once a hold has lasted this long (0: only on STOP); a group with the hook is paused at it and never cancelled.").Default("2m").DurationVar(&f.noHookGrace)
 	cmd.Flag("aws.region", "AWS region of the Auto Scaling groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
 	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
 	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's (a VPC endpoint proxy, or the test fake).").StringVar(&f.awsEndpoint)
@@ -122,6 +124,9 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	}
 	if len(f.refreshGroups) > 0 && f.awsRegion == "" {
 		return &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
+	}
+	if f.noHookGrace < 0 {
+		return &holdUsage{fmt.Sprintf("--aws.no-hook-cancel-after %s: want 0 or more", f.noHookGrace)}
 	}
 	if f.hookHeartbeat < 30*time.Second || f.hookHeartbeat > 2*time.Hour {
 		return &holdUsage{fmt.Sprintf("--aws.lifecycle-hook-heartbeat-timeout %s: want 30s to 2h (AWS's range)", f.hookHeartbeat)}
@@ -168,7 +173,8 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 			},
 			Logger: logger,
 		}
-		targets = append(targets, &hold.InstanceRefreshes{Client: asc, Groups: f.refreshGroups}, hooks)
+		// The hooks first: the refreshes ask them which groups are hooked.
+		targets = append(targets, hooks, &hold.InstanceRefreshes{Client: asc, Groups: f.refreshGroups, Hooked: hooks.Hooked, NoHookGrace: f.noHookGrace})
 	}
 
 	reg := prometheus.NewRegistry()

@@ -383,3 +383,11 @@ func (t *LifecycleHooks) Holding() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Hooked says whether the group's terminations wait at the hook the hold
+// takes charge of (known after the first Apply).
+func (t *LifecycleHooks) Hooked(group string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hooks[group] > 0
+}
