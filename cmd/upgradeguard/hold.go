@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/hold"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/roll"
@@ -43,6 +44,8 @@ type holdFlags struct {
 	createHook       bool
 	hookHeartbeat    time.Duration
 	noHookGrace      time.Duration
+	awsRate          float64
+	awsBurst         int
 	awsRegion        string
 	awsRoleARN       string
 	awsEndpoint      string
@@ -83,6 +86,8 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	cmd.Flag("aws.create-lifecycle-hook", "Create the termination lifecycle hook on groups that lack it (default result CONTINUE, --aws.lifecycle-hook-heartbeat-timeout).").BoolVar(&f.createHook)
 	cmd.Flag("aws.lifecycle-hook-heartbeat-timeout", "Heartbeat timeout of the hook --aws.create-lifecycle-hook creates (30s to 2h): how long a dead controller can delay a termination; the hold heartbeats every third of it.").Default(hold.DefaultHeartbeatTimeout.String()).DurationVar(&f.hookHeartbeat)
 	cmd.Flag("aws.no-hook-cancel-after", "Cancel the instance refresh of a group without the termination lifecycle hook once a hold has lasted this long (0: only on STOP); a group with the hook is paused at it and never cancelled.").Default("2m").DurationVar(&f.noHookGrace)
+	cmd.Flag("aws.api-rate", "AWS API requests per second gate hold allows itself, retries included (the exporter's budget, internal/awsapi).").Default("5").Float64Var(&f.awsRate)
+	cmd.Flag("aws.api-burst", "Burst of --aws.api-rate.").Default("10").IntVar(&f.awsBurst)
 	cmd.Flag("aws.region", "AWS region of the Auto Scaling groups.").Envar("AWS_REGION").StringVar(&f.awsRegion)
 	cmd.Flag("aws.role-arn", "IAM role to assume; else the default credential chain (IRSA, Pod Identity, instance profile, environment).").StringVar(&f.awsRoleARN)
 	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's (a VPC endpoint proxy, or the test fake).").StringVar(&f.awsEndpoint)
@@ -101,7 +106,14 @@ func (f *holdFlags) awsConfig(ctx context.Context) (aws.Config, error) {
 	if f.awsRegion == "" {
 		return aws.Config{}, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
 	}
-	return loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold")
+	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold")
+	if err != nil {
+		return cfg, err
+	}
+	// Every attempt waits for the budget (awsapi, as the exporter's).
+	var requests *awsapi.Requests
+	cfg.APIOptions = append(cfg.APIOptions, requests.APIOptions(awsapi.NewBudgets(f.awsRate, f.awsBurst).For("hold", f.awsRegion)))
+	return cfg, nil
 }
 
 func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
@@ -124,6 +136,9 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	}
 	if len(f.refreshGroups) > 0 && f.awsRegion == "" {
 		return &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
+	}
+	if f.awsRate <= 0 {
+		return &holdUsage{fmt.Sprintf("--aws.api-rate %v: want more than 0", f.awsRate)}
 	}
 	if f.noHookGrace < 0 {
 		return &holdUsage{fmt.Sprintf("--aws.no-hook-cancel-after %s: want 0 or more", f.noHookGrace)}
