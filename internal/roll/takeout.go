@@ -31,7 +31,8 @@ type TakeOutOptions struct {
 // TakeOut does to a node what a roll does before it terminates the node's
 // instance, with the roll's own code: it cordons the node and labels it
 // node.kubernetes.io/exclude-from-external-load-balancers (recording both
-// in the roll's annotations, so `roll --reset` undoes them), drains it
+// in the roll's cordon annotations, but joining no roll: `roll --reset`
+// does not see the node, and a later roll does not resume it), drains it
 // through the Eviction API (DrainOptions), and waits until no load
 // balancer routes to inst (DeregistrationOptions). It is what `gate hold`
 // calls for an instance held at a termination lifecycle hook. A node that
