@@ -716,6 +716,7 @@ func TestRollNodeGroups(t *testing.T) {
 	// Issue 13: dead nodes, AZ rebalancing, failed launches, the canary.
 	h := &hazards{e: e, acct: acct, subnets: subnets, lt: lt.ID, tags: tags, fault: fault}
 	h.run(ctx, t)
+	h.runWarmPool(ctx, t) // issue 25 item 2
 	if err := backed.Err(); err != nil {
 		t.Error(err)
 	}
