@@ -322,8 +322,13 @@ func (t *LifecycleHooks) Apply(ctx context.Context, d Decision, r *Reporter) err
 				continue
 			}
 			// Near the global timeout AWS would terminate it undrained: take
-			// the node out rather than let that happen.
-			late := t.global[g] > 0 && now.Sub(h.seen) >= t.global[g]-2*hb
+			// the node out rather than let that happen. Take-outs run one at
+			// a time and each may last TakeOut.MaxDuration (30 min by
+			// default), so start early enough for every instance held before
+			// AWS ends the wait (the global timeout counts from the start of
+			// the wait, heartbeats do not extend it: AWS user guide,
+			// "Complete a lifecycle action").
+			late := t.global[g] > 0 && now.Sub(h.seen) >= t.global[g]-2*hb-time.Duration(t.queued())*t.TakeOut.MaxDuration()
 			if (d.Verdict == gate.GO || late) && !t.running {
 				t.running, h.takingOut = true, true
 				held++
@@ -346,6 +351,18 @@ func (t *LifecycleHooks) Apply(ctx context.Context, d Decision, r *Reporter) err
 		r.Active(hookTarget(g), held > 0)
 	}
 	return errors.Join(errs...)
+}
+
+// queued counts the held instances with a node still to take out: the
+// take-outs that may run, one at a time, before the global timeout.
+func (t *LifecycleHooks) queued() int {
+	n := 0
+	for _, h := range t.held {
+		if !h.foreign && !h.done && h.node != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // takeOut drains the node and completes the action; a failure leaves the

@@ -28,6 +28,16 @@ type TakeOutOptions struct {
 	Now    func() time.Time
 }
 
+// MaxDuration bounds how long TakeOut may last: the drain's timeout plus
+// the longest wait for the load balancers (the timeout of the reads, or the
+// stated wait when they cannot be read), defaults applied. The hold starts
+// a take-out at least this long before the hook's global timeout.
+func (o TakeOutOptions) MaxDuration() time.Duration {
+	o.Drain.defaults()
+	o.Deregistration.defaults()
+	return o.Drain.Timeout + max(o.Deregistration.Timeout, o.Deregistration.Wait)
+}
+
 // TakeOut does to a node what a roll does before it terminates the node's
 // instance, with the roll's own code: it cordons the node and labels it
 // node.kubernetes.io/exclude-from-external-load-balancers (recording both

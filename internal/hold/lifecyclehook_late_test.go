@@ -1,0 +1,77 @@
+package hold
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/upgradeguard/upgradeguard/internal/awsfake"
+	"github.com/upgradeguard/upgradeguard/internal/roll"
+)
+
+// A hook with a 30 s heartbeat timeout has a global timeout of 50 min
+// (100 x 30 s). A take-out may last the drain's timeout plus the wait for
+// the load balancers (15m + 15m by default) and only one runs at a time:
+// a node taken out only two heartbeat timeouts (1 min) before the global
+// timeout would be terminated by AWS mid-drain. Held 25 min while the gate
+// still says WAIT, the node must already be on its way out.
+func TestLifecycleHookLateTakeOutLeavesTimeForTheTakeOut(t *testing.T) {
+	ctx := context.Background()
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a := srv.Account()
+	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := g.Instances[0]
+	kube := fake.NewClientset(&corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Spec:       corev1.NodeSpec{ProviderID: "aws:///eu-west-1a/" + id},
+	})
+	r, _, _ := reporter(t, kube)
+	now := time.Now()
+	tgt := &LifecycleHooks{
+		Client: autoscaling.NewFromConfig(srv.Config("eu-west-1")), Kube: kube, Groups: []string{"nodes"},
+		Create: true, HeartbeatTimeout: 30 * time.Second,
+		TakeOut: roll.TakeOutOptions{Deregistration: roll.DeregistrationOptions{Wait: 10 * time.Millisecond}},
+		Now:     func() time.Time { return now },
+	}
+	if err := tgt.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetDesiredCapacity("nodes", 0); err != nil { // a scale-in
+		t.Fatal(err)
+	}
+	for _, step := range []time.Duration{0, 25 * time.Minute} {
+		now = now.Add(step)
+		if err := tgt.Apply(ctx, holdDecision(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, _ := kube.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if n.Spec.Unschedulable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("held 25 min of a 50 min global timeout whose take-out may need 30 min: not taken out yet, AWS would terminate it mid-drain")
+		}
+	}
+}
