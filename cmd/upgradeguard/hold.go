@@ -181,7 +181,7 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 		}
 		asc := autoscaling.NewFromConfig(cfg)
 		hooks := &hold.LifecycleHooks{
-			Client: asc, Kube: client, Groups: f.refreshGroups, HookName: f.hookName, Create: f.createHook, HeartbeatTimeout: f.hookHeartbeat,
+			Client: asc, Kube: client, Groups: f.refreshGroups, HookName: f.hookName, Create: f.createHook, HeartbeatTimeout: f.hookHeartbeat, Interval: time.Duration(policy.Interval),
 			TakeOut: roll.TakeOutOptions{
 				Provider: &roll.AWS{AutoScaling: asc, ELBv2: elasticloadbalancingv2.NewFromConfig(cfg), ELB: elasticloadbalancing.NewFromConfig(cfg)},
 				Logger:   logger,

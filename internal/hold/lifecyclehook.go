@@ -78,6 +78,10 @@ type LifecycleHooks struct {
 	HookName         string
 	Create           bool
 	HeartbeatTimeout time.Duration
+	// Interval is the policy's interval, how often Apply runs: a hook found
+	// with a heartbeat timeout of three intervals or less cannot be kept
+	// waiting reliably, and the hold says so (0: not checked).
+	Interval time.Duration
 	// TakeOut configures the take-out (its Client defaults to Kube).
 	TakeOut roll.TakeOutOptions
 	Logger  *slog.Logger
@@ -140,6 +144,15 @@ func (t *LifecycleHooks) ensureHook(ctx context.Context, group string, d Decisio
 		if aws.ToString(h.LifecycleHookName) == t.HookName && aws.ToString(h.LifecycleTransition) == "autoscaling:EC2_INSTANCE_TERMINATING" {
 			hb := time.Duration(aws.ToInt32(h.HeartbeatTimeout)) * time.Second
 			t.hooks[group], t.global[group] = hb, time.Duration(aws.ToInt32(h.GlobalTimeout))*time.Second
+			if t.Interval > 0 && hb/3 <= t.Interval {
+				// Heartbeats go out at an evaluation, every interval: with
+				// a heartbeat timeout of three intervals or less a late
+				// evaluation lets the timeout pass, and AWS applies the
+				// default result, which for a termination terminates
+				// (undrained).
+				r.Notice(ctx, hookTarget(group), d, fmt.Sprintf("the termination lifecycle hook %s of group %s has a heartbeat timeout of %s, not more than three of the policy's intervals (%s): a held instance may time out (default result %s) and terminate undrained; raise the hook's heartbeat timeout above %s or shorten the interval",
+					t.HookName, group, hb, t.Interval, aws.ToString(h.DefaultResult), 3*t.Interval))
+			}
 			return hb, nil
 		}
 	}

@@ -2,6 +2,7 @@ package hold
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +74,55 @@ func TestLifecycleHookLateTakeOutLeavesTimeForTheTakeOut(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("held 25 min of a 50 min global timeout whose take-out may need 30 min: not taken out yet, AWS would terminate it mid-drain")
 		}
+	}
+}
+
+// A hook created by a person (the hold run without
+// --aws.create-lifecycle-hook, as docs/hold.md allows) with AWS's minimum
+// heartbeat timeout, 30 s, under the default 30 s interval: the hold's
+// heartbeats, one per evaluation, cannot keep an instance waiting, and
+// AWS's default result terminates it undrained. The command only checks the
+// interval against the heartbeat timeout of a hook it creates; the hold
+// must say so of the hook it finds.
+func TestLifecycleHookFoundWithTooShortHeartbeatTimeoutIsReported(t *testing.T) {
+	ctx := context.Background()
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a := srv.Account()
+	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutLifecycleHook(awsfake.LifecycleHook{Group: "nodes", Name: DefaultLifecycleHookName, Transition: awsfake.TransitionTerminating, HeartbeatTimeout: 30, DefaultResult: "CONTINUE"}); err != nil {
+		t.Fatal(err)
+	}
+	kube := fake.NewClientset()
+	r, _, logs := reporter(t, kube)
+	tgt := &LifecycleHooks{
+		Client: autoscaling.NewFromConfig(srv.Config("eu-west-1")), Kube: kube, Groups: []string{"nodes"},
+		Interval: 30 * time.Second,
+	}
+	if err := tgt.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	var warned bool
+	for _, e := range events(t, kube) {
+		warned = warned || (e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "heartbeat timeout of 30s"))
+	}
+	if !warned || !strings.Contains(logs.String(), "terminate undrained") {
+		t.Errorf("a hook whose 30 s heartbeat timeout the 30 s interval cannot keep up with was taken charge of silently; events %v, logs %s", events(t, kube), logs.String())
+	}
+	if !tgt.Hooked("nodes") {
+		t.Error("the hook is still taken charge of (heartbeats, drain on GO): better than none")
 	}
 }
