@@ -2,6 +2,7 @@ package hold
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,9 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/smithy-go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/internal/gate"
@@ -199,20 +202,52 @@ func (t *LifecycleHooks) waiting(ctx context.Context, groups []string) (map[stri
 	return out, nil
 }
 
-// nodesByInstance maps instance ids to node names from spec.providerID
+// AnnotationHookWaitSince records on a node when the hold first saw its
+// instance ("i-... RFC3339") in Terminating:Wait at the hook, so that a
+// hold that restarts or a new leader counts the hook's global timeout from
+// then, not from its own first sight (AWS counts it from the start of the
+// wait; heartbeats do not extend it).
+const AnnotationHookWaitSince = "upgradeguard.io/hold-hook-wait-since"
+
+type hookNode struct {
+	name  string
+	since time.Time // from AnnotationHookWaitSince, zero without it
+}
+
+// nodesByInstance maps instance ids to their nodes from spec.providerID
 // (aws:///zone/i-...).
-func (t *LifecycleHooks) nodesByInstance(ctx context.Context) (map[string]string, error) {
+func (t *LifecycleHooks) nodesByInstance(ctx context.Context) (map[string]hookNode, error) {
 	nodes, err := t.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	out := map[string]string{}
+	out := map[string]hookNode{}
 	for _, n := range nodes.Items {
 		if id := instanceOf(n.Spec.ProviderID); id != "" {
-			out[id] = n.Name
+			hn := hookNode{name: n.Name}
+			if v, ok := strings.CutPrefix(n.Annotations[AnnotationHookWaitSince], id+" "); ok {
+				if since, err := time.Parse(time.RFC3339, v); err == nil {
+					hn.since = since
+				}
+			}
+			out[id] = hn
 		}
 	}
 	return out, nil
+}
+
+// recordSince annotates the node with when its instance was first seen
+// waiting.
+func (t *LifecycleHooks) recordSince(ctx context.Context, h *heldInstance) error {
+	raw, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
+		AnnotationHookWaitSince: h.id + " " + h.seen.UTC().Format(time.RFC3339)}}})
+	if err != nil {
+		return err
+	}
+	if _, err := t.Kube.CoreV1().Nodes().Patch(ctx, h.node, types.MergePatchType, raw, metav1.PatchOptions{FieldManager: eventSource}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("node %s: %w", h.node, err)
+	}
+	return nil
 }
 
 func instanceOf(providerID string) string {
@@ -302,7 +337,15 @@ func (t *LifecycleHooks) Apply(ctx context.Context, d Decision, r *Reporter) err
 		for _, id := range waiting[g] {
 			h := t.held[id]
 			if h == nil {
-				h = &heldInstance{id: id, group: g, node: nodes[id], seen: now}
+				hn := nodes[id]
+				h = &heldInstance{id: id, group: g, node: hn.name, seen: now}
+				if !hn.since.IsZero() && hn.since.Before(now) {
+					h.seen = hn.since // seen by an earlier run of the hold
+				} else if hn.name != "" {
+					if err := t.recordSince(ctx, h); err != nil {
+						errs = append(errs, fmt.Errorf("recording when instance %s started waiting: %w", id, err))
+					}
+				}
 				t.held[id] = h
 				// The first heartbeat also tells whether it waits for our hook.
 				if err := t.heartbeat(ctx, h); noAction(err) {

@@ -126,3 +126,75 @@ func TestLifecycleHookFoundWithTooShortHeartbeatTimeoutIsReported(t *testing.T) 
 		t.Error("the hook is still taken charge of (heartbeats, drain on GO): better than none")
 	}
 }
+
+// AWS counts the global timeout from the start of the wait. A hold that
+// restarts (a new leader, its pod evicted, the node it ran on drained) after
+// holding an instance 24 h of a 25 h global timeout (15m heartbeat timeout)
+// must not count from its own first sight: it would take the node out 24 h
+// too late, after AWS terminated it undrained. The first run records the
+// start on the node; the next one reads it.
+func TestLifecycleHookRestartKeepsTheWaitStart(t *testing.T) {
+	ctx := context.Background()
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a := srv.Account()
+	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := g.Instances[0]
+	kube := fake.NewClientset(&corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Spec:       corev1.NodeSpec{ProviderID: "aws:///eu-west-1a/" + id},
+	})
+	r, _, _ := reporter(t, kube)
+	now := time.Now()
+	run := func() *LifecycleHooks {
+		return &LifecycleHooks{
+			Client: autoscaling.NewFromConfig(srv.Config("eu-west-1")), Kube: kube, Groups: []string{"nodes"},
+			Create:  true,
+			TakeOut: roll.TakeOutOptions{Deregistration: roll.DeregistrationOptions{Wait: 10 * time.Millisecond}},
+			Now:     func() time.Time { return now },
+		}
+	}
+	first := run()
+	if err := first.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetDesiredCapacity("nodes", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	if got := first.Holding(); len(got) != 1 {
+		t.Fatalf("holding %v", got)
+	}
+	// 24 h later (the fake's hook timers run on real time: still waiting)
+	// a new run of the hold, gate still WAIT.
+	now = now.Add(24 * time.Hour)
+	second := run()
+	if err := second.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, _ := kube.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if n.Spec.Unschedulable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a restart 24 h into a 25 h global timeout the node is not taken out: AWS would terminate it undrained (annotations %v)", n.Annotations)
+		}
+	}
+}
