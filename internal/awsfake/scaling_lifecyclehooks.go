@@ -227,11 +227,13 @@ func (a *Account) deleteHook(group, name string) *apiError {
 	if i < 0 {
 		return errf(400, "ValidationError", "No Lifecycle Hook found with name %s for group %s.", name, group)
 	}
-	h := hooks[i]
 	a.lifecycle.hooks[g] = slices.Delete(hooks, i, i+1)
+	// Outstanding actions are completed first: CONTINUE for terminating
+	// instances, whatever the hook's default result (API reference,
+	// DeleteLifecycleHook).
 	for _, w := range a.waitsOf(g) {
 		if slices.Contains(w.Hooks, name) {
-			a.hookDone(w, name, h.DefaultResult, "completed")
+			a.hookDone(w, name, ResultContinue, "completed")
 		}
 	}
 	return nil
