@@ -103,8 +103,8 @@ type lifecycleWait struct {
 	LifecycleAction
 	g          *asg
 	inst       *Instance
-	deadline   time.Time // global timeout
-	gen        int       // bumped by each heartbeat: older timers do nothing
+	deadline   time.Time      // global timeout
+	gen        map[string]int // per hook, bumped by its heartbeats: older timers do nothing
 	heartbeats int
 	activity   *Activity
 }
@@ -337,7 +337,7 @@ func (a *Account) hookTermination(inst *Instance) bool {
 	// Each hook times out on its own; the global timeout is the smallest
 	// hook's (the instance leaves at the first default result that ends it).
 	w.deadline = w.Since.Add(time.Duration(LifecycleHook{HeartbeatTimeout: minHB}.GlobalTimeout()) * a.hookSecond())
-	a.armHeartbeat(w)
+	a.armHeartbeat(w, "")
 	a.after(w.deadline.Sub(a.now()), func() {
 		if a.lifecycle.waits[inst.ID] == w {
 			a.endWait(w, a.timeoutResult(w), "global timeout")
@@ -348,18 +348,24 @@ func (a *Account) hookTermination(inst *Instance) bool {
 	return true
 }
 
-// armHeartbeat starts the heartbeat timeouts of the hooks the instance
-// waits for; a heartbeat calls it again and older timers do nothing.
-func (a *Account) armHeartbeat(w *lifecycleWait) {
-	w.gen++
-	gen := w.gen
+// armHeartbeat starts the heartbeat timeout of hook (every hook the
+// instance waits for when ""); a heartbeat calls it again for the hook it
+// names and older timers do nothing. Each hook's action is its own: a
+// heartbeat names one hook (RecordLifecycleActionHeartbeat's
+// LifecycleHookName) and extends only that hook's timeout.
+func (a *Account) armHeartbeat(w *lifecycleWait, hook string) {
+	if w.gen == nil {
+		w.gen = map[string]int{}
+	}
 	for _, h := range a.lifecycle.hooks[w.g] {
-		if !slices.Contains(w.Hooks, h.Name) {
+		if !slices.Contains(w.Hooks, h.Name) || hook != "" && h.Name != hook {
 			continue
 		}
 		name, result := h.Name, h.DefaultResult
+		w.gen[name]++
+		gen := w.gen[name]
 		a.after(time.Duration(h.HeartbeatTimeout)*a.hookSecond(), func() {
-			if a.lifecycle.waits[w.Instance] == w && w.gen == gen && slices.Contains(w.Hooks, name) {
+			if a.lifecycle.waits[w.Instance] == w && w.gen[name] == gen && slices.Contains(w.Hooks, name) {
 				a.hookDone(w, name, result, "heartbeat timeout")
 			}
 		})
@@ -464,7 +470,7 @@ func (a *Account) heartbeat(group, hook, token, instance string) *apiError {
 		return aerr
 	}
 	w.heartbeats++
-	a.armHeartbeat(w)
+	a.armHeartbeat(w, hook)
 	return nil
 }
 
