@@ -93,6 +93,7 @@ type LifecycleHooks struct {
 	mu      sync.Mutex
 	hooks   map[string]time.Duration // group -> its hook's heartbeat timeout (0: none)
 	global  map[string]time.Duration // group -> its hook's global timeout
+	checked map[string]time.Time     // group -> when its hook was last read
 	held    map[string]*heldInstance // instance id -> its action
 	running bool                     // a take-out is under way
 }
@@ -112,6 +113,7 @@ func (*LifecycleHooks) Kind() string { return "lifecycle-hook" }
 func (t *LifecycleHooks) init() {
 	if t.held == nil {
 		t.hooks, t.global, t.held = map[string]time.Duration{}, map[string]time.Duration{}, map[string]*heldInstance{}
+		t.checked = map[string]time.Time{}
 	}
 	if t.HookName == "" {
 		t.HookName = DefaultLifecycleHookName
@@ -130,13 +132,19 @@ func (t *LifecycleHooks) init() {
 	}
 }
 
+// hookRecheck is how often a hook found is read again: one deleted (by a
+// person, by a tool applying the group's definition) holds nothing, and the
+// group's instance refresh must be cancelled again on a long hold.
+const hookRecheck = time.Minute
+
 func hookTarget(group string) string { return "asg-hook/" + group }
 
 // ensureHook reads (and with Create makes) the group's hook; it returns
 // its heartbeat timeout, 0 when the group has none.
 func (t *LifecycleHooks) ensureHook(ctx context.Context, group string, d Decision, r *Reporter) (time.Duration, error) {
-	if hb, ok := t.hooks[group]; ok && hb > 0 {
-		return hb, nil
+	prev, known := t.hooks[group]
+	if known && prev > 0 && t.Now().Sub(t.checked[group]) < hookRecheck {
+		return prev, nil
 	}
 	out, err := t.Client.DescribeLifecycleHooks(ctx, &autoscaling.DescribeLifecycleHooksInput{
 		AutoScalingGroupName: aws.String(group), LifecycleHookNames: []string{t.HookName}})
@@ -146,8 +154,8 @@ func (t *LifecycleHooks) ensureHook(ctx context.Context, group string, d Decisio
 	for _, h := range out.LifecycleHooks {
 		if aws.ToString(h.LifecycleHookName) == t.HookName && aws.ToString(h.LifecycleTransition) == "autoscaling:EC2_INSTANCE_TERMINATING" {
 			hb := time.Duration(aws.ToInt32(h.HeartbeatTimeout)) * time.Second
-			t.hooks[group], t.global[group] = hb, time.Duration(aws.ToInt32(h.GlobalTimeout))*time.Second
-			if t.Interval > 0 && hb/3 <= t.Interval {
+			t.hooks[group], t.global[group], t.checked[group] = hb, time.Duration(aws.ToInt32(h.GlobalTimeout))*time.Second, t.Now()
+			if t.Interval > 0 && hb/3 <= t.Interval && hb != prev {
 				// Heartbeats go out at an evaluation, every interval: with
 				// a heartbeat timeout of three intervals or less a late
 				// evaluation lets the timeout pass, and AWS applies the
@@ -160,7 +168,7 @@ func (t *LifecycleHooks) ensureHook(ctx context.Context, group string, d Decisio
 		}
 	}
 	if !t.Create {
-		if _, said := t.hooks[group]; !said {
+		if !known || prev > 0 {
 			t.hooks[group] = 0
 			r.Notice(ctx, hookTarget(group), d, fmt.Sprintf("group %s has no termination lifecycle hook %s: its terminations are not held (create it, or run with --aws.create-lifecycle-hook)", group, t.HookName))
 		}
@@ -177,7 +185,7 @@ func (t *LifecycleHooks) ensureHook(ctx context.Context, group string, d Decisio
 		return 0, fmt.Errorf("creating the lifecycle hook %s on %s: %w", t.HookName, group, err)
 	}
 	t.Logger.Info("created the termination lifecycle hook", "group", group, "hook", t.HookName, "heartbeat_timeout", t.HeartbeatTimeout, "default_result", "CONTINUE")
-	t.hooks[group] = t.HeartbeatTimeout
+	t.hooks[group], t.checked[group] = t.HeartbeatTimeout, t.Now()
 	t.global[group] = min(100*t.HeartbeatTimeout, 48*time.Hour)
 	return t.HeartbeatTimeout, nil
 }

@@ -198,3 +198,56 @@ func TestLifecycleHookRestartKeepsTheWaitStart(t *testing.T) {
 		}
 	}
 }
+
+// A hook deleted while the hold runs (a person, an infrastructure tool
+// applying the group's definition) no longer holds anything: the hold must
+// notice, so that the group's instance refresh is cancelled again rather
+// than left replacing undrained nodes while the gate says WAIT.
+func TestLifecycleHookDeletedIsNoticed(t *testing.T) {
+	ctx := context.Background()
+	srv, err := awsfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a := srv.Account()
+	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	kube := fake.NewClientset()
+	r, _, _ := reporter(t, kube)
+	now := time.Now()
+	tgt := &LifecycleHooks{
+		Client: autoscaling.NewFromConfig(srv.Config("eu-west-1")), Kube: kube, Groups: []string{"nodes"},
+		Now: func() time.Time { return now },
+	}
+	if err := a.PutLifecycleHook(awsfake.LifecycleHook{Group: "nodes", Name: DefaultLifecycleHookName, Transition: awsfake.TransitionTerminating, HeartbeatTimeout: 900, DefaultResult: "CONTINUE"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	if !tgt.Hooked("nodes") {
+		t.Fatal("hook not found")
+	}
+	if err := a.DeleteLifecycleHook("nodes", DefaultLifecycleHookName); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		now = now.Add(time.Minute)
+		if err := tgt.Apply(ctx, holdDecision(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tgt.Hooked("nodes") {
+		t.Error("the hook was deleted 3 min ago and the hold still counts the group as paused at it (its refresh is never cancelled)")
+	}
+}
