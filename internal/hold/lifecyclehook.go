@@ -101,7 +101,8 @@ type LifecycleHooks struct {
 type heldInstance struct {
 	id, group, node string
 	seen, beat      time.Time
-	foreign         bool // not waiting for our hook
+	foreign         bool      // not waiting for our hook, at the last probe
+	probed          time.Time // when foreign was last found
 	takingOut, done bool
 	reported        bool // the hold was reported
 	lastErr         string
@@ -357,8 +358,21 @@ func (t *LifecycleHooks) Apply(ctx context.Context, d Decision, r *Reporter) err
 				t.held[id] = h
 				// The first heartbeat also tells whether it waits for our hook.
 				if err := t.heartbeat(ctx, h); noAction(err) {
-					h.foreign = true
+					h.foreign, h.probed = true, now
 				} else if err != nil {
+					errs = append(errs, fmt.Errorf("heartbeat of %s: %w", id, err))
+				}
+			} else if h.foreign && now.Sub(h.probed) >= hb/3 {
+				// "No active Lifecycle Action" may be Auto Scaling's
+				// eventual consistency right after the instance entered
+				// Terminating:Wait, not another hook's wait: probe again
+				// while it waits, or its action times out and AWS
+				// terminates it undrained.
+				if err := t.heartbeat(ctx, h); err == nil {
+					h.foreign = false
+				} else if noAction(err) {
+					h.probed = now
+				} else {
 					errs = append(errs, fmt.Errorf("heartbeat of %s: %w", id, err))
 				}
 			}
