@@ -23,24 +23,7 @@ import (
 // still says WAIT, the node must already be on its way out.
 func TestLifecycleHookLateTakeOutLeavesTimeForTheTakeOut(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, a, g := hookGroup(t, 0, 2, 1)
 	id := g.Instances[0]
 	kube := fake.NewClientset(&corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
@@ -86,23 +69,7 @@ func TestLifecycleHookLateTakeOutLeavesTimeForTheTakeOut(t *testing.T) {
 // must say so of the hook it finds.
 func TestLifecycleHookFoundWithTooShortHeartbeatTimeoutIsReported(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}}); err != nil {
-		t.Fatal(err)
-	}
+	srv, a, _ := hookGroup(t, 0, 2, 1)
 	if err := a.PutLifecycleHook(awsfake.LifecycleHook{Group: "nodes", Name: DefaultLifecycleHookName, Transition: awsfake.TransitionTerminating, HeartbeatTimeout: 30, DefaultResult: "CONTINUE"}); err != nil {
 		t.Fatal(err)
 	}
@@ -135,24 +102,7 @@ func TestLifecycleHookFoundWithTooShortHeartbeatTimeoutIsReported(t *testing.T) 
 // start on the node; the next one reads it.
 func TestLifecycleHookRestartKeepsTheWaitStart(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, a, g := hookGroup(t, 0, 2, 1)
 	id := g.Instances[0]
 	kube := fake.NewClientset(&corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
@@ -205,23 +155,7 @@ func TestLifecycleHookRestartKeepsTheWaitStart(t *testing.T) {
 // than left replacing undrained nodes while the gate says WAIT.
 func TestLifecycleHookDeletedIsNoticed(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 0, Max: 2, Desired: 1, Subnets: []string{sub.ID}}); err != nil {
-		t.Fatal(err)
-	}
+	srv, a, _ := hookGroup(t, 0, 2, 1)
 	kube := fake.NewClientset()
 	r, _, _ := reporter(t, kube)
 	now := time.Now()

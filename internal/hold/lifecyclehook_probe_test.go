@@ -42,25 +42,8 @@ func (s *staleFirstHeartbeat) RecordLifecycleActionHeartbeat(ctx context.Context
 // node undrained. It is probed again every third of the heartbeat timeout.
 func TestLifecycleHookProbesAgainAfterNoAction(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
+	srv, a, g := hookGroup(t, 1, 4, 1)
 	a.SetLifecycleHookSecond(10 * time.Millisecond) // the hook's 30 s last 300 ms
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := a.AddASG(awsfake.ASGSpec{Name: "nodes", LaunchTemplate: lt.ID, Min: 1, Max: 4, Desired: 1, Subnets: []string{sub.ID}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := g.Instances[0]
 	kube := fake.NewClientset(&corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
