@@ -278,9 +278,7 @@ func (a *Account) Route(lb string) (instance string, alive, ok bool) {
 			}
 		}
 	} else if c := a.clbs[lb]; c != nil {
-		for _, id := range c.Instances {
-			ids = append(ids, id)
-		}
+		ids = append(ids, c.Instances...)
 		for id, t := range c.terminatedAt {
 			if now.Sub(t) < HealthCheckGrace {
 				ids = append(ids, id)
