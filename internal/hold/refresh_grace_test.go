@@ -16,26 +16,8 @@ import (
 // hook pauses it.
 func TestInstanceRefreshCancelledAfterGraceOnlyWithoutHook(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
-	a.SetTiming(awsfake.Timing{LaunchDelay: time.Minute})
-	a.SetInstanceRefreshStep(10 * time.Millisecond)
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, a := slowRefreshGroups(t, "hooked", "bare")
 	for _, name := range []string{"hooked", "bare"} {
-		if _, err := a.AddASG(awsfake.ASGSpec{Name: name, LaunchTemplate: lt.ID, Min: 1, Max: 4, Desired: 3, Subnets: []string{sub.ID}}); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := a.StartInstanceRefresh(name, awsfake.InstanceRefreshSpec{}); err != nil {
 			t.Fatal(err)
 		}

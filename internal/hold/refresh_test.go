@@ -14,28 +14,8 @@ import (
 
 func TestInstanceRefreshCancelledOnStopOnly(t *testing.T) {
 	ctx := context.Background()
-	srv, err := awsfake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := srv.Account()
 	// Slow replacements: the refresh stays InProgress through the test.
-	a.SetTiming(awsfake.Timing{LaunchDelay: time.Minute})
-	a.SetInstanceRefreshStep(10 * time.Millisecond)
-	sub, err := a.AddSubnet(awsfake.SubnetSpec{CIDR: "10.0.0.0/24", AZ: "eu-west-1a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lt, err := a.AddLaunchTemplate("nodes", awsfake.LaunchTemplateData{InstanceType: "m5.large"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"nodes-blue", "nodes-green"} {
-		if _, err := a.AddASG(awsfake.ASGSpec{Name: name, LaunchTemplate: lt.ID, Min: 1, Max: 4, Desired: 3, Subnets: []string{sub.ID}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	srv, a := slowRefreshGroups(t, "nodes-blue", "nodes-green")
 	id, err := a.StartInstanceRefresh("nodes-blue", awsfake.InstanceRefreshSpec{})
 	if err != nil {
 		t.Fatal(err)
