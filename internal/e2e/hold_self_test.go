@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/upgradeguard/upgradeguard/internal/gate"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
@@ -89,27 +86,7 @@ func TestGateHoldDoesNotHoldItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probeCtx, stopProbe := context.WithCancel(ctx)
-	h.start()
-	go kubelet.probe(probeCtx, pod, "http://"+h.health)
-	defer func() {
-		stopProbe()
-		if t.Failed() {
-			t.Logf("gate hold's log:\n%s", h.logs())
-		}
-	}()
-	podReady := func(ctx context.Context) (bool, error) {
-		p, err := tb.Client.CoreV1().Pods("upgradeguard").Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady {
-				return c.Status == corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
-	}
+	podReady := runHold(ctx, t, tb, h, kubelet, pod)
 	err = testbed.WaitFor(ctx, 4*time.Minute, "the hold's pod ready (GO) and its Deployment available in Thanos", func(ctx context.Context) (bool, error) {
 		if exited, err := h.proc.Exited(); exited {
 			t.Fatalf("gate hold exited: %v", err)

@@ -426,28 +426,7 @@ func TestGateHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probeCtx, stopProbe := context.WithCancel(ctx)
-	h.start()
-	go kubelet.probe(probeCtx, pod, "http://"+h.health)
-	defer func() {
-		stopProbe()
-		if t.Failed() {
-			t.Logf("gate hold's log:\n%s", h.logs())
-		}
-	}()
-
-	podReady := func(ctx context.Context) (bool, error) {
-		p, err := tb.Client.CoreV1().Pods("upgradeguard").Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady {
-				return c.Status == corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
-	}
+	podReady := runHold(ctx, t, tb, h, kubelet, pod)
 	kopsValid := func(ctx context.Context) (bool, []string, error) {
 		f, err := kopsPodFailures(ctx, tb)
 		return err == nil && len(f) == 0, f, err
@@ -767,4 +746,32 @@ func deployHold(ctx context.Context, t *testing.T, tb *testbed.Testbed) (*fakeKu
 		t.Fatal(err)
 	}
 	return kubelet, pod
+}
+
+// runHold starts gate hold's container h, with the fake kubelet probing its
+// readiness on pod until the test ends (the hold's log is printed when the
+// test failed), and returns whether pod is Ready.
+func runHold(ctx context.Context, t *testing.T, tb *testbed.Testbed, h *holdContainer, kubelet *fakeKubelet, pod *corev1.Pod) func(context.Context) (bool, error) {
+	t.Helper()
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	h.start()
+	go kubelet.probe(probeCtx, pod, "http://"+h.health)
+	t.Cleanup(func() {
+		stopProbe()
+		if t.Failed() {
+			t.Logf("gate hold's log:\n%s", h.logs())
+		}
+	})
+	return func(ctx context.Context) (bool, error) {
+		p, err := tb.Client.CoreV1().Pods("upgradeguard").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	}
 }
