@@ -47,6 +47,7 @@ const (
 	FamilyCapacity     = "capacity"
 	FamilyDrain        = "drain"
 	FamilyAddons       = "addons"
+	FamilyWorkloads    = "workloads"
 )
 
 // Finding is one thing preflight found.
@@ -67,6 +68,18 @@ type Finding struct {
 	Replacement string `json:"replacement,omitempty"`
 	// NodeGroup is the node group of a node finding, when known.
 	NodeGroup string `json:"nodegroup,omitempty"`
+	// Rule names the kind of finding within its family
+	// ("single-replica-service"), the key a policy sets its severity by;
+	// empty for families without rules.
+	Rule string `json:"rule,omitempty"`
+	// Namespace and Workload name the workload of a workloads finding
+	// (Workload as "Deployment/web"); empty for other findings.
+	Namespace string `json:"namespace,omitempty"`
+	Workload  string `json:"workload,omitempty"`
+	// Effect says in plain words what the upgrade will do to the workload;
+	// Fix what to change, naming the exact field. Both may be empty.
+	Effect string `json:"effect,omitempty"`
+	Fix    string `json:"fix,omitempty"`
 }
 
 // Report is the outcome of a preflight run.
