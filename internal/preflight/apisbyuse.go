@@ -176,20 +176,29 @@ func judgeUsage(u *usage, table *APITable, target Version, window time.Duration)
 	case j.Severity == Blocker:
 		f.Severity = Blocker
 		f.Message = "still requested: " + j.Message
-	case u.deprecated || j.Severity == Warning:
+	case u.deprecated || j.Severity == Warning || j.Severity == Info:
 		f.Severity = Warning
 		switch {
 		case lc.CRD && lc.Warning != "":
 			f.Message = "still requested, a deprecated custom resource version: " + lc.Warning
-		case lc.CRD || (u.deprecated && f.RemovedRelease == "" && j.Severity == ""):
-			f.Message = "still requested, a deprecated version (a custom resource's, or one without announced removal)"
+		case lc.CRD || (u.deprecated && j.Severity == "" && !table.groups[u.gvr.Group]):
+			// In the gauge, of a group no release of Kubernetes serves:
+			// a custom resource version whose CRD was not read.
+			f.Message = "still requested, a deprecated custom resource version"
 		case f.RemovedRelease == "":
-			f.Message = "still requested, deprecated, no removal announced"
+			// Deprecated with no removal announced (or, in the gauge
+			// only, a version the table does not know): nothing any
+			// known upgrade needs moved.
+			f.Severity = Info
+			f.Message = "still requested, deprecated, no removal announced: no upgrade known yet needs it moved"
 		default:
 			f.Message = "still requested, deprecated"
 		}
 	default:
 		return Finding{}, false
+	}
+	if note := controlPlaneNote(u.gvr); note != "" {
+		f.Message += "; " + note
 	}
 	return f, true
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
@@ -111,8 +112,15 @@ func TestCheckAPIsByUse(t *testing.T) {
 	if !strings.Contains(pdb.Source, "120 requests in 1h") {
 		t.Errorf("PDB source %q", pdb.Source)
 	}
-	if f, ok := by["warning v1 endpoints"]; !ok || f.Replacement != "discovery.k8s.io/v1 EndpointSlice" || !strings.Contains(f.Message, "no removal announced") {
+	// Deprecated with no removal announced, and requested by the control
+	// plane itself: info that says so, not a warning nobody can clear
+	// (issue 26).
+	if f, ok := by["info v1 endpoints"]; !ok || f.Replacement != "discovery.k8s.io/v1 EndpointSlice" || !strings.Contains(f.Message, "no removal announced") ||
+		!strings.Contains(f.Message, "endpointsadapter.go") || !strings.Contains(f.Message, "audit log") {
 		t.Errorf("endpoints: %+v, %v", f, ok)
+	}
+	if _, ok := by["warning v1 endpoints"]; ok {
+		t.Errorf("v1 endpoints is a warning")
 	}
 	if f, ok := by["warning example.com/v1beta1 widgets"]; !ok || f.Replacement != "example.com/v1 Widget" || !strings.Contains(f.Message, "custom resource") {
 		t.Errorf("widgets: %+v, %v", f, ok)
@@ -217,4 +225,34 @@ func TestUsageQueriesInPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, b)
 	}
+}
+
+// TestJudgeUsageDeprecatedWithoutRemoval: a version deprecated with no
+// removal announced is info (v1 componentstatuses, deprecated in 1.19); a
+// deprecated version the API server reports of a group no release serves
+// is a custom resource's whose CRD was not read, and stays a warning.
+func TestJudgeUsageDeprecatedWithoutRemoval(t *testing.T) {
+	table := NewAPITable()
+	cases := []struct {
+		u   usage
+		sev Severity
+	}{
+		{usage{gvr: schemaGVR("", "v1", "componentstatuses"), requests: 3, deprecated: true}, Info},
+		{usage{gvr: schemaGVR("", "v1", "componentstatuses"), requests: 3}, Info},
+		{usage{gvr: schemaGVR("other.io", "v1beta1", "gadgets"), requests: 3, deprecated: true}, Warning},
+		{usage{gvr: schemaGVR("policy", "v1beta1", "poddisruptionbudgets"), requests: 3, deprecated: true, removedRelease: "1.25"}, Warning},
+	}
+	for _, c := range cases {
+		f, ok := judgeUsage(&c.u, table, Version{1, 24}, time.Hour)
+		if !ok || f.Severity != c.sev {
+			t.Errorf("%s (deprecated %v): %+v, %v; want %s", c.u.gvr, c.u.deprecated, f, ok, c.sev)
+		}
+		if strings.Contains(f.Message, "control plane") {
+			t.Errorf("%s: no control plane component requests it: %q", c.u.gvr, f.Message)
+		}
+	}
+}
+
+func schemaGVR(group, version, resource string) schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: group, Version: version, Resource: resource}
 }

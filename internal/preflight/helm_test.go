@@ -97,8 +97,8 @@ func TestCheckHelmReleases(t *testing.T) {
 	if !strings.Contains(pdb.Message, "Helm release shop/web holds it") || !strings.Contains(pdb.Message, "helm upgrade") {
 		t.Errorf("the blocker does not say why: %q", pdb.Message)
 	}
-	if f, ok := by["warning v1 Endpoints shop/legacy"]; !ok || strings.Contains(f.Message, "helm upgrade") {
-		t.Errorf("Endpoints warning: %+v, %v", f, ok)
+	if f, ok := by["info v1 Endpoints shop/legacy"]; !ok || strings.Contains(f.Message, "helm upgrade") {
+		t.Errorf("Endpoints info (deprecated, no removal announced): %+v, %v", f, ok)
 	}
 	if f, ok := by["blocker batch/v1beta1 CronJob legacy/nightly"]; !ok || !strings.Contains(f.Source, "configmap/") {
 		t.Errorf("configmap release: %+v, %v", f, ok)

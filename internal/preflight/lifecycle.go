@@ -156,7 +156,10 @@ type Judgement struct {
 
 // Judge rules on gvk at target, following deprecation.go's IsDeprecated and
 // RemovedRelease: removed at or before the target is a blocker; deprecated
-// at or before it (or a deprecated CRD version) is a warning. A kind of a
+// at or before it with a removal announced (or a deprecated CRD version,
+// which its add-on may drop in any release of its own) is a warning;
+// deprecated with no removal announced is info, since no upgrade that is
+// known needs it moved. A kind of a
 // built-in group in a version k8s.io/api no longer has is a blocker too:
 // the API server of this release no longer serves it (types are dropped
 // from k8s.io/api after their removal).
@@ -190,6 +193,10 @@ func (t *APITable) Judge(gvk schema.GroupVersionKind, target Version) Judgement 
 		j.Severity = Warning
 		j.Message = fmt.Sprintf("%s is deprecated since %s", name, lc.Deprecated)
 		if j.Removed == "" {
+			// Nothing to do before this upgrade, nor any later one that
+			// is known: a removal is announced releases ahead
+			// (https://kubernetes.io/docs/reference/using-api/deprecation-policy/).
+			j.Severity = Info
 			j.Message += ", no removal announced"
 		}
 	}

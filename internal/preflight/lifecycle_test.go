@@ -56,8 +56,10 @@ func TestJudge(t *testing.T) {
 		{gvk("policy/v1beta1", "PodDisruptionBudget"), Version{1, 21}, Warning, "1.25", "policy/v1 PodDisruptionBudget"},
 		// Not yet deprecated at the target.
 		{gvk("policy/v1beta1", "PodDisruptionBudget"), Version{1, 20}, "", "1.25", "policy/v1 PodDisruptionBudget"},
-		// Deprecated without a removal (core v1 Endpoints since 1.33).
-		{gvk("v1", "Endpoints"), target, Warning, "", "discovery.k8s.io/v1 EndpointSlice"},
+		// Deprecated without a removal (core v1 Endpoints since 1.33): info,
+		// no known upgrade needs it moved (issue 26: a warning nobody
+		// could clear made every 1.33+ preflight exit 4).
+		{gvk("v1", "Endpoints"), target, Info, "", "discovery.k8s.io/v1 EndpointSlice"},
 		{gvk("storagemigration.k8s.io/v1beta1", "StorageVersionMigration"), target, Warning, "1.40", "storagemigration.k8s.io/v1 StorageVersionMigration"},
 		{gvk("apps/v1", "Deployment"), target, "", "", ""},
 		// A built-in group's version that k8s.io/api no longer has.
