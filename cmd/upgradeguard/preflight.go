@@ -43,6 +43,7 @@ type preflightFlags struct {
 	awsRegion       string
 	awsEndpoint     string
 	awsCluster      string
+	policy          string
 }
 
 func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
@@ -66,6 +67,7 @@ func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
 	cmd.Flag("aws.region", "AWS region of the cluster: for --eks, and for the capacity family without --query.url (the exporter's AWS collectors run once).").Envar("AWS_REGION").StringVar(&f.awsRegion)
 	cmd.Flag("aws.cluster-name", "The name in kubernetes.io/cluster/<name> tags of the cluster's subnets and Auto Scaling groups, for capacity without --query.url.").StringVar(&f.awsCluster)
 	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's.").StringVar(&f.awsEndpoint)
+	cmd.Flag("policy", "Preflight policy file (YAML): the workloads family's roll settings (drain_timeout, max_unavailable: the roll's --drain-timeout and --max-unavailable), exclude_namespaces, and each rule's severity (blocker, warning, info, off).").StringVar(&f.policy)
 	cmd.Flag("output", "table, json or markdown.").Short('o').Default("table").EnumVar(&f.output, "table", "json", "markdown")
 }
 
@@ -121,6 +123,13 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 			return o, preflightUsage("%v", err)
 		}
 		o.Manifests = files
+	}
+	if f.policy != "" {
+		p, err := preflight.LoadPolicy(f.policy)
+		if err != nil {
+			return o, preflightUsage("--policy: %v", err)
+		}
+		o.Policy = p
 	}
 	if f.window <= 0 {
 		return o, preflightUsage("--apis.window %s: want a positive duration", f.window)
@@ -186,7 +195,7 @@ func (f *preflightFlags) awsConfig(ctx context.Context) (aws.Config, error) {
 
 func init() {
 	subcommands = append(subcommands, func(app *kingpin.Application) []subcommand {
-		cmd := app.Command("preflight", "Before an upgrade to --target-version: removed and deprecated APIs by use and by source, version skew, drain blockers and add-ons. Exit 0 clean, 1 blockers, 3 unknown, 4 warnings only.")
+		cmd := app.Command("preflight", "Before an upgrade to --target-version: removed and deprecated APIs by use and by source, version skew, drain blockers, add-ons and the workloads the upgrade takes down. Exit 0 clean, 1 blockers, 3 unknown, 4 warnings only.")
 		var f preflightFlags
 		addPreflightFlags(cmd, &f)
 		return []subcommand{{cmd, func(ctx context.Context, logger *slog.Logger) error {

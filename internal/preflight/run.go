@@ -12,7 +12,7 @@ import (
 )
 
 // Families are the finding families Run knows, in report order.
-var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew, FamilyCapacity, FamilyDrain, FamilyAddons}
+var Families = []string{FamilyAPIsByUse, FamilyAPIsBySource, FamilySkew, FamilyCapacity, FamilyDrain, FamilyAddons, FamilyWorkloads}
 
 // Options are what a preflight run reads. A family asked for in Checks whose
 // source is missing (no query client, no cluster) is one unknown finding:
@@ -45,6 +45,9 @@ type Options struct {
 	// Addons answers EKS' add-on compatibility; nil: not on EKS (the VPC
 	// CNI's and CoreDNS' compatibility is then unknown).
 	Addons AddonVersions
+	// Policy is the preflight policy (--policy): the workloads family's
+	// roll settings and rule severities; the zero value is the default.
+	Policy Policy
 }
 
 // Run runs the families asked for and returns the report.
@@ -122,6 +125,15 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 			missing(FamilyAddons, "no cluster (--kubeconfig)")
 		} else {
 			r.Add(CheckAddons(ctx, o.Kube, o.Target, o.Addons)...)
+		}
+	}
+	if want(FamilyWorkloads) {
+		if o.Kube == nil {
+			missing(FamilyWorkloads, "no cluster (--kubeconfig)")
+		} else {
+			began := time.Now()
+			r.Add(CheckWorkloads(ctx, o.Kube, o.Policy.Workloads, o.NodegroupLabel)...)
+			logger.Debug("workloads", "duration", time.Since(began))
 		}
 	}
 	return r
