@@ -26,12 +26,17 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 # The PrometheusRule, rule file, dashboards and their ConfigMaps under
-# deploy/generated (committed; the test suite fails when they are stale).
+# deploy/generated, and preflight's API lifecycle table
+# internal/preflight/removals_generated.go (read from the published
+# k8s.io/api, apiextensions-apiserver and kube-aggregator modules from v0.19
+# to go.mod's; committed; the test suite fails when they are stale).
 generate:
 	$(GO) run ./cmd/upgradeguard generate --out deploy/generated
+	$(GO) run ./internal/preflight/internal/genremovals -out internal/preflight/removals_generated.go
 
 generate-check:
 	$(GO) run ./cmd/upgradeguard generate --out deploy/generated --check
+	$(GO) run ./internal/preflight/internal/genremovals -out internal/preflight/removals_generated.go -check
 
 testbed-deps:
 	bash internal/testbed/deps.sh

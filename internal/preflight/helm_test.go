@@ -115,3 +115,20 @@ func TestCheckHelmReleases(t *testing.T) {
 		t.Errorf("info: %q", info.Message)
 	}
 }
+
+// TestCheckHelmReleasesRemovedCRD: a release holding an
+// apiextensions.k8s.io/v1beta1 CustomResourceDefinition (issue 26;
+// kubecost/kubecost#1425, helm/helm#7361) fails every later helm upgrade.
+func TestCheckHelmReleasesRemovedCRD(t *testing.T) {
+	cs := fake.NewClientset(helmSecret(t, "kubecost", "cost-analyzer", 3, rspb.StatusDeployed, crdV1beta1+"---\n"+currentDeployment))
+	for _, target := range []Version{{1, 22}, {1, 37}} {
+		by := findingsBy(CheckHelmReleases(context.Background(), cs, NewAPITable(), target))
+		f, ok := by["blocker apiextensions.k8s.io/v1beta1 CustomResourceDefinition widgets.example.com"]
+		if !ok {
+			t.Fatalf("target %s: no blocker for the release's CRD: %+v", target, by)
+		}
+		if f.RemovedRelease != "1.22" || !strings.Contains(f.Message, "helm upgrade") || !strings.Contains(f.Source, "kubecost/cost-analyzer revision 3") {
+			t.Errorf("target %s: %+v", target, f)
+		}
+	}
+}

@@ -38,25 +38,29 @@ type Lifecycle struct {
 // APITable judges API versions: the built-in ones from the lifecycle methods
 // of the k8s.io/api types registered in client-go's scheme (the same
 // generated data the API server uses for its deprecation warnings and
-// apiserver_requested_deprecated_apis), plus the deprecated versions of the
-// cluster's CRDs when AddCRDVersion is given them.
+// apiserver_requested_deprecated_apis) and, for kinds the scheme lacks
+// (apiextensions.k8s.io, apiregistration.k8s.io, types k8s.io/api has
+// dropped), from KnownAPIs, the same data read from every release since
+// 1.19; plus the deprecated versions of the cluster's CRDs when
+// AddCRDVersion is given them.
 type APITable struct {
 	kinds map[schema.GroupVersionKind]Lifecycle
 	// resources maps a group/version/resource (as the API server's metrics
 	// label it) to its kind.
 	resources map[schema.GroupVersionResource]schema.GroupVersionKind
-	// groups are the API groups the scheme knows: a kind of such a group in
-	// a version the scheme does not have is not served by this release.
+	// groups are the API groups the scheme or KnownAPIs knows: a kind of
+	// such a group in a version neither has is not served (judgeUnknown).
 	groups map[string]bool
-	// known are every kind of the scheme.
+	// known are every kind of the scheme and of KnownAPIs.
 	known map[schema.GroupVersionKind]bool
 	// Release is the Kubernetes release of the k8s.io/api module compiled
 	// in (its v0.N.P is Kubernetes 1.N).
 	Release Version
 }
 
-// NewAPITable builds the table from the scheme at run time: every
-// registered type implementing any of the lifecycle methods.
+// NewAPITable builds the table from the scheme at run time (every
+// registered type implementing any of the lifecycle methods) and merges
+// KnownAPIs under it.
 func NewAPITable() *APITable {
 	return newAPITable(scheme.Scheme)
 }
@@ -103,6 +107,7 @@ func newAPITable(s *runtime.Scheme) *APITable {
 			t.resources[plural] = gvk
 		}
 	}
+	t.mergeKnownAPIs(KnownAPIs, s.Recognizes)
 	return t
 }
 
@@ -159,18 +164,17 @@ type Judgement struct {
 // at or before it with a removal announced (or a deprecated CRD version,
 // which its add-on may drop in any release of its own) is a warning;
 // deprecated with no removal announced is info, since no upgrade that is
-// known needs it moved. A kind of a
-// built-in group in a version k8s.io/api no longer has is a blocker too:
-// the API server of this release no longer serves it (types are dropped
-// from k8s.io/api after their removal).
+// known needs it moved. A kind the table has no lifecycle of: a version of
+// a built-in group (one client-go's scheme or KnownAPIs has) that neither
+// has, so that no release from 1.19 to the table's served it, is a blocker
+// for targets up to the table's release and a warning after it (a later
+// release may add it); anything else (a custom resource the table was not
+// told of, a current kind) says nothing.
 func (t *APITable) Judge(gvk schema.GroupVersionKind, target Version) Judgement {
 	name := gvkString(gvk)
 	lc, ok := t.kinds[gvk]
 	if !ok {
-		if t.groups[gvk.Group] && !t.known[gvk] && !t.Release.IsZero() && !target.Less(t.Release) {
-			return Judgement{Severity: Blocker, Message: fmt.Sprintf("%s is not served by Kubernetes %s (k8s.io/api of %s no longer has it: removed earlier)", name, target, t.Release)}
-		}
-		return Judgement{}
+		return t.judgeUnknown(gvk, target)
 	}
 	j := Judgement{}
 	if !lc.Replacement.Empty() {

@@ -63,7 +63,7 @@ func TestJudge(t *testing.T) {
 		{gvk("storagemigration.k8s.io/v1beta1", "StorageVersionMigration"), target, Warning, "1.40", "storagemigration.k8s.io/v1 StorageVersionMigration"},
 		{gvk("apps/v1", "Deployment"), target, "", "", ""},
 		// A built-in group's version that k8s.io/api no longer has.
-		{gvk("policy/v1beta1", "PodSecurityPolicy"), target, Blocker, "", ""},
+		{gvk("policy/v1beta1", "PodSecurityPolicy"), target, Blocker, "1.25", ""},
 		// An unknown group (a CRD the table was not told of) says nothing.
 		{gvk("other.io/v1alpha1", "Thing"), target, "", "", ""},
 		{gvk("example.com/v1beta1", "Widget"), target, Warning, "", "example.com/v1 Widget"},

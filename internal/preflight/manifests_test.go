@@ -167,3 +167,76 @@ func TestParseManifestsBadKinds(t *testing.T) {
 		t.Errorf("errors %v", errs)
 	}
 }
+
+// The inputs of issue 26: a CRD and an APIService of v1beta1 (groups
+// client-go's scheme does not have, both removed in 1.22) and a
+// policy/v1beta1 PodSecurityPolicy (a type k8s.io/api has dropped, removed
+// in 1.25) gave no finding at any target.
+const (
+	crdV1beta1 = `apiVersion: apiextensions.k8s.io/v1beta1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec: {group: example.com, version: v1, names: {kind: Widget, plural: widgets}, scope: Namespaced}
+`
+	apiServiceV1beta1 = `apiVersion: apiregistration.k8s.io/v1beta1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec: {group: metrics.k8s.io, version: v1beta1, service: {name: metrics-server, namespace: kube-system}}
+`
+	pspV1beta1 = `apiVersion: policy/v1beta1
+kind: PodSecurityPolicy
+metadata: {name: restricted}
+spec: {privileged: false}
+`
+)
+
+func TestCheckManifestsDroppedAPIs(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"crd.yaml": crdV1beta1, "apiservice.yaml": apiServiceV1beta1, "psp.yaml": pspV1beta1})
+	files, err := ManifestFiles([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		crd = "apiextensions.k8s.io/v1beta1 CustomResourceDefinition widgets.example.com"
+		svc = "apiregistration.k8s.io/v1beta1 APIService v1beta1.metrics.k8s.io"
+		psp = "policy/v1beta1 PodSecurityPolicy restricted"
+	)
+	for _, c := range []struct {
+		target        Version
+		crd, svc, psp Severity
+		exit          int
+	}{
+		{Version{1, 15}, "", "", "", ExitClean},
+		// Deprecated since 1.16 (CRD) and 1.19 (APIService).
+		{Version{1, 18}, Warning, "", "", ExitWarnings},
+		{Version{1, 21}, Warning, Warning, Warning, ExitWarnings},
+		{Version{1, 22}, Blocker, Blocker, Warning, ExitBlockers},
+		{Version{1, 24}, Blocker, Blocker, Warning, ExitBlockers},
+		{Version{1, 25}, Blocker, Blocker, Blocker, ExitBlockers},
+		{Version{1, 37}, Blocker, Blocker, Blocker, ExitBlockers},
+	} {
+		fs := CheckManifests(files, NewAPITable(), c.target)
+		by := findingsBy(fs)
+		for obj, want := range map[string]Severity{crd: c.crd, svc: c.svc, psp: c.psp} {
+			var got Severity
+			for _, sev := range []Severity{Blocker, Warning, Info} {
+				if _, ok := by[string(sev)+" "+obj]; ok {
+					got = sev
+				}
+			}
+			if got != want {
+				t.Errorf("target %s: %s: severity %q, want %q", c.target, obj, got, want)
+			}
+		}
+		if f := by["blocker "+crd]; c.crd == Blocker && (f.RemovedRelease != "1.22" || f.Replacement != "apiextensions.k8s.io/v1 CustomResourceDefinition") {
+			t.Errorf("target %s: CRD finding %+v", c.target, f)
+		}
+		if f := by["blocker "+psp]; c.psp == Blocker && f.RemovedRelease != "1.25" {
+			t.Errorf("target %s: PSP finding %+v", c.target, f)
+		}
+		if r := (Report{Target: c.target, Findings: fs}); r.ExitCode() != c.exit {
+			t.Errorf("target %s: exit code %d, want %d", c.target, r.ExitCode(), c.exit)
+		}
+	}
+}

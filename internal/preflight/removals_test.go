@@ -1,0 +1,211 @@
+package preflight
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// guideRemovals is every removal listed in the Kubernetes Deprecated API
+// Migration Guide (https://kubernetes.io/docs/reference/using-api/deprecation-guide/,
+// sections v1.32, v1.29, v1.27, v1.26, v1.25, v1.22 and v1.16), kind by
+// kind, with the release that stops serving it.
+var guideRemovals = []struct {
+	apiVersion string
+	kinds      []string
+	removed    Version
+}{
+	// v1.32
+	{"flowcontrol.apiserver.k8s.io/v1beta3", []string{"FlowSchema", "PriorityLevelConfiguration"}, Version{1, 32}},
+	// v1.29
+	{"flowcontrol.apiserver.k8s.io/v1beta2", []string{"FlowSchema", "PriorityLevelConfiguration"}, Version{1, 29}},
+	// v1.27
+	{"storage.k8s.io/v1beta1", []string{"CSIStorageCapacity"}, Version{1, 27}},
+	// v1.26
+	{"flowcontrol.apiserver.k8s.io/v1beta1", []string{"FlowSchema", "PriorityLevelConfiguration"}, Version{1, 26}},
+	{"autoscaling/v2beta2", []string{"HorizontalPodAutoscaler"}, Version{1, 26}},
+	// v1.25
+	{"batch/v1beta1", []string{"CronJob"}, Version{1, 25}},
+	{"discovery.k8s.io/v1beta1", []string{"EndpointSlice"}, Version{1, 25}},
+	{"events.k8s.io/v1beta1", []string{"Event"}, Version{1, 25}},
+	{"autoscaling/v2beta1", []string{"HorizontalPodAutoscaler"}, Version{1, 25}},
+	{"policy/v1beta1", []string{"PodDisruptionBudget", "PodSecurityPolicy"}, Version{1, 25}},
+	{"node.k8s.io/v1beta1", []string{"RuntimeClass"}, Version{1, 25}},
+	// v1.22
+	{"admissionregistration.k8s.io/v1beta1", []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}, Version{1, 22}},
+	{"apiextensions.k8s.io/v1beta1", []string{"CustomResourceDefinition"}, Version{1, 22}},
+	{"apiregistration.k8s.io/v1beta1", []string{"APIService"}, Version{1, 22}},
+	{"authentication.k8s.io/v1beta1", []string{"TokenReview"}, Version{1, 22}},
+	{"authorization.k8s.io/v1beta1", []string{"LocalSubjectAccessReview", "SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectRulesReview"}, Version{1, 22}},
+	{"certificates.k8s.io/v1beta1", []string{"CertificateSigningRequest"}, Version{1, 22}},
+	{"coordination.k8s.io/v1beta1", []string{"Lease"}, Version{1, 22}},
+	{"extensions/v1beta1", []string{"Ingress"}, Version{1, 22}},
+	{"networking.k8s.io/v1beta1", []string{"Ingress", "IngressClass"}, Version{1, 22}},
+	{"rbac.authorization.k8s.io/v1beta1", []string{"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}, Version{1, 22}},
+	{"scheduling.k8s.io/v1beta1", []string{"PriorityClass"}, Version{1, 22}},
+	{"storage.k8s.io/v1beta1", []string{"CSIDriver", "CSINode", "StorageClass", "VolumeAttachment"}, Version{1, 22}},
+	// v1.16
+	{"extensions/v1beta1", []string{"NetworkPolicy", "DaemonSet", "Deployment", "ReplicaSet", "PodSecurityPolicy"}, Version{1, 16}},
+	{"apps/v1beta2", []string{"DaemonSet", "Deployment", "StatefulSet", "ReplicaSet"}, Version{1, 16}},
+	{"apps/v1beta1", []string{"Deployment", "StatefulSet", "ReplicaSet"}, Version{1, 16}},
+}
+
+// neverInModules are kinds the guide lists that no k8s.io/api release from
+// 1.19 on has (apps/v1beta1 had no ReplicaSet type): the table cannot give
+// their removal release, and they are judged by the rule for unknown
+// versions of built-in groups instead.
+var neverInModules = map[schema.GroupVersionKind]bool{
+	gvk("apps/v1beta1", "ReplicaSet"): true,
+}
+
+func TestDeprecationGuideRemovals(t *testing.T) {
+	table := NewAPITable()
+	for _, g := range guideRemovals {
+		for _, kind := range g.kinds {
+			k := gvk(g.apiVersion, kind)
+			name := gvkString(k)
+			if j := table.Judge(k, g.removed); j.Severity != Blocker {
+				t.Errorf("%s at %s: %+v, want a blocker", name, g.removed, j)
+			}
+			if neverInModules[k] {
+				if _, ok := table.Lookup(k); ok {
+					t.Errorf("%s is in the table now: drop it from neverInModules", name)
+				}
+				continue
+			}
+			lc, ok := table.Lookup(k)
+			if !ok {
+				t.Errorf("%s: missing from the API table (the guide removes it in %s)", name, g.removed)
+				continue
+			}
+			if lc.Removed != g.removed {
+				t.Errorf("%s: removed in %s, the guide says %s", name, lc.Removed, g.removed)
+			}
+			before := Version{g.removed.Major, g.removed.Minor - 1}
+			if j := table.Judge(k, before); j.Severity == Blocker {
+				t.Errorf("%s at %s, before its removal: %+v", name, before, j)
+			}
+			plural := schema.GroupVersionResource{Group: k.Group, Version: k.Version}
+			if got, ok := table.KindOf(plural.GroupVersion().WithResource(resourceName(k))); !ok || got != k {
+				t.Errorf("%s: KindOf(%s) = %v, %v", name, resourceName(k), got, ok)
+			}
+		}
+	}
+}
+
+// resourceName is the plural the API server's metrics label the kind with.
+func resourceName(k schema.GroupVersionKind) string {
+	return map[string]string{
+		"CustomResourceDefinition": "customresourcedefinitions", "APIService": "apiservices",
+		"PodSecurityPolicy": "podsecuritypolicies", "Ingress": "ingresses", "IngressClass": "ingressclasses",
+		"PriorityClass": "priorityclasses", "StorageClass": "storageclasses", "NetworkPolicy": "networkpolicies",
+		"FlowSchema": "flowschemas", "PriorityLevelConfiguration": "prioritylevelconfigurations",
+		"CSIStorageCapacity": "csistoragecapacities", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+		"CronJob": "cronjobs", "EndpointSlice": "endpointslices", "Event": "events",
+		"PodDisruptionBudget": "poddisruptionbudgets", "RuntimeClass": "runtimeclasses",
+		"MutatingWebhookConfiguration": "mutatingwebhookconfigurations", "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+		"TokenReview": "tokenreviews", "LocalSubjectAccessReview": "localsubjectaccessreviews",
+		"SelfSubjectAccessReview": "selfsubjectaccessreviews", "SubjectAccessReview": "subjectaccessreviews",
+		"SelfSubjectRulesReview": "selfsubjectrulesreviews", "CertificateSigningRequest": "certificatesigningrequests",
+		"Lease": "leases", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
+		"Role": "roles", "RoleBinding": "rolebindings", "CSIDriver": "csidrivers", "CSINode": "csinodes",
+		"VolumeAttachment": "volumeattachments", "DaemonSet": "daemonsets", "Deployment": "deployments",
+		"ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
+	}[k.Kind]
+}
+
+func TestKnownAPIsInTable(t *testing.T) {
+	table := NewAPITable()
+	for _, c := range []struct {
+		gvk                   schema.GroupVersionKind
+		deprecated, removed   Version
+		replacement, resource string
+	}{
+		{gvk("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition"), Version{1, 16}, Version{1, 22}, "apiextensions.k8s.io/v1 CustomResourceDefinition", "customresourcedefinitions"},
+		{gvk("apiregistration.k8s.io/v1beta1", "APIService"), Version{1, 19}, Version{1, 22}, "apiregistration.k8s.io/v1 APIService", "apiservices"},
+		{gvk("policy/v1beta1", "PodSecurityPolicy"), Version{1, 21}, Version{1, 25}, "", "podsecuritypolicies"},
+	} {
+		lc, ok := table.Lookup(c.gvk)
+		if !ok || lc.Deprecated != c.deprecated || lc.Removed != c.removed {
+			t.Errorf("%s: %+v, %v", gvkString(c.gvk), lc, ok)
+		}
+		if c.replacement != "" && gvkString(lc.Replacement) != c.replacement {
+			t.Errorf("%s: replacement %v", gvkString(c.gvk), lc.Replacement)
+		}
+		if got, ok := table.KindOf(c.gvk.GroupVersion().WithResource(c.resource)); !ok || got != c.gvk {
+			t.Errorf("KindOf %s: %v, %v", c.resource, got, ok)
+		}
+		// The List kind is judged as its item.
+		if l, ok := table.Lookup(c.gvk.GroupVersion().WithKind(c.gvk.Kind + "List")); !ok || l != lc {
+			t.Errorf("%sList: %+v, %v", gvkString(c.gvk), l, ok)
+		}
+	}
+	// Current versions of the groups client-go's scheme lacks are known and
+	// clean.
+	for _, k := range []schema.GroupVersionKind{gvk("apiextensions.k8s.io/v1", "CustomResourceDefinition"), gvk("apiregistration.k8s.io/v1", "APIService")} {
+		if j := table.Judge(k, Version{1, 37}); j.Severity != "" {
+			t.Errorf("%s: %+v", gvkString(k), j)
+		}
+	}
+	// The rule for a version of a built-in group that no release had.
+	for _, c := range []struct {
+		gvk    schema.GroupVersionKind
+		target Version
+		sev    Severity
+	}{
+		{gvk("apiextensions.k8s.io/v1beta2", "CustomResourceDefinition"), Version{1, 21}, Blocker},
+		{gvk("policy/v1beta2", "PodDisruptionBudget"), Version{1, 37}, Blocker},
+		{gvk("apps/v1beta1", "ReplicaSet"), Version{1, 19}, Blocker},
+		// After the table's release a new version may exist.
+		{gvk("policy/v1beta2", "PodDisruptionBudget"), Version{1, 38}, Warning},
+		// Groups no module has (custom resources) say nothing.
+		{gvk("example.com/v1beta2", "Widget"), Version{1, 30}, ""},
+	} {
+		if j := table.Judge(c.gvk, c.target); j.Severity != c.sev {
+			t.Errorf("Judge(%s, %s) = %+v, want %q", gvkString(c.gvk), c.target, j, c.sev)
+		}
+	}
+	if len(KnownAPIs) < 150 {
+		t.Errorf("only %d generated rows", len(KnownAPIs))
+	}
+}
+
+// newerCRD stands in for a compiled-in type whose lifecycle differs from
+// the generated table's.
+type newerCRD struct{ metav1.TypeMeta }
+
+func (c *newerCRD) DeepCopyObject() runtime.Object           { n := *c; return &n }
+func (*newerCRD) APILifecycleDeprecated() (major, minor int) { return 1, 30 }
+func (*newerCRD) APILifecycleRemoved() (major, minor int)    { return 1, 33 }
+
+func TestSchemeWinsOverKnownAPIs(t *testing.T) {
+	s := runtime.NewScheme()
+	k := gvk("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition")
+	s.AddKnownTypeWithName(k, &newerCRD{})
+	table := newAPITable(s)
+	if lc, ok := table.Lookup(k); !ok || lc.Removed != (Version{1, 33}) || lc.Deprecated != (Version{1, 30}) {
+		t.Errorf("scheme's lifecycle lost: %+v, %v", lc, ok)
+	}
+	// Kinds the scheme lacks still come from the generated table.
+	if lc, ok := table.Lookup(gvk("apiregistration.k8s.io/v1beta1", "APIService")); !ok || lc.Removed != (Version{1, 22}) {
+		t.Errorf("APIService: %+v, %v", lc, ok)
+	}
+}
+
+// TestRemovalsGeneratedIsCurrent runs the generator's -check: it fails when
+// removals_generated.go is not what the generator writes from the modules
+// now (it downloads them into the module cache when missing).
+func TestRemovalsGeneratedIsCurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("downloads modules")
+	}
+	cmd := exec.Command("go", "run", "./internal/genremovals", "-check", "-out", "removals_generated.go", "-gomod", "../../go.mod")
+	cmd.Stderr = os.Stderr
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("removals_generated.go is stale or the generator failed (run make generate): %v\n%s", err, out)
+	}
+}
