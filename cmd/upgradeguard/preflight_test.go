@@ -91,3 +91,25 @@ func TestPreflightExitCodes(t *testing.T) {
 		t.Errorf("markdown, exit %d:\n%s", code, out)
 	}
 }
+
+// TestPreflightPolicy: a bad --policy is a usage error naming the file and
+// the line; a good one is read, and the workloads family without a cluster
+// is unknown.
+func TestPreflightPolicy(t *testing.T) {
+	dir := t.TempDir()
+	bad, good := filepath.Join(dir, "bad.yaml"), filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(bad, []byte("workloads:\n  severity:\n    no-pdb: fatal\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte("workloads:\n  drain_timeout: 20m\n  severity:\n    no-pdb: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runGate(t, "preflight", "--target-version", "1.37", "--no-cluster", "--policy", bad)
+	if code != 2 || !strings.Contains(errOut, bad) || !strings.Contains(errOut, "line 3") {
+		t.Errorf("bad policy: exit %d, stderr %q", code, errOut)
+	}
+	code, out, _ := runGate(t, "preflight", "--target-version", "1.37", "--no-cluster", "--policy", good, "--check", "workloads")
+	if code != 3 || !strings.Contains(out, "workloads") || !strings.Contains(out, "not checked: no cluster") {
+		t.Errorf("good policy: exit %d, output:\n%s", code, out)
+	}
+}

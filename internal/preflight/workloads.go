@@ -189,6 +189,7 @@ func (c *workloadsCheck) judge(ix *clusterIndex, w *workload) {
 	rep := w.pods[0] // the pods of a workload share its template
 	services := ix.services.matching(w.namespace, rep.Labels)
 	pdbs := ix.pdbs.matching(w.namespace, rep.Labels)
+	sort.Slice(pdbs, func(i, j int) bool { return pdbs[i].Name < pdbs[j].Name })
 	if w.kind == "Pod" {
 		c.noController(w)
 	} else {
@@ -200,6 +201,15 @@ func (c *workloadsCheck) judge(ix *clusterIndex, w *workload) {
 	c.readiness(w, services)
 	c.termination(w)
 	c.emptyDir(w)
+}
+
+// podSpecPath is where the workload's pod spec is: its template's, or
+// the pod's own.
+func (w *workload) podSpecPath() string {
+	if w.kind == "Pod" {
+		return "spec"
+	}
+	return "spec.template.spec"
 }
 
 // servicesOf names Services for a message.

@@ -28,7 +28,11 @@ func listAll[T any, L interface{ GetContinue() string }](ctx context.Context, li
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, items(l)...)
+		if out == nil {
+			out = items(l) // one page: no copy
+		} else {
+			out = append(out, items(l)...)
+		}
 		if opts.Continue = l.GetContinue(); opts.Continue == "" {
 			return out, nil
 		}
@@ -370,15 +374,6 @@ func (x *selectorIndex[T]) matching(namespace string, l map[string]string) []T {
 }
 
 func (x *selectorIndex[T]) len() int { return x.n }
-
-// podNames lists pods' names for a message.
-func podNames(pods []*corev1.Pod) string {
-	names := make([]string, len(pods))
-	for i, p := range pods {
-		names[i] = p.Name
-	}
-	return list(names, 5)
-}
 
 // joinSorted joins a set's keys in order.
 func joinSorted(set map[string]bool) string {

@@ -59,8 +59,11 @@ func kept(p *corev1.Pod, keys []string) (bool, []string) {
 		weak = append(weak, "topologySpreadConstraints on "+t.TopologyKey+" with whenUnsatisfiable ScheduleAnyway")
 	}
 	if a := p.Spec.Affinity; a != nil && a.PodAntiAffinity != nil {
+		// A term applies to its own namespace when it names none; a
+		// namespace selector is taken to select it (namespaces' labels are
+		// not read).
 		ownNS := func(t corev1.PodAffinityTerm) bool {
-			return (len(t.Namespaces) == 0 && t.NamespaceSelector == nil) || slices.Contains(t.Namespaces, p.Namespace) || t.NamespaceSelector != nil
+			return len(t.Namespaces) == 0 || slices.Contains(t.Namespaces, p.Namespace) || t.NamespaceSelector != nil
 		}
 		for _, t := range a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
 			if slices.Contains(keys, t.TopologyKey) && selects(t.LabelSelector) && ownNS(t) {
@@ -236,7 +239,7 @@ func (c *workloadsCheck) readiness(w *workload, services []*corev1.Service) {
 	c.add(RuleNoReadinessProbe, w,
 		fmt.Sprintf("behind Service %s; container %s has no readinessProbe", list(servicesOf(services), 3), strings.Join(missing, ", ")),
 		"each replacement pod gets Service traffic as soon as its containers start, before it serves: requests fail during every drain",
-		fmt.Sprintf("spec.template.spec.containers[name=%s].readinessProbe", missing[0]))
+		fmt.Sprintf("%s.containers[name=%s].readinessProbe", w.podSpecPath(), missing[0]))
 }
 
 // defaultGrace is terminationGracePeriodSeconds' default
@@ -250,10 +253,7 @@ func (c *workloadsCheck) termination(w *workload) {
 	if p.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *p.Spec.TerminationGracePeriodSeconds
 	}
-	field := "spec.template.spec.terminationGracePeriodSeconds"
-	if w.kind == "Pod" {
-		field = "spec.terminationGracePeriodSeconds"
-	}
+	field := w.podSpecPath() + ".terminationGracePeriodSeconds"
 	if g := time.Duration(grace) * time.Second; g > c.drainTimeout {
 		c.add(RuleGraceOverDrainTimeout, w,
 			fmt.Sprintf("terminationGracePeriodSeconds %d (%s) is longer than the roll's drain timeout %s", grace, g, c.drainTimeout),
@@ -273,7 +273,7 @@ func (c *workloadsCheck) termination(w *workload) {
 }
 
 // sleepRE finds the sleeps of a shell command: "sleep 10", "sleep 5s".
-var sleepRE = regexp.MustCompile(`(?:^|[\s;&|(])sleep\s+(\d+(?:\.\d+)?)([smh]?)(?:$|[\s;&|)])`)
+var sleepRE = regexp.MustCompile(`(?:^|[\s;&|(/])sleep\s+(\d+(?:\.\d+)?)([smh]?)(?:$|[\s;&|)])`)
 
 // preStopSeconds returns how long a preStop hook sleeps: a sleep action's
 // seconds, or the sum of the sleeps of an exec command ("sleep N", or a
@@ -316,10 +316,7 @@ func (c *workloadsCheck) emptyDir(w *workload) {
 	if len(vols) == 0 {
 		return
 	}
-	field := "spec.template.spec.volumes"
-	if w.kind == "Pod" {
-		field = "spec.volumes"
-	}
+	field := w.podSpecPath() + ".volumes"
 	c.add(RuleEmptyDir, w, fmt.Sprintf("emptyDir volume %s", strings.Join(vols, ", ")),
 		"upgradeguard roll (as kubectl drain) refuses to drain its node without --force-local-storage; with it, the data in those volumes is deleted with the pod",
 		fmt.Sprintf("%s[name=%s]: a PersistentVolumeClaim (a StatefulSet's volumeClaimTemplates) if the data must survive; else accept its loss with roll --force-local-storage", field, vols[0]))
