@@ -59,9 +59,10 @@ const (
 	// collectors/pdb.Unsatisfiable), or two PDBs select its pods (the
 	// Eviction API then refuses: eviction.go "This pod has more than one
 	// PodDisruptionBudget"). Every drain of a node holding its pods is
-	// refused; upgradeguard roll gives up the drain after at most
-	// --drain-timeout (at once when it reads the PDB's spec as
-	// unsatisfiable, internal/roll/drain.go), uncordons the node and stops.
+	// refused; upgradeguard roll gives up the drain (at once when it reads
+	// the PDB's spec as unsatisfiable or the Eviction API names two PDBs,
+	// at the latest after --drain-timeout: internal/roll/drain.go evict),
+	// uncordons the node and stops.
 	RulePDBBlocks = "pdb-blocks"
 	// RuleNoReadinessProbe: a Service selects the pods, and a container
 	// serving it (one declaring ports, else every container) has neither

@@ -177,7 +177,7 @@ func podReady(p *corev1.Pod) bool {
 
 // budgets: RulePDBBlocks.
 func (c *workloadsCheck) budgets(ix *clusterIndex, w *workload, pdbs []*policyv1.PodDisruptionBudget) {
-	effect := fmt.Sprintf("every drain of a node holding its pods is refused: upgradeguard roll gives the drain up after at most --drain-timeout %s (at once when it reads the PDB as unsatisfiable), uncordons the node and stops", c.drainTimeout)
+	effect := fmt.Sprintf("every eviction of its pods is refused: upgradeguard roll reads the PDB as unsatisfiable and gives up the drain of the first node holding one (at the latest after --drain-timeout %s), uncordons the node and stops; kubectl drain retries until its own timeout", c.drainTimeout)
 	if len(pdbs) > 1 {
 		names := make([]string, len(pdbs))
 		for i, p := range pdbs {
@@ -185,7 +185,8 @@ func (c *workloadsCheck) budgets(ix *clusterIndex, w *workload, pdbs []*policyv1
 		}
 		sort.Strings(names)
 		c.add(RulePDBBlocks, w, fmt.Sprintf("its pods are selected by %d PDBs (%s): the Eviction API refuses to evict a pod with more than one", len(pdbs), strings.Join(names, ", ")),
-			effect, "make exactly one PodDisruptionBudget select these pods: change the others' spec.selector")
+			"the Eviction API refuses its pods at once: upgradeguard roll's drain of the first node holding one fails, the node is uncordoned and the roll stops",
+			"make exactly one PodDisruptionBudget select these pods: change the others' spec.selector")
 		return
 	}
 	if len(pdbs) == 0 {
