@@ -37,7 +37,8 @@ func TestPreflightUsage(t *testing.T) {
 }
 
 // TestPreflightExitCodes: manifests only, no cluster: a removed API exits
-// 1, a deprecated one 4, a clean file 0; a family that could not run
+// 1, a deprecated one with its removal announced 4, one without (v1
+// Endpoints) and a clean file 0; a family that could not run
 // (the Helm releases without a cluster) is unknown, 3.
 func TestPreflightExitCodes(t *testing.T) {
 	dir := t.TempDir()
@@ -49,7 +50,10 @@ func TestPreflightExitCodes(t *testing.T) {
 		return p
 	}
 	removed := write("removed.yaml", "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n")
-	deprecated := write("deprecated.yaml", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: legacy}\n")
+	// Deprecated with a removal announced (1.38): a warning at 1.37. v1
+	// Endpoints (deprecated, no removal announced) is info and exits 0.
+	deprecated := write("deprecated.yaml", "apiVersion: storagemigration.k8s.io/v1beta1\nkind: StorageVersionMigration\nmetadata: {name: m}\n")
+	noRemoval := write("noremoval.yaml", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: legacy}\n")
 	clean := write("clean.json", `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"api"}}`)
 	src := []string{"preflight", "--target-version", "1.37", "--no-cluster", "--check", "apis-by-source"}
 	for _, tc := range []struct {
@@ -60,6 +64,7 @@ func TestPreflightExitCodes(t *testing.T) {
 	}{
 		{"removed", append(src, "-f", removed), 1, "BLOCKER (1)"},
 		{"deprecated", append(src, "-f", deprecated), 4, "WARNING (1)"},
+		{"deprecated, no removal announced", append(src, "-f", noRemoval), 0, "v1 Endpoints is deprecated since 1.33, no removal announced"},
 		{"clean", append(src, "-f", clean), 0, "clean"},
 		{"no cluster, no manifests", src, 3, "not checked: no cluster"},
 		{"all families, no sources", []string{"preflight", "--target-version", "1.37", "--no-cluster"}, 3, "no --query.url"},

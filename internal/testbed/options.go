@@ -19,6 +19,12 @@ type Options struct {
 	// gateway announces the label sets of both sidecars. Thanos Query asks
 	// it too. Needs Prometheus.
 	StoreGateway bool
+	// EndpointReconciler runs kube-apiserver's endpoint reconciler (the
+	// default "lease" type, as every real cluster does), advertising
+	// 192.0.2.10 (TEST-NET-1): the reconciler would publish a loopback
+	// advertise address in the kubernetes Service's endpoints, which
+	// validation rejects, forever. Off: --endpoint-reconciler-type=none.
+	EndpointReconciler bool
 	// ScrapeInterval is Prometheus' scrape and rule evaluation interval
 	// (default 2s).
 	ScrapeInterval time.Duration

@@ -217,9 +217,15 @@ func (tb *Testbed) startControlPlane(ctx context.Context, ps *portSet, ports []i
 
 	// kube-apiserver
 	ps.release(apiPort)
+	// The default reconciler would publish 127.0.0.1 as the endpoint of
+	// the kubernetes Service, which validation rejects (loopback), forever.
+	reconciler := []string{"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"}
+	if o.EndpointReconciler {
+		reconciler = []string{"--advertise-address=192.0.2.10", "--endpoint-reconciler-type=lease"}
+	}
 	apiserver, err := tb.startProcTier("kube-apiserver", 1, tb.Binaries.APIServer,
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--bind-address=127.0.0.1", reconciler[0], reconciler[1],
 		fmt.Sprintf("--secure-port=%d", apiPort),
 		"--cert-dir="+filepath.Join(tb.Dir, "kube-apiserver"),
 		"--tls-cert-file="+tb.pki.ServingCert, "--tls-private-key-file="+tb.pki.ServingKey,
@@ -238,9 +244,6 @@ func (tb *Testbed) startControlPlane(ctx context.Context, ps *portSet, ports []i
 		"--service-account-key-file="+tb.pki.SAPub,
 		"--service-account-signing-key-file="+tb.pki.SAKey,
 		"--service-cluster-ip-range="+serviceCIDR,
-		// The default reconciler would publish 127.0.0.1 as the endpoint of
-		// the kubernetes Service, which validation rejects (loopback), forever.
-		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	)
 	if err != nil {
