@@ -144,6 +144,7 @@ func scaleRun(t *testing.T, bin string, nodes, shards int) {
 	fmt.Printf("scale %s: %d Deployments and PDBs in %d namespaces created after %s\n", sc, sc.deployments, sc.namespaces, since(begin))
 	waitFilled(t, ctx, tb, sc, begin)
 	perNode := podsPerNodeName(t, ctx, tb, sc)
+	preflightWorkloads(t, ctx, tb, bin, sc)
 
 	unsharded := measure(t, ctx, tb, bin, sc, perNode, kube.Shard{Index: 0, Total: 1}, "unsharded", nil, &comparison{empty: &empty})
 	if env := os.Getenv("UPGRADEGUARD_SCALE_COMPARE_ENV"); env != "" {
