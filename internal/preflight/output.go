@@ -27,8 +27,8 @@ func (r *Report) summary() string {
 }
 
 // WriteTable writes the report as one table per severity: check, object,
-// source, message (with the removing release and the replacement of API
-// findings).
+// source, message (with the rule, the removing release and the replacement
+// of API findings, the effect and the fix of workloads findings: see text).
 func WriteTable(w io.Writer, r *Report) error {
 	r.Sort()
 	fmt.Fprintln(w, r.summary())
@@ -51,15 +51,26 @@ func WriteTable(w io.Writer, r *Report) error {
 	return nil
 }
 
-// text is the message with the removing release and replacement appended
-// when the message does not say them already.
+// text is the message with what the message does not say already: the
+// rule in front ("no-pdb: ..."), the removing release and replacement of
+// API findings, and, for workloads findings, what the upgrade will do to
+// the workload ("During the upgrade: ...") and what to change ("Fix: ...").
 func (f Finding) text() string {
 	msg := f.Message
+	if f.Rule != "" && !strings.HasPrefix(msg, f.Rule+": ") {
+		msg = f.Rule + ": " + msg
+	}
 	if f.RemovedRelease != "" && !strings.Contains(msg, "removed in "+f.RemovedRelease) {
 		msg += "; removed in " + f.RemovedRelease
 	}
 	if f.Replacement != "" && !strings.Contains(msg, f.Replacement) {
 		msg += "; use " + f.Replacement
+	}
+	if e := strings.TrimSuffix(f.Effect, "."); e != "" && !strings.Contains(msg, e) {
+		msg += ". During the upgrade: " + e
+	}
+	if fix := strings.TrimSuffix(f.Fix, "."); fix != "" && !strings.Contains(msg, fix) {
+		msg += ". Fix: " + fix
 	}
 	return msg
 }
