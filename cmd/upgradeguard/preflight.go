@@ -39,6 +39,7 @@ type preflightFlags struct {
 	bearerTokenFile string
 	headers         []string
 	output          string
+	by              string
 	eks             bool
 	awsRegion       string
 	awsEndpoint     string
@@ -69,6 +70,7 @@ func addPreflightFlags(cmd *kingpin.CmdClause, f *preflightFlags) {
 	cmd.Flag("aws.endpoint-url", "Send AWS requests to this endpoint instead of AWS's.").StringVar(&f.awsEndpoint)
 	cmd.Flag("policy", "Preflight policy file (YAML): the workloads family's roll settings (drain_timeout, max_unavailable: the roll's --drain-timeout and --max-unavailable), exclude_namespaces, and each rule's severity (blocker, warning, info, off).").StringVar(&f.policy)
 	cmd.Flag("output", "table, json or markdown.").Short('o').Default("table").EnumVar(&f.output, "table", "json", "markdown")
+	cmd.Flag("by", "With -o markdown: group the report by namespace, for the teams owning them (cluster-wide findings first): namespace.").EnumVar(&f.by, "namespace")
 }
 
 // preflightExit is the error of a preflight that was not clean.
@@ -107,6 +109,9 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 		return o, preflightUsage("--target-version: %v", err)
 	}
 	o.Target = target
+	if f.by != "" && f.output != "markdown" {
+		return o, preflightUsage("--by %s needs -o markdown (--output is %s)", f.by, f.output)
+	}
 	for _, c := range append(append([]string{}, f.checks...), f.skip...) {
 		if !slices.Contains(preflight.Families, c) {
 			return o, preflightUsage("--check/--skip %q: want one of %s", c, strings.Join(preflight.Families, ", "))
@@ -236,7 +241,11 @@ func init() {
 			case "json":
 				err = preflight.WriteJSON(gateStdout, r)
 			case "markdown":
-				err = preflight.WriteMarkdown(gateStdout, r)
+				if f.by == "namespace" {
+					err = preflight.WriteMarkdownByNamespace(gateStdout, r)
+				} else {
+					err = preflight.WriteMarkdown(gateStdout, r)
+				}
 			default:
 				err = preflight.WriteTable(gateStdout, r)
 			}

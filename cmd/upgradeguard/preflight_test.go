@@ -23,6 +23,9 @@ func TestPreflightUsage(t *testing.T) {
 		{"bad window", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--apis.window", "0s"}, "apis.window"},
 		{"eks without region", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--eks"}, "--aws.region"},
 		{"bad header", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--query.url", "http://127.0.0.1:1", "--header", "nocolon"}, "nocolon"},
+		{"by without markdown", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--by", "namespace"}, "--by namespace needs -o markdown"},
+		{"by with json", []string{"preflight", "--target-version", "1.37", "--no-cluster", "--by", "namespace", "-o", "json"}, "--output is json"},
+		{"by unknown", []string{"preflight", "--target-version", "1.37", "--no-cluster", "-o", "markdown", "--by", "team"}, ""}, // kingpin's own message
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errOut := runGate(t, tc.args...)
@@ -116,5 +119,18 @@ func TestPreflightPolicy(t *testing.T) {
 	code, out, _ := runGate(t, "preflight", "--target-version", "1.37", "--no-cluster", "--policy", good, "--check", "workloads")
 	if code != 3 || !strings.Contains(out, "workloads") || !strings.Contains(out, "not checked: no cluster") {
 		t.Errorf("good policy: exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestPreflightByNamespace: -o markdown --by namespace writes the summary
+// first and the findings without a namespace in the Cluster section.
+func TestPreflightByNamespace(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "removed.yaml")
+	if err := os.WriteFile(p, []byte("apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runGate(t, "preflight", "--target-version", "1.37", "--no-cluster", "--check", "apis-by-source", "-f", p, "-o", "markdown", "--by", "namespace")
+	if code != 1 || !strings.HasPrefix(out, "# preflight for 1.37: BLOCKED") || !strings.Contains(out, "\n## Cluster\n") || !strings.Contains(out, "| apis-by-source | policy/v1beta1 PodDisruptionBudget web |") {
+		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
