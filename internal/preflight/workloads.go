@@ -170,7 +170,7 @@ func (c *workloadsCheck) add(rule string, w *workload, msg, effect, fix string) 
 	c.out = append(c.out, Finding{Check: FamilyWorkloads, Severity: sev, Rule: rule,
 		Object: w.kind + " " + w.namespace + "/" + w.name, Source: "cluster",
 		Namespace: w.namespace, Workload: w.kind + "/" + w.name,
-		Message: rule + ": " + msg, Effect: effect, Fix: fix})
+		Message: msg, Effect: effect, Fix: fix})
 }
 
 // unknown records a list that failed and the rules it leaves unjudged.

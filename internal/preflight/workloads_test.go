@@ -150,7 +150,7 @@ func rulesBy(t *testing.T, fs []Finding) map[string][]string {
 		if f.Rule == "" {
 			continue
 		}
-		if f.Check != FamilyWorkloads || f.Namespace == "" || f.Workload == "" || f.Effect == "" || f.Fix == "" || !strings.HasPrefix(f.Message, f.Rule+": ") {
+		if f.Check != FamilyWorkloads || f.Namespace == "" || f.Workload == "" || f.Effect == "" || f.Fix == "" || strings.HasPrefix(f.Message, f.Rule+": ") || !strings.HasPrefix(f.text(), f.Rule+": ") {
 			t.Errorf("incomplete finding %+v", f)
 		}
 		out[f.Workload] = append(out[f.Workload], f.Rule)
