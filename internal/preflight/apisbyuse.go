@@ -172,7 +172,11 @@ func judgeUsage(u *usage, table *APITable, target Version, window time.Duration)
 	switch {
 	case !removed.IsZero() && !target.Less(removed):
 		f.Severity = Blocker
-		f.Message = fmt.Sprintf("still requested, removed in %s (target %s): find the clients (audit log, user agents) and move them", f.RemovedRelease, target)
+		when := f.RemovedRelease
+		if u.removedRelease == "" && lc.RemovedInferred {
+			when += " at the latest (" + inferredRemoval + ")"
+		}
+		f.Message = fmt.Sprintf("still requested, removed in %s (target %s): find the clients (audit log, user agents) and move them", when, target)
 	case j.Severity == Blocker:
 		f.Severity = Blocker
 		f.Message = "still requested: " + j.Message

@@ -27,6 +27,10 @@ type Lifecycle struct {
 	// Deprecated and Removed are the releases that deprecate and stop
 	// serving it; zero when none is announced.
 	Deprecated, Removed Version
+	// RemovedInferred marks a Removed that no release announced: the first
+	// release whose published API types no longer have the kind
+	// (KnownAPI.RemovedInferred), so it is removed by then at the latest.
+	RemovedInferred bool
 	// Replacement is the kind to use instead; empty when none is named.
 	Replacement schema.GroupVersionKind
 	// CRD marks a custom resource version its CRD marks deprecated.
@@ -193,6 +197,9 @@ func (t *APITable) Judge(gvk schema.GroupVersionKind, target Version) Judgement 
 	case !lc.Removed.IsZero() && !target.Less(lc.Removed):
 		j.Severity = Blocker
 		j.Message = fmt.Sprintf("%s is removed in %s (target %s)", name, lc.Removed, target)
+		if lc.RemovedInferred {
+			j.Message = fmt.Sprintf("%s is removed in %s at the latest (%s; target %s)", name, lc.Removed, inferredRemoval, target)
+		}
 	case !lc.Deprecated.IsZero() && !target.Less(lc.Deprecated):
 		j.Severity = Warning
 		j.Message = fmt.Sprintf("%s is deprecated since %s", name, lc.Deprecated)
@@ -206,6 +213,9 @@ func (t *APITable) Judge(gvk schema.GroupVersionKind, target Version) Judgement 
 	}
 	return j
 }
+
+// inferredRemoval says where a RemovedInferred release comes from.
+const inferredRemoval = "the first release whose k8s.io/api (or apiextensions-apiserver, kube-aggregator) no longer has it; no removal was announced"
 
 // gvkString writes "apps/v1 Deployment" ("v1 Endpoints" for the core group).
 func gvkString(gvk schema.GroupVersionKind) string {

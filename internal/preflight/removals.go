@@ -59,7 +59,7 @@ func (t *APITable) mergeKnownAPIs(rows []KnownAPI, inScheme func(schema.GroupVer
 		if r.Deprecated.IsZero() && r.Removed.IsZero() {
 			continue
 		}
-		lc := Lifecycle{Deprecated: r.Deprecated, Removed: r.Removed, Replacement: r.Replacement}
+		lc := Lifecycle{Deprecated: r.Deprecated, Removed: r.Removed, RemovedInferred: r.RemovedInferred, Replacement: r.Replacement}
 		t.kinds[gvk] = lc
 		t.kinds[gvk.GroupVersion().WithKind(gvk.Kind+"List")] = lc
 		plural, _ := meta.UnsafeGuessKindToResource(gvk)

@@ -3,7 +3,9 @@ package preflight
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -207,5 +209,153 @@ func TestRemovalsGeneratedIsCurrent(t *testing.T) {
 	cmd.Stderr = os.Stderr
 	if out, err := cmd.Output(); err != nil {
 		t.Fatalf("removals_generated.go is stale or the generator failed (run make generate): %v\n%s", err, out)
+	}
+}
+
+// TestInferredRemovals covers the kinds of API packages that never had a
+// prerelease lifecycle file (read from their register.go) and were dropped:
+// removed, by inference, in the first release whose modules lack them.
+func TestInferredRemovals(t *testing.T) {
+	table := NewAPITable()
+	for _, c := range []struct {
+		gvk     schema.GroupVersionKind
+		removed Version
+	}{
+		{gvk("settings.k8s.io/v1alpha1", "PodPreset"), Version{1, 20}},
+		{gvk("batch/v2alpha1", "CronJob"), Version{1, 21}},
+		{gvk("discovery.k8s.io/v1alpha1", "EndpointSlice"), Version{1, 21}},
+		{gvk("v1", "EphemeralContainers"), Version{1, 22}},
+	} {
+		name := gvkString(c.gvk)
+		lc, ok := table.Lookup(c.gvk)
+		if !ok || lc.Removed != c.removed || !lc.RemovedInferred {
+			t.Errorf("%s: %+v, %v; want removed in %s, inferred", name, lc, ok, c.removed)
+			continue
+		}
+		before := Version{c.removed.Major, c.removed.Minor - 1}
+		if j := table.Judge(c.gvk, before); j.Severity == Blocker {
+			t.Errorf("%s at %s, before its removal: %+v", name, before, j)
+		}
+		for _, target := range []Version{c.removed, {1, 37}, {1, 40}} {
+			j := table.Judge(c.gvk, target)
+			if j.Severity != Blocker || j.Removed != c.removed.String() {
+				t.Errorf("%s at %s: %+v, want a blocker", name, target, j)
+			}
+			want := name + " is removed in " + c.removed.String() + " at the latest (the first release whose k8s.io/api"
+			if !strings.HasPrefix(j.Message, want) || !strings.Contains(j.Message, "no removal was announced") || !strings.HasSuffix(j.Message, "target "+target.String()+")") {
+				t.Errorf("%s at %s: message %q", name, target, j.Message)
+			}
+		}
+		// The List kind is judged as its item.
+		if j := table.Judge(c.gvk.GroupVersion().WithKind(c.gvk.Kind+"List"), c.removed); j.Severity != Blocker {
+			t.Errorf("%sList at %s: %+v", name, c.removed, j)
+		}
+	}
+	// An announced removal keeps its wording.
+	if j := table.Judge(gvk("policy/v1beta1", "PodDisruptionBudget"), Version{1, 25}); j.Message != "policy/v1beta1 PodDisruptionBudget is removed in 1.25 (target 1.25)" {
+		t.Errorf("announced removal: %q", j.Message)
+	}
+	// Kinds registered without lifecycle data that go.mod's release still
+	// has are known and never judged; no row without a removal is
+	// RemovedInferred, and a kind go.mod's release has is never removed.
+	for _, k := range []schema.GroupVersionKind{
+		gvk("apps/v1", "Deployment"), gvk("scheduling.k8s.io/v1alpha3", "Workload"),
+		gvk("rbac.authorization.k8s.io/v1alpha1", "ClusterRole"), gvk("imagepolicy.k8s.io/v1alpha1", "ImageReview"),
+		gvk("internal.apiserver.k8s.io/v1alpha1", "StorageVersion"),
+	} {
+		for _, target := range []Version{{1, 20}, {1, 37}} {
+			if j := table.Judge(k, target); j.Severity != "" {
+				t.Errorf("%s at %s: %+v", gvkString(k), target, j)
+			}
+		}
+	}
+	for _, r := range KnownAPIs {
+		if r.RemovedInferred && (r.Removed.IsZero() || r.LastModule != (Version{1, r.Removed.Minor - 1})) {
+			t.Errorf("%s: inferred removal %s after last module %s", gvkString(r.GroupVersionKind()), r.Removed, r.LastModule)
+		}
+		if r.LastModule == knownAPIsLast && r.RemovedInferred {
+			t.Errorf("%s: in %s's modules, yet inferred removed", gvkString(r.GroupVersionKind()), knownAPIsLast)
+		}
+		if strings.HasSuffix(r.Kind, "List") {
+			t.Errorf("%s: a List row", gvkString(r.GroupVersionKind()))
+		}
+	}
+}
+
+func TestInferredRemovalManifests(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"preset.yaml": "apiVersion: settings.k8s.io/v1alpha1\nkind: PodPreset\nmetadata: {name: env, namespace: shop}\n",
+		"cron.yaml":   "apiVersion: batch/v2alpha1\nkind: CronJob\nmetadata: {name: nightly, namespace: shop}\n",
+		"deploy.yaml": currentDeployment,
+	})
+	files, err := ManifestFiles([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := NewAPITable()
+	for _, c := range []struct {
+		target                Version
+		preset, cron, removed string
+	}{
+		{Version{1, 19}, "", "", ""},
+		{Version{1, 20}, "settings.k8s.io/v1alpha1 PodPreset", "", "1.20"},
+		{Version{1, 21}, "settings.k8s.io/v1alpha1 PodPreset", "batch/v2alpha1 CronJob", ""},
+		{Version{1, 37}, "settings.k8s.io/v1alpha1 PodPreset", "batch/v2alpha1 CronJob", ""},
+	} {
+		var blockers []string
+		for _, f := range CheckManifests(files, table, c.target) {
+			if strings.Contains(f.Object, "Deployment") || strings.Contains(f.Message, "apps/v1 Deployment") {
+				t.Errorf("at %s: apps/v1 Deployment gives %+v", c.target, f)
+			}
+			if f.Severity != Blocker {
+				continue
+			}
+			blockers = append(blockers, f.Message)
+			if !strings.Contains(f.Message, "at the latest") || !strings.Contains(f.text(), "removed in "+f.RemovedRelease+" at the latest") || strings.Contains(f.text(), "; removed in") {
+				t.Errorf("at %s: %q (table text %q)", c.target, f.Message, f.text())
+			}
+		}
+		var want []string
+		for _, w := range []string{c.preset, c.cron} {
+			if w != "" {
+				want = append(want, w)
+			}
+		}
+		if len(blockers) != len(want) {
+			t.Errorf("at %s: blockers %q, want %q", c.target, blockers, want)
+			continue
+		}
+		for _, w := range want {
+			found := false
+			for _, b := range blockers {
+				found = found || strings.HasPrefix(b, w+" is removed in ")
+			}
+			if !found {
+				t.Errorf("at %s: no blocker for %s in %q", c.target, w, blockers)
+			}
+		}
+	}
+}
+
+func TestJudgeUsageInferredRemoval(t *testing.T) {
+	table := NewAPITable()
+	for _, c := range []struct {
+		u    usage
+		want string
+	}{
+		// Inferred from the modules: said so.
+		{usage{gvr: schema.GroupVersionResource{Group: "settings.k8s.io", Version: "v1alpha1", Resource: "podpresets"}, requests: 2},
+			"still requested, removed in 1.20 at the latest (the first release whose k8s.io/api"},
+		// Announced (by the table or by the API server): unchanged.
+		{usage{gvr: schema.GroupVersionResource{Group: "policy", Version: "v1beta1", Resource: "poddisruptionbudgets"}, requests: 2},
+			"still requested, removed in 1.25 (target 1.30)"},
+		{usage{gvr: schema.GroupVersionResource{Group: "settings.k8s.io", Version: "v1alpha1", Resource: "podpresets"}, requests: 2, deprecated: true, removedRelease: "1.20"},
+			"still requested, removed in 1.20 (target 1.30)"},
+	} {
+		f, ok := judgeUsage(&c.u, table, Version{1, 30}, time.Hour)
+		if !ok || f.Severity != Blocker || !strings.HasPrefix(f.Message, c.want) || strings.Contains(f.text(), "; removed in") {
+			t.Errorf("%s: %v %+v (text %q), want %q...", c.u.gvr, ok, f, f.text(), c.want)
+		}
 	}
 }

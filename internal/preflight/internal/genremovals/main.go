@@ -26,6 +26,17 @@
 // kinds are left out: their lifecycle is, by upstream convention, their
 // item's, and the preflight table derives it.
 //
+// API packages without a prerelease lifecycle file (GA packages before
+// 1.20, and alpha packages such as settings.k8s.io/v1alpha1 or
+// batch/v2alpha1 that were dropped without ever getting one) are read too:
+// the kinds their register.go registers (the &T{} arguments of
+// AddKnownTypes; List and Options kinds left out) in the group of their
+// doc.go's +groupName= or register.go's GroupName. Every module version's
+// kinds, with or without lifecycle data, count as carried by it, so such a
+// kind dropped before go.mod's minor is given the same inferred removal; one
+// still carried by go.mod's minor gets a row with no lifecycle, which makes
+// it known (never judged) to the preflight table.
+//
 // -check compares the file with what would be written and exits 1 when they
 // differ.
 package main
@@ -144,7 +155,7 @@ func generate(last int, lastVersion string, jobs int) ([]byte, error) {
 			todo = append(todo, job{mod.path, mod.under, v, minor})
 		}
 	}
-	results := make([]map[gvk]lifecycle, len(todo))
+	results := make([]moduleKinds, len(todo))
 	errs := make([]error, len(todo))
 	sem := make(chan struct{}, max(jobs, 1))
 	var wg sync.WaitGroup
@@ -173,11 +184,26 @@ func generate(last int, lastVersion string, jobs int) ([]byte, error) {
 	// Oldest first, so that a later module version's lifecycle wins.
 	entries := map[gvk]*entry{}
 	for i, j := range todo {
-		if len(results[i]) == 0 && j.module == "k8s.io/api" {
+		if len(results[i].lifecycles) == 0 && j.module == "k8s.io/api" {
 			return nil, fmt.Errorf("%s@%s has no prerelease lifecycle files", j.module, j.version)
 		}
-		for k, lc := range results[i] {
+		for k, lc := range results[i].lifecycles {
 			entries[k] = &entry{gvk: k, lifecycle: lc, lastModule: j.minor}
+		}
+		// Registered kinds the lifecycle files do not have: carried by
+		// this module version, lifecycle (if an older one had any) kept.
+		for k := range results[i].registered {
+			if _, ok := results[i].lifecycles[k]; ok {
+				continue
+			}
+			if e, ok := entries[k]; ok {
+				e.lastModule = j.minor
+				continue
+			}
+			if strings.HasSuffix(k.kind, "Options") {
+				continue
+			}
+			entries[k] = &entry{gvk: k, lastModule: j.minor}
 		}
 	}
 	var rows []*entry
@@ -222,9 +248,19 @@ func download(module, version string) (string, error) {
 	return info.Dir, nil
 }
 
-// readModule reads every zz_generated.prerelease-lifecycle.go under root.
-func readModule(root string) (map[gvk]lifecycle, error) {
-	kinds := map[gvk]lifecycle{}
+// moduleKinds is what one module version carries: the lifecycle of every
+// kind of its zz_generated.prerelease-lifecycle.go files, and every kind
+// its API packages' register.go files register.
+type moduleKinds struct {
+	lifecycles map[gvk]lifecycle
+	registered map[gvk]bool
+}
+
+// readModule reads every zz_generated.prerelease-lifecycle.go and, in API
+// version folders, every register.go under root. A register.go outside an
+// API version folder registers internal types and is skipped.
+func readModule(root string) (moduleKinds, error) {
+	mk := moduleKinds{lifecycles: map[gvk]lifecycle{}, registered: map[gvk]bool{}}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -232,21 +268,72 @@ func readModule(root string) (map[gvk]lifecycle, error) {
 		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "vendor") {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || d.Name() != "zz_generated.prerelease-lifecycle.go" {
+		if d.IsDir() || (d.Name() != "zz_generated.prerelease-lifecycle.go" && d.Name() != "register.go") {
 			return nil
 		}
 		dir := filepath.Dir(path)
 		version := filepath.Base(dir)
 		if !versionDirRE.MatchString(version) {
+			if d.Name() == "register.go" {
+				return nil
+			}
 			return fmt.Errorf("%s: folder %q is not an API version", path, version)
 		}
 		group, err := groupName(dir)
 		if err != nil {
 			return err
 		}
-		return readLifecycle(path, group, version, kinds)
+		if d.Name() == "register.go" {
+			return readRegister(path, group, version, mk.registered)
+		}
+		return readLifecycle(path, group, version, mk.lifecycles)
 	})
-	return kinds, err
+	return mk, err
+}
+
+// readRegister adds the kinds one register.go registers: the &T{}
+// arguments, T a type of the package, of its AddKnownTypes calls; List
+// kinds left out.
+func readRegister(path, group, version string, kinds map[gvk]bool) error {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, nil, 0)
+	if err != nil {
+		return err
+	}
+	n := 0
+	ast.Inspect(f, func(node ast.Node) bool {
+		call, ok := node.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok || sel.Sel.Name != "AddKnownTypes" || len(call.Args) < 2 {
+			return true
+		}
+		for _, arg := range call.Args[1:] {
+			u, ok := arg.(*ast.UnaryExpr)
+			if !ok || u.Op != token.AND {
+				continue
+			}
+			cl, ok := u.X.(*ast.CompositeLit)
+			if !ok {
+				continue
+			}
+			id, ok := cl.Type.(*ast.Ident) // &metav1.Status{} and the like are not the package's
+			if !ok {
+				continue
+			}
+			n++
+			if !strings.HasSuffix(id.Name, "List") {
+				kinds[gvk{group, version, id.Name}] = true
+			}
+		}
+		return true
+	})
+	if n == 0 {
+		return fmt.Errorf("%s: no &T{} argument of AddKnownTypes found", path)
+	}
+	return nil
 }
 
 // groupName returns the API group of the package in dir: the +groupName=
@@ -407,11 +494,11 @@ func replacementOf(ret *ast.ReturnStmt) (gvk, error) {
 // render writes the Go file.
 func render(rows []*entry, last int) ([]byte, error) {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "// Code generated by genremovals from the zz_generated.prerelease-lifecycle.go files of k8s.io/api, k8s.io/apiextensions-apiserver and k8s.io/kube-aggregator v0.%d to v0.%d. DO NOT EDIT.\n\n", firstMinor, last)
+	fmt.Fprintf(&b, "// Code generated by genremovals from the zz_generated.prerelease-lifecycle.go and register.go files of k8s.io/api, k8s.io/apiextensions-apiserver and k8s.io/kube-aggregator v0.%d to v0.%d. DO NOT EDIT.\n\n", firstMinor, last)
 	b.WriteString("package preflight\n\n")
 	b.WriteString("import \"k8s.io/apimachinery/pkg/runtime/schema\"\n\n")
 	fmt.Fprintf(&b, "// knownAPIsFirst and knownAPIsLast are the first and last Kubernetes\n// releases whose modules KnownAPIs was read from.\nvar knownAPIsFirst, knownAPIsLast = Version{1, %d}, Version{1, %d}\n\n", firstMinor, last)
-	fmt.Fprintf(&b, "// KnownAPIs is every group/version/kind (List kinds left out) with a\n// prerelease lifecycle in a release from 1.%d to 1.%d, sorted by group,\n// version and kind; see KnownAPI.\n", firstMinor, last)
+	fmt.Fprintf(&b, "// KnownAPIs is every group/version/kind (List kinds left out) with a\n// prerelease lifecycle in a release from 1.%d to 1.%d, and every kind\n// registered without one (Options kinds left out too) by such a release,\n// sorted by group, version and kind; see KnownAPI.\n", firstMinor, last)
 	b.WriteString("var KnownAPIs = []KnownAPI{\n")
 	rel := func(r release) string {
 		if r == (release{}) {
@@ -420,7 +507,10 @@ func render(rows []*entry, last int) ([]byte, error) {
 		return fmt.Sprintf("{%d, %d}", r.major, r.minor)
 	}
 	for _, e := range rows {
-		fmt.Fprintf(&b, "\t{Group: %q, Version: %q, Kind: %q, Introduced: Version%s", e.group, e.version, e.kind, rel(e.introduced))
+		fmt.Fprintf(&b, "\t{Group: %q, Version: %q, Kind: %q", e.group, e.version, e.kind)
+		if e.introduced != (release{}) {
+			fmt.Fprintf(&b, ", Introduced: Version%s", rel(e.introduced))
+		}
 		if e.deprecated != (release{}) {
 			fmt.Fprintf(&b, ", Deprecated: Version%s", rel(e.deprecated))
 		}
