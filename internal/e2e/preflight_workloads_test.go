@@ -103,11 +103,12 @@ func wlCases() []wlCase {
 		}, want: []string{preflight.RuleOneZone}},
 		// No PDB, and both replicas on node wl-a1: one roll step of
 		// --max-unavailable 1 takes them together. The hostname spread
-		// constraint is kept (the node selector leaves it one domain), so
-		// one-node does not apply.
+		// constraint (DoNotSchedule) does not keep them apart: the node
+		// selector leaves the scheduler one domain to count, so one-node
+		// applies too (it looked for the constraint, not at the pods).
 		{name: "nopdb", replicas: 2, spec: func(s *corev1.PodSpec) {
 			s.NodeSelector = map[string]string{corev1.LabelHostname: "wl-a1"}
-		}, want: []string{preflight.RuleNoPDB}},
+		}, want: []string{preflight.RuleNoPDB, preflight.RuleOneNode}},
 		// A PDB of maxUnavailable 0.
 		{name: "locked", replicas: 2, pdb: &zero, want: []string{preflight.RulePDBBlocks}},
 		// Behind a Service, no readiness probe.
@@ -396,7 +397,7 @@ func TestPreflightWorkloads(t *testing.T) {
 	if len(other) != 1 || other[0].Severity != preflight.Info || !strings.HasPrefix(other[0].Message, fmt.Sprintf("judged %d workloads (", len(cases))) {
 		t.Errorf("findings without a rule: %+v, want the one info of %d workloads judged", other, len(cases))
 	}
-	wantCounts := map[preflight.Severity]int{preflight.Blocker: 0, preflight.Unknown: 0, preflight.Warning: 11, preflight.Info: 1}
+	wantCounts := map[preflight.Severity]int{preflight.Blocker: 0, preflight.Unknown: 0, preflight.Warning: 12, preflight.Info: 1}
 	if !equalCounts(def.Counts, wantCounts) {
 		t.Errorf("counts %v, want %v", def.Counts, wantCounts)
 	}
@@ -416,7 +417,7 @@ func TestPreflightWorkloads(t *testing.T) {
 	if s := gotPol["Deployment/locked"][preflight.RulePDBBlocks]; s != preflight.Blocker {
 		t.Errorf("policy pdb-blocks: blocker; Deployment/locked's is %q", s)
 	}
-	wantCounts = map[preflight.Severity]int{preflight.Blocker: 1, preflight.Unknown: 0, preflight.Warning: 9, preflight.Info: 1}
+	wantCounts = map[preflight.Severity]int{preflight.Blocker: 1, preflight.Unknown: 0, preflight.Warning: 10, preflight.Info: 1}
 	if !equalCounts(pol.Counts, wantCounts) {
 		t.Errorf("counts with the policy %v, want %v", pol.Counts, wantCounts)
 	}

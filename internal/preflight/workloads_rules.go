@@ -38,23 +38,36 @@ var (
 	anyKeys  = append(slices.Clone(hostKeys), zoneKeys...)
 )
 
-// kept tells whether the pod's template has a constraint on one of keys
-// that the scheduler enforces for the workload's own pods (required
-// anti-affinity, or a DoNotSchedule spread constraint), and names the
-// constraints on those keys it only prefers.
-func kept(p *corev1.Pod, keys []string) (bool, []string) {
+// How a pod template keeps its pods apart on a topology key.
+const (
+	keptNot      = iota // nothing the scheduler enforces
+	keptBySpread        // a topologySpreadConstraint with DoNotSchedule
+	keptRequired        // a required podAntiAffinity
+)
+
+// kept tells how the pod's template keeps the workload's own pods apart on
+// one of keys: by a required pod anti-affinity (no two of them in one
+// domain, ever: interpodaffinity/filtering.go), by a DoNotSchedule spread
+// constraint (a skew the scheduler enforces over the domains it counts,
+// which may be one: podtopologyspread/filtering.go counts only the nodes
+// the pod's nodeSelector and nodeAffinity allow, nodeAffinityPolicy Honor
+// being the default), or not at all; and names the constraints on those
+// keys it only prefers.
+func kept(p *corev1.Pod, keys []string) (int, []string) {
 	own := labels.Set(p.Labels)
 	selects := func(ls *metav1.LabelSelector) bool {
 		s, err := metav1.LabelSelectorAsSelector(ls)
 		return err == nil && s.Matches(own)
 	}
 	var weak []string
+	spread := false
 	for _, t := range p.Spec.TopologySpreadConstraints {
 		if !slices.Contains(keys, t.TopologyKey) || !selects(t.LabelSelector) {
 			continue
 		}
 		if t.WhenUnsatisfiable == corev1.DoNotSchedule {
-			return true, nil
+			spread = true
+			continue
 		}
 		weak = append(weak, "topologySpreadConstraints on "+t.TopologyKey+" with whenUnsatisfiable ScheduleAnyway")
 	}
@@ -67,7 +80,7 @@ func kept(p *corev1.Pod, keys []string) (bool, []string) {
 		}
 		for _, t := range a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
 			if slices.Contains(keys, t.TopologyKey) && selects(t.LabelSelector) && ownNS(t) {
-				return true, nil
+				return keptRequired, nil
 			}
 		}
 		for _, wt := range a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
@@ -76,7 +89,23 @@ func kept(p *corev1.Pod, keys []string) (bool, []string) {
 			}
 		}
 	}
-	return false, weak
+	if spread {
+		return keptBySpread, nil
+	}
+	return keptNot, weak
+}
+
+// spreadNote says why a DoNotSchedule spread constraint did not keep the
+// pods out of one domain.
+func spreadNote(how int, key string) string {
+	if how != keptBySpread {
+		return ""
+	}
+	where := "zone"
+	if key == corev1.LabelHostname {
+		where = "node"
+	}
+	return "; its topologySpreadConstraints with whenUnsatisfiable DoNotSchedule did not keep them apart: the scheduler counts only the domains of the nodes its nodeSelector and nodeAffinity allow (nodeAffinityPolicy Honor, the default), here one " + where + ", so the replacements gather again"
 }
 
 // weakNote says why preferred constraints do not count.
@@ -109,19 +138,34 @@ func (c *workloadsCheck) placement(ix *clusterIndex, w *workload, pdbs []*policy
 	}
 	switch {
 	case len(nodes) == 1:
-		if ok, weak := kept(rep, anyKeys); !ok {
+		// All on one node is a fact whatever the template says: only a
+		// required anti-affinity makes it impossible for pods scheduled
+		// under it (pods placed before it was added are replaced by the
+		// rollout that added it).
+		if how, weak := kept(rep, anyKeys); how != keptRequired {
+			why := fmt.Sprintf("no required podAntiAffinity on kubernetes.io/hostname nor topologySpreadConstraints with whenUnsatisfiable DoNotSchedule%s", weakNote(weak))
+			fix := "spec.template.spec.topologySpreadConstraints: topologyKey kubernetes.io/hostname, whenUnsatisfiable DoNotSchedule, maxSkew 1 (or a required podAntiAffinity on kubernetes.io/hostname)"
+			if how == keptBySpread {
+				why = strings.TrimPrefix(spreadNote(how, corev1.LabelHostname), "; ")
+				fix = "spec.template.spec.nodeSelector and spec.template.spec.affinity.nodeAffinity: allow more than one node, so that the spread constraint has nodes to spread over"
+			}
 			c.add(RuleOneNode, w,
-				fmt.Sprintf("all %d pods on node %s; no required podAntiAffinity on kubernetes.io/hostname nor topologySpreadConstraints with whenUnsatisfiable DoNotSchedule%s", len(w.pods), rep.Spec.NodeName, weakNote(weak)),
-				guardNote(pdbs, "node "+rep.Spec.NodeName),
-				"spec.template.spec.topologySpreadConstraints: topologyKey kubernetes.io/hostname, whenUnsatisfiable DoNotSchedule, maxSkew 1 (or a required podAntiAffinity on kubernetes.io/hostname)")
+				fmt.Sprintf("all %d pods on node %s; %s", len(w.pods), rep.Spec.NodeName, why),
+				guardNote(pdbs, "node "+rep.Spec.NodeName), fix)
 		}
 	case len(zones) == 1 && len(ix.zoneGroups) > 1 && !zones[""]:
 		zone := ix.nodes[rep.Spec.NodeName].zone
-		if ok, weak := kept(rep, zoneOnly); !ok {
+		if how, weak := kept(rep, zoneOnly); how != keptRequired {
+			why := fmt.Sprintf("no required podAntiAffinity on topology.kubernetes.io/zone nor topologySpreadConstraints with whenUnsatisfiable DoNotSchedule%s", weakNote(weak))
+			fix := "spec.template.spec.topologySpreadConstraints: topologyKey topology.kubernetes.io/zone, whenUnsatisfiable DoNotSchedule, maxSkew 1"
+			if how == keptBySpread {
+				why = strings.TrimPrefix(spreadNote(how, corev1.LabelTopologyZone), "; ")
+				fix = "spec.template.spec.nodeSelector and spec.template.spec.affinity.nodeAffinity: allow nodes of more than one zone, so that the spread constraint has zones to spread over"
+			}
 			c.add(RuleOneZone, w,
-				fmt.Sprintf("all %d pods in zone %s (of %d zones); no required podAntiAffinity on topology.kubernetes.io/zone nor topologySpreadConstraints with whenUnsatisfiable DoNotSchedule%s", len(w.pods), zone, len(ix.zoneGroups), weakNote(weak)),
+				fmt.Sprintf("all %d pods in zone %s (of %d zones); %s", len(w.pods), zone, len(ix.zoneGroups), why),
 				"when the roll takes zone "+zone+"'s nodes together (roll --order zone, or a node group of that zone replaced at once), "+guardNote(pdbs, "them"),
-				"spec.template.spec.topologySpreadConstraints: topologyKey topology.kubernetes.io/zone, whenUnsatisfiable DoNotSchedule, maxSkew 1")
+				fix)
 		}
 	}
 	if len(pdbs) > 0 {

@@ -338,6 +338,18 @@ func TestWorkloadsPlacementEdges(t *testing.T) {
 		{"spread selecting other pods", []string{"n1", "n1"}, func(s *corev1.PodSpec) {
 			s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{spread(corev1.LabelHostname, corev1.DoNotSchedule, "other")}
 		}, true, 0, []string{RuleOneNode}, "all 2 pods on node n1"},
+		// A DoNotSchedule spread on hostname that did not keep them apart
+		// (its nodeSelector allows one node, and the scheduler counts only
+		// the nodes it allows): all on one node is reported whatever the
+		// template says (issue 26 review: the rule looked for the
+		// constraint, not at where the pods are).
+		{"DoNotSchedule on one allowed node", []string{"n1", "n1"}, func(s *corev1.PodSpec) {
+			s.NodeSelector = map[string]string{corev1.LabelHostname: "n1"}
+			s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{spread(corev1.LabelHostname, corev1.DoNotSchedule, "x")}
+		}, true, 0, []string{RuleOneNode}, "did not keep them apart"},
+		{"zone DoNotSchedule in one allowed zone", []string{"n1", "n4"}, func(s *corev1.PodSpec) {
+			s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{spread(corev1.LabelTopologyZone, corev1.DoNotSchedule, "x")}
+		}, true, 0, []string{RuleOneZone}, "did not keep them apart"},
 		// One node, no PDB: one-node and no-pdb both (the placement and the
 		// missing budget are two fixes).
 		{"one node no pdb", []string{"n1", "n1"}, func(s *corev1.PodSpec) { s.TopologySpreadConstraints = nil }, false, 0, []string{RuleNoPDB, RuleOneNode}, "evicts all of them at once"},
