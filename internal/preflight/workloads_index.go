@@ -120,7 +120,12 @@ func (c *workloadsCheck) read(ctx context.Context, cs kubernetes.Interface, node
 			ix.zoneGroups[ni.zone][ni.group] = true
 		}
 	}
-	if ix.pods, err = listAll(ctx, cs.CoreV1().Pods("").List, func(l *corev1.PodList) []corev1.Pod { return l.Items }); err != nil {
+	if ix.pods, err = listAll(ctx, cs.CoreV1().Pods("").List, func(l *corev1.PodList) []corev1.Pod {
+		for i := range l.Items {
+			trimPod(&l.Items[i])
+		}
+		return l.Items
+	}); err != nil {
 		return nil, fail("pods", err)
 	}
 	rss, err := listAll(ctx, cs.AppsV1().ReplicaSets("").List, func(l *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return l.Items })
@@ -383,4 +388,19 @@ func joinSorted(set map[string]bool) string {
 	}
 	sort.Strings(keys)
 	return strings.Join(keys, ", ")
+}
+
+// trimPod drops what no rule reads from a listed pod, so that 40,000 pods
+// stay small while the family runs: managed fields, annotations but the
+// mirror pod's, and the status but its phase and conditions. Rules read
+// the spec, labels, owner references, the deletion timestamp, the phase and
+// the Ready condition (drainEvicts, podReady).
+func trimPod(p *corev1.Pod) {
+	p.ManagedFields = nil
+	if v, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: v}
+	} else {
+		p.Annotations = nil
+	}
+	p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: p.Status.Conditions}
 }
