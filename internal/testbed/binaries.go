@@ -17,6 +17,7 @@ const (
 	EtcdVersion       = "v3.6.16"
 	KubernetesVersion = "v1.37.2"
 	KwokVersion       = "v0.8.0"
+	KarpenterVersion  = "v1.15.0" // sigs.k8s.io/karpenter, its kwok provider
 )
 
 // Binaries are the paths of the programs the testbed runs.
@@ -24,6 +25,7 @@ type Binaries struct {
 	Etcd, APIServer, ControllerManager, Scheduler string
 	Kwok, KwokStages                              string // kwok and its stage configs (one YAML stream)
 	Prometheus, Thanos                            string // only needed with Options.Prometheus
+	Karpenter, KarpenterCRDs                      string // Karpenter's kwok provider and its CRDs' directory; only with Options.Karpenter
 }
 
 // CacheDir is where internal/testbed/deps.sh puts the binaries:

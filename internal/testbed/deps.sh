@@ -2,8 +2,9 @@
 # deps.sh - idempotent installer of the testbed's real binaries.
 #
 # Builds etcd, the Kubernetes control plane (kube-apiserver,
-# kube-controller-manager, kube-scheduler), kwok and thanos from the Go module
-# proxy, and installs Debian's prometheus package (prometheus + promtool).
+# kube-controller-manager, kube-scheduler), kwok, thanos and Karpenter's kwok
+# provider from the Go module proxy, and installs Debian's prometheus package
+# (prometheus + promtool).
 #
 # Built binaries are cached OUTSIDE git, one directory per component and
 # version:
@@ -12,6 +13,7 @@
 #   $CACHE/kubernetes-<ver>/{kube-apiserver,kube-controller-manager,kube-scheduler}
 #   $CACHE/kwok-<ver>/{kwok,stages.yaml}
 #   $CACHE/thanos-<ver>/thanos
+#   $CACHE/karpenter-<ver>/{karpenter-kwok,crds/*.yaml}
 #
 # with CACHE=${UPGRADEGUARD_TESTBED_CACHE:-$HOME/.cache/upgradeguard-testbed}.
 # Each component is built in a throw-away directory, written to
@@ -34,6 +36,8 @@ ETCD_VERSION="v3.6.16"
 KUBERNETES_VERSION="v1.37.2" # staging modules are used at v0.<minor>.<patch>
 KWOK_VERSION="v0.8.0"
 THANOS_VERSION="v0.42.0" # newest whose go.mod asks for no newer Go than 1.26.8
+KARPENTER_VERSION="v1.15.0"
+KARPENTER_GOTOOLCHAIN="go1.27.3" # its go.mod asks for go 1.26.9; used for that build only
 PROMETHEUS_DEB="prometheus" # Debian package; gives /usr/bin/prometheus, /usr/bin/promtool
 # ---------------------------------------------------------------------------
 
@@ -372,6 +376,55 @@ build_thanos() {
 }
 
 # ---------------------------------------------------------------------------
+# Karpenter, kwok provider (./kwok, a fake cloud provider whose nodes carry
+# kwok.x-k8s.io/node=fake): built from a writable copy of the module source.
+# Its go.mod asks for a newer Go than the machine's, so that one build runs
+# with GOTOOLCHAIN set (the go command fetches the toolchain from the module
+# proxy) and -mod=mod. The CRDs it needs ship in the module and are cached
+# next to the binary.
+build_karpenter() {
+	local key="karpenter-$KARPENTER_VERSION" v=$KARPENTER_VERSION
+	local crds=(
+		karpenter.sh_nodepools.yaml
+		karpenter.sh_nodeclaims.yaml
+		karpenter.sh_nodeoverlays.yaml
+		karpenter.kwok.sh_kwoknodeclasses.yaml
+	)
+	local want=(karpenter-kwok) c
+	for c in "${crds[@]}"; do
+		want+=("crds/$c")
+	done
+	if complete "$CACHE/$key" "${want[@]}"; then
+		log "karpenter $v (kwok provider): cached"
+		return
+	fi
+	need_go
+	begin "$key"
+	local src
+	# go mod download refuses the module too under the machine's Go
+	# ("requires go >= 1.26.9"; GOTOOLCHAIN=local).
+	src="$(GOTOOLCHAIN="$KARPENTER_GOTOOLCHAIN" moddir "sigs.k8s.io/karpenter@$v")"
+	local m="$WORK/karpenter"
+	cp -R -- "$src" "$m"
+	chmod -R u+w -- "$m"
+	mkdir -p -- "$OUT/crds"
+	local f
+	for f in "$m"/pkg/apis/crds/*.yaml "$m/kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml"; do
+		[[ -f "$f" ]] || die "karpenter $v: CRD file $f not found"
+		cp -- "$f" "$OUT/crds/"
+	done
+	for c in "${crds[@]}"; do
+		[[ -s "$OUT/crds/$c" ]] || die "karpenter $v: CRD $c not found in the module"
+	done
+	run "karpenter $v" "$m" env GOTOOLCHAIN="$KARPENTER_GOTOOLCHAIN" GOFLAGS=-mod=mod \
+		go build "${GO_BUILD_FLAGS[@]}" -ldflags="$GO_LDFLAGS_BASE -X sigs.k8s.io/karpenter/pkg/operator.Version=$v" \
+		-o "$OUT/karpenter-kwok" ./kwok
+	# -h parses the flags and exits 0 before any cluster access.
+	smoke "$OUT/karpenter-kwok" -h
+	commit "$key" "karpenter $v (kwok provider)"
+}
+
+# ---------------------------------------------------------------------------
 # prometheus, promtool: Debian package. Its maintainer scripts would start a
 # daemon on :9090 where an init system runs (invoke-rc.d / systemd); a
 # temporary policy-rc.d forbids that during the install, and any daemon that
@@ -424,6 +477,7 @@ build_etcd
 build_kubernetes
 build_kwok
 build_thanos
+build_karpenter
 install_prometheus
 
 log "UPGRADEGUARD_TESTBED_CACHE=$CACHE"

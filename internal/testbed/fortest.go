@@ -29,7 +29,7 @@ func ForTest(t testing.TB, o Options) *Testbed {
 	if testing.Short() {
 		t.Skip("end-to-end test against the testbed; skipped under -short")
 	}
-	if _, err := FindBinaries(o.Prometheus); err != nil {
+	if _, err := findBinaries(o); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%v (CI is set, so this is not skipped)", err)
 		}

@@ -19,6 +19,11 @@ type Options struct {
 	// gateway announces the label sets of both sidecars. Thanos Query asks
 	// it too. Needs Prometheus.
 	StoreGateway bool
+	// Karpenter runs Karpenter's kwok provider (process "karpenter", built
+	// by deps.sh) with its CRDs installed and a KWOKNodeClass
+	// KWOKNodeClassName: NodePools (CreateNodePool) then get NodeClaims and
+	// kwok Nodes for pending pods. Its metrics: Testbed.KarpenterMetricsURL.
+	Karpenter bool
 	// EndpointReconciler runs kube-apiserver's endpoint reconciler (the
 	// default "lease" type, as every real cluster does), advertising
 	// 192.0.2.10 (TEST-NET-1): the reconciler would publish a loopback

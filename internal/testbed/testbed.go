@@ -2,7 +2,8 @@
 // 127.0.0.1 for end-to-end tests and demos: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler and kwok (which simulates the nodes
 // and their pods), and optionally two Prometheus replicas, a Thanos sidecar
-// for each and a Thanos Query that deduplicates them.
+// for each and a Thanos Query that deduplicates them, and Karpenter's kwok
+// provider (Options.Karpenter).
 //
 // Every program runs in its own process group with its log in
 // <Dir>/logs/<name>.log, on free ports, with its state in a temporary
@@ -41,7 +42,10 @@ type Testbed struct {
 	Client         kubernetes.Interface // admin client
 	PrometheusURLs []string             // http://127.0.0.1:<port> of each replica (with Options.Prometheus)
 	ThanosQueryURL string               // http://127.0.0.1:<port> (with Options.Prometheus)
-	Binaries       Binaries
+	// KarpenterMetricsURL is http://127.0.0.1:<port>/metrics of Karpenter
+	// (with Options.Karpenter); SetScrapeTargets can have Prometheus scrape it.
+	KarpenterMetricsURL string
+	Binaries            Binaries
 
 	o          Options
 	ownDir     bool
@@ -85,7 +89,7 @@ const serviceCIDR = "10.96.0.0/16"
 // programs run until Stop.
 func Start(ctx context.Context, o Options) (_ *Testbed, err error) {
 	o.defaults()
-	bins, err := FindBinaries(o.Prometheus)
+	bins, err := findBinaries(o)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +132,9 @@ func Start(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if o.Prometheus {
 		nports += promPorts
 	}
+	if o.Karpenter {
+		nports += karpenterPorts
+	}
 	ps, ports, err := reservePorts(nports)
 	if err != nil {
 		return nil, err
@@ -143,9 +150,20 @@ func Start(ctx context.Context, o Options) (_ *Testbed, err error) {
 			}
 		})
 	}
-	run(tb.startControlPlane, ports[:cpPorts])
+	startCP := tb.startControlPlane
+	if o.Karpenter {
+		// Karpenter needs the apiserver; it starts once the control plane is ready.
+		kp := ports[len(ports)-karpenterPorts:]
+		startCP = func(ctx context.Context, ps *portSet, ports []int) error {
+			if err := tb.startControlPlane(ctx, ps, ports); err != nil {
+				return err
+			}
+			return tb.startKarpenter(ctx, ps, kp)
+		}
+	}
+	run(startCP, ports[:cpPorts])
 	if o.Prometheus {
-		run(tb.startPrometheus, ports[cpPorts:])
+		run(tb.startPrometheus, ports[cpPorts:cpPorts+promPorts])
 	}
 	wg.Wait()
 	if len(errs) > 0 {
