@@ -15,6 +15,7 @@ import (
 // files implement, as k8s.io/apiserver/pkg/endpoints/deprecation/deprecation.go
 // reads them.
 type (
+	apiLifecycleIntroduced  interface{ APILifecycleIntroduced() (major, minor int) }
 	apiLifecycleDeprecated  interface{ APILifecycleDeprecated() (major, minor int) }
 	apiLifecycleRemoved     interface{ APILifecycleRemoved() (major, minor int) }
 	apiLifecycleReplacement interface {
@@ -57,6 +58,9 @@ type APITable struct {
 	groups map[string]bool
 	// known are every kind of the scheme and of KnownAPIs.
 	known map[schema.GroupVersionKind]bool
+	// introduced is the first release serving a built-in kind (its List
+	// kind too), where the lifecycle data states one.
+	introduced map[schema.GroupVersionKind]Version
 	// Release is the Kubernetes release of the k8s.io/api module compiled
 	// in (its v0.N.P is Kubernetes 1.N).
 	Release Version
@@ -74,8 +78,9 @@ func newAPITable(s *runtime.Scheme) *APITable {
 		kinds:     map[schema.GroupVersionKind]Lifecycle{},
 		resources: map[schema.GroupVersionResource]schema.GroupVersionKind{},
 		groups:    map[string]bool{},
-		known:     map[schema.GroupVersionKind]bool{},
-		Release:   apiModuleRelease(),
+		known:      map[schema.GroupVersionKind]bool{},
+		introduced: map[schema.GroupVersionKind]Version{},
+		Release:    apiModuleRelease(),
 	}
 	for gvk := range s.AllKnownTypes() {
 		if gvk.Version == runtime.APIVersionInternal || gvk.Kind == "WatchEvent" || strings.HasSuffix(gvk.Kind, "Options") {
@@ -86,6 +91,11 @@ func newAPITable(s *runtime.Scheme) *APITable {
 		obj, err := s.New(gvk)
 		if err != nil {
 			continue
+		}
+		if in, ok := obj.(apiLifecycleIntroduced); ok {
+			if major, minor := in.APILifecycleIntroduced(); major != 0 || minor != 0 {
+				t.introduced[gvk] = Version{major, minor}
+			}
 		}
 		var lc Lifecycle
 		var has bool
@@ -173,9 +183,14 @@ type Judgement struct {
 // has, so that no release from 1.19 to the table's served it, is a blocker
 // for targets up to the table's release and a warning after it (a later
 // release may add it); anything else (a custom resource the table was not
-// told of, a current kind) says nothing.
+// told of, a current kind) says nothing. Before all that, a built-in kind
+// first served after the target (its APILifecycleIntroduced) is a blocker:
+// the target's API server answers "no matches for kind".
 func (t *APITable) Judge(gvk schema.GroupVersionKind, target Version) Judgement {
 	name := gvkString(gvk)
+	if in, ok := t.introduced[gvk]; ok && target.Less(in) {
+		return Judgement{Severity: Blocker, Message: fmt.Sprintf("%s is served from Kubernetes %s on, not by the target %s: the API server answers \"no matches for kind\"", name, in, target)}
+	}
 	lc, ok := t.kinds[gvk]
 	if !ok {
 		return t.judgeUnknown(gvk, target)

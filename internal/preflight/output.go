@@ -118,8 +118,11 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	return err
 }
 
+// mdCell writes s as one Markdown table cell: on one line, its pipes
+// escaped, and its angle brackets as entities so that a path or message
+// holding "<d>" is not read as HTML.
 func mdCell(s string) string {
-	return strings.ReplaceAll(oneLine(dash(s)), "|", `\|`)
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(oneLine(dash(s)))
 }
 
 func dash(s string) string {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -182,5 +184,44 @@ func TestFindingText(t *testing.T) {
 	f = Finding{Message: "v1 Endpoints is deprecated since 1.33, no removal announced", Replacement: "discovery.k8s.io/v1 EndpointSlice"}
 	if got := f.text(); got != "v1 Endpoints is deprecated since 1.33, no removal announced; use discovery.k8s.io/v1 EndpointSlice" {
 		t.Errorf("API finding: text %q", got)
+	}
+}
+
+// Markdown by namespace with findings of the same workload name in two
+// kinds, and a -f path holding "<d>", which the Cluster table wrote as raw
+// HTML (issue 26 review).
+func TestMarkdownByNamespaceEscapesAndOrder(t *testing.T) {
+	a := healthy("web")
+	a.pdb = nil
+	a.nodes = []string{"n1", "n1"}
+	b := app{ns: "shop", name: "web", kind: "StatefulSet", nodes: []string{"n2", "n2"}, pod: func(i int, p *corev1.Pod) { p.Name = "sts-" + p.Name }}
+	fs := runWorkloads(t, []app{a, b})
+	r := &Report{Target: Version{1, 38}, Findings: append(fs, Finding{Check: FamilyAPIsBySource, Severity: Blocker, Object: "x", Source: "dir/a|b `c` <d> *e*.yaml", Message: "m"})}
+	var out1, out2 bytes.Buffer
+	if err := WriteMarkdownByNamespace(&out1, r); err != nil {
+		t.Fatal(err)
+	}
+	// shuffle
+	for i, j := 0, len(r.Findings)-1; i < j; i, j = i+1, j-1 {
+		r.Findings[i], r.Findings[j] = r.Findings[j], r.Findings[i]
+	}
+	if err := WriteMarkdownByNamespace(&out2, r); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out1.String())
+	if strings.Contains(out1.String(), "<d>") {
+		t.Errorf("Cluster table cell carries raw HTML <d> from a -f path (mdCell does not escape <, mdText does)")
+	}
+	if out1.String() != out2.String() {
+		t.Errorf("order depends on input order")
+	}
+	n := 0
+	for _, f := range fs {
+		if f.Namespace != "" {
+			n++
+		}
+	}
+	if c := strings.Count(out1.String(), "\n- **"); c != n {
+		t.Errorf("%d namespace findings, %d written", n, c)
 	}
 }

@@ -50,18 +50,25 @@ func (k KnownAPI) GroupVersionKind() schema.GroupVersionKind {
 func (t *APITable) mergeKnownAPIs(rows []KnownAPI, inScheme func(schema.GroupVersionKind) bool) {
 	for _, r := range rows {
 		gvk := r.GroupVersionKind()
+		list := gvk.GroupVersion().WithKind(gvk.Kind + "List")
 		t.groups[gvk.Group] = true
-		if inScheme(gvk) {
-			// The compiled-in scheme is at least as new.
+		if _, judged := t.kinds[gvk]; inScheme(gvk) && (judged || (r.Deprecated.IsZero() && r.Removed.IsZero())) {
+			// The compiled-in scheme is at least as new; but a kind it
+			// carries with no lifecycle methods whose doc comment states
+			// one (rbac.authorization.k8s.io/v1alpha1) takes the row's.
 			continue
 		}
 		t.known[gvk] = true
+		t.known[list] = true // upstream gives a List its item's lifecycle
+		if !r.Introduced.IsZero() {
+			t.introduced[gvk], t.introduced[list] = r.Introduced, r.Introduced
+		}
 		if r.Deprecated.IsZero() && r.Removed.IsZero() {
 			continue
 		}
 		lc := Lifecycle{Deprecated: r.Deprecated, Removed: r.Removed, RemovedInferred: r.RemovedInferred, Replacement: r.Replacement}
 		t.kinds[gvk] = lc
-		t.kinds[gvk.GroupVersion().WithKind(gvk.Kind+"List")] = lc
+		t.kinds[list] = lc
 		plural, _ := meta.UnsafeGuessKindToResource(gvk)
 		if _, taken := t.resources[plural]; !taken {
 			t.resources[plural] = gvk

@@ -260,7 +260,7 @@ func TestInferredRemovals(t *testing.T) {
 	// RemovedInferred, and a kind go.mod's release has is never removed.
 	for _, k := range []schema.GroupVersionKind{
 		gvk("apps/v1", "Deployment"), gvk("scheduling.k8s.io/v1alpha3", "Workload"),
-		gvk("rbac.authorization.k8s.io/v1alpha1", "ClusterRole"), gvk("imagepolicy.k8s.io/v1alpha1", "ImageReview"),
+		gvk("imagepolicy.k8s.io/v1alpha1", "ImageReview"),
 		gvk("internal.apiserver.k8s.io/v1alpha1", "StorageVersion"),
 	} {
 		for _, target := range []Version{{1, 20}, {1, 37}} {
@@ -357,5 +357,64 @@ func TestJudgeUsageInferredRemoval(t *testing.T) {
 		if !ok || f.Severity != Blocker || !strings.HasPrefix(f.Message, c.want) || strings.Contains(f.text(), "; removed in") {
 			t.Errorf("%s: %v %+v (text %q), want %q...", c.u.gvr, ok, f, f.text(), c.want)
 		}
+	}
+}
+
+// TestDocumentedRemoval: rbac.authorization.k8s.io/v1alpha1 has no lifecycle
+// file and k8s.io/api still carries it, but its types' doc comments say
+// "Deprecated in v1.17 ... will no longer be served in v1.22", and the API
+// server stopped serving it then: a ClusterRole of that version was clean
+// at every target (issue 26 review).
+func TestDocumentedRemoval(t *testing.T) {
+	table := NewAPITable()
+	for _, k := range []string{"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "RoleList"} {
+		j := table.Judge(gvk("rbac.authorization.k8s.io/v1alpha1", k), Version{1, 22})
+		if j.Severity != Blocker || j.Removed != "1.22" {
+			t.Errorf("%s at 1.22: %+v", k, j)
+		}
+	}
+	j := table.Judge(gvk("rbac.authorization.k8s.io/v1alpha1", "ClusterRole"), Version{1, 21})
+	if j.Severity != Warning || j.Replacement != "rbac.authorization.k8s.io/v1 ClusterRole" {
+		t.Errorf("ClusterRole at 1.21: %+v", j)
+	}
+}
+
+// TestCurrentListKindsOutsideTheScheme: List kinds of current kinds that
+// client-go's scheme does not hold were "not served" blockers at every
+// target up to 1.37 (issue 26 review).
+func TestCurrentListKindsOutsideTheScheme(t *testing.T) {
+	table := NewAPITable()
+	for _, k := range []schema.GroupVersionKind{
+		gvk("apiextensions.k8s.io/v1", "CustomResourceDefinitionList"),
+		gvk("apiregistration.k8s.io/v1", "APIServiceList"),
+	} {
+		for _, target := range []Version{{1, 21}, {1, 30}, {1, 37}, {1, 38}} {
+			if j := table.Judge(k, target); j.Severity != "" {
+				t.Errorf("%s at %s: %+v", gvkString(k), target, j)
+			}
+		}
+	}
+}
+
+// TestNotYetServed: a kind first served after the target fails to apply
+// there ("no matches for kind"); its APILifecycleIntroduced was read and
+// never judged (issue 26 review).
+func TestNotYetServed(t *testing.T) {
+	table := NewAPITable()
+	for _, c := range []struct {
+		gvk    schema.GroupVersionKind
+		target Version
+	}{
+		{gvk("autoscaling/v2", "HorizontalPodAutoscaler"), Version{1, 22}},
+		{gvk("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"), Version{1, 25}},
+		{gvk("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"), Version{1, 25}},
+		{gvk("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList"), Version{1, 25}},
+	} {
+		if j := table.Judge(c.gvk, c.target); j.Severity != Blocker || !strings.Contains(j.Message, "no matches for kind") {
+			t.Errorf("%s at %s: %+v", gvkString(c.gvk), c.target, j)
+		}
+	}
+	if j := table.Judge(gvk("autoscaling/v2", "HorizontalPodAutoscaler"), Version{1, 23}); j.Severity != "" {
+		t.Errorf("autoscaling/v2 at 1.23 (introduced): %+v", j)
 	}
 }

@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options, logger *slog.Logger) *Report {
 		}
 		logger.Debug("deprecated CRD versions", "count", n)
 	}
-	if table.Release.Less(o.Target) {
+	if table.Release.Less(o.Target) && (want(FamilyAPIsByUse) || want(FamilyAPIsBySource)) {
 		r.Add(Finding{Check: FamilyAPIsBySource, Severity: Warning, Object: "API table", Source: "k8s.io/api " + table.Release.String(),
 			Message: fmt.Sprintf("the API lifecycle table is of Kubernetes %s, older than the target %s: removals announced after %s are not known; use an upgradeguard built with a newer k8s.io/api", table.Release, o.Target, table.Release)})
 	}

@@ -141,6 +141,7 @@ func CheckWorkloads(ctx context.Context, cs kubernetes.Interface, p WorkloadsPol
 		return append(c.out, *err)
 	}
 	ws := ix.workloads()
+	ix.indexEndpoints(ws)
 	for _, w := range ws {
 		c.judge(ix, w)
 	}
@@ -187,14 +188,18 @@ func (c *workloadsCheck) unknown(what string, err error, rules ...string) {
 
 // judge applies every rule to one workload.
 func (c *workloadsCheck) judge(ix *clusterIndex, w *workload) {
-	rep := w.pods[0] // the pods of a workload share its template
-	services := ix.services.matching(w.namespace, rep.Labels)
+	// The newest pod is of the current template (mid-rollout, the new
+	// ReplicaSet's); PDBs are judged on its labels. Services select pod by
+	// pod (the EndpointSlice controller matches each pod's own labels), so
+	// every Service selecting any of the pods counts.
+	rep := w.template()
+	services := ix.servicesOf(w)
 	pdbs := ix.pdbs.matching(w.namespace, rep.Labels)
 	sort.Slice(pdbs, func(i, j int) bool { return pdbs[i].Name < pdbs[j].Name })
 	if w.kind == "Pod" {
 		c.noController(w)
 	} else {
-		c.singleReplica(w, services)
+		c.singleReplica(ix, w, services)
 		c.placement(ix, w, pdbs)
 		c.budgets(ix, w, pdbs)
 		c.zonalVolumes(ix, w)

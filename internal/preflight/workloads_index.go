@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -69,6 +70,8 @@ type workload struct {
 	replicas int32
 	// pods are the pods a drain evicts, by name.
 	pods []*corev1.Pod
+	// rep is the pod of the current template (template()).
+	rep *corev1.Pod
 }
 
 // clusterIndex is the cluster as the workloads family reads it: indexed
@@ -81,11 +84,15 @@ type clusterIndex struct {
 	// owners maps a ReplicaSet to its controller, replicas the controllers'
 	// spec.replicas (keyed by kind too).
 	owners   map[nsName]*metav1.OwnerReference
+	revision map[nsName]int64 // a ReplicaSet's deployment.kubernetes.io/revision
 	replicas map[string]map[nsName]int32
 	services *selectorIndex[*corev1.Service]
 	pdbs     *selectorIndex[*policyv1.PodDisruptionBudget]
 	// claims maps a PVC to its PV's zone when the PV is zonal.
-	claims    map[nsName]string
+	claims map[nsName]string
+	// endpoints are, per Service, the Ready pods a drain evicts that it
+	// selects (indexEndpoints).
+	endpoints map[*corev1.Service][]*corev1.Pod
 	pods      []corev1.Pod
 	evictable int
 	excluded  func(namespace string) bool
@@ -101,7 +108,7 @@ func (c *workloadsCheck) read(ctx context.Context, cs kubernetes.Interface, node
 	}
 	ix := &clusterIndex{
 		nodes: map[string]nodeInfo{}, zoneGroups: map[string]map[string]bool{},
-		owners: map[nsName]*metav1.OwnerReference{}, replicas: map[string]map[nsName]int32{"Deployment": {}, "StatefulSet": {}, "ReplicaSet": {}},
+		owners: map[nsName]*metav1.OwnerReference{}, revision: map[nsName]int64{}, replicas: map[string]map[nsName]int32{"Deployment": {}, "StatefulSet": {}, "ReplicaSet": {}},
 		services: newSelectorIndex[*corev1.Service](), pdbs: newSelectorIndex[*policyv1.PodDisruptionBudget](), claims: map[nsName]string{},
 		excluded: func(ns string) bool { return slices.Contains(c.policy.ExcludeNamespaces, ns) },
 	}
@@ -136,6 +143,12 @@ func (c *workloadsCheck) read(ctx context.Context, cs kubernetes.Interface, node
 		rs := &rss[i]
 		k := nsName{rs.Namespace, rs.Name}
 		ix.owners[k] = metav1.GetControllerOf(rs)
+		// The Deployment controller numbers its ReplicaSets; the highest
+		// is the current template (k8s.io/kubernetes
+		// pkg/controller/deployment/util/deployment_util.go RevisionAnnotation).
+		if r, err := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64); err == nil {
+			ix.revision[k] = r
+		}
 		ix.replicas["ReplicaSet"][k] = specReplicas(rs.Spec.Replicas)
 	}
 	deps, err := listAll(ctx, cs.AppsV1().Deployments("").List, func(l *appsv1.DeploymentList) []appsv1.Deployment { return l.Items })
@@ -284,6 +297,7 @@ func (ix *clusterIndex) workloads() []*workload {
 	out := make([]*workload, 0, len(by))
 	for k, w := range by {
 		sort.Slice(w.pods, func(i, j int) bool { return w.pods[i].Name < w.pods[j].Name })
+		w.rep = ix.current(w.pods)
 		w.replicas = int32(len(w.pods))
 		if r, ok := ix.replicas[k.kind][nsName{k.namespace, k.name}]; ok {
 			w.replicas = r
@@ -403,4 +417,66 @@ func trimPod(p *corev1.Pod) {
 		p.Annotations = nil
 	}
 	p.Status = corev1.PodStatus{Phase: p.Status.Phase, Conditions: p.Status.Conditions}
+}
+
+// template returns a pod of the workload's current template: mid-rollout,
+// one of the new ReplicaSet's, whose template the rules must judge.
+func (w *workload) template() *corev1.Pod {
+	if w.rep != nil {
+		return w.rep
+	}
+	return w.pods[0]
+}
+
+// current picks the pod of the newest template among pods sorted by name:
+// the highest ReplicaSet revision, then the latest creation.
+func (ix *clusterIndex) current(pods []*corev1.Pod) *corev1.Pod {
+	rev := func(p *corev1.Pod) int64 {
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "ReplicaSet" {
+			return ix.revision[nsName{p.Namespace, ref.Name}]
+		}
+		return 0
+	}
+	rep := pods[0]
+	for _, p := range pods[1:] {
+		if r, cur := rev(p), rev(rep); r > cur || (r == cur && rep.CreationTimestamp.Before(&p.CreationTimestamp)) {
+			rep = p
+		}
+	}
+	return rep
+}
+
+// servicesOf returns every Service that selects any of the workload's
+// pods, by name.
+func (ix *clusterIndex) servicesOf(w *workload) []*corev1.Service {
+	seen := map[*corev1.Service]bool{}
+	var out []*corev1.Service
+	for _, p := range w.pods {
+		for _, s := range ix.services.matching(w.namespace, p.Labels) {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// indexEndpoints records, per Service, the Ready pods of the workloads that
+// it selects: the endpoints a drain can take away (the EndpointSlice
+// controller publishes a pod as ready only while its Ready condition is
+// True: k8s.io/endpointslice utils.go podToEndpoint).
+func (ix *clusterIndex) indexEndpoints(ws []*workload) {
+	ix.endpoints = map[*corev1.Service][]*corev1.Pod{}
+	for _, w := range ws {
+		for _, p := range w.pods {
+			if !podReady(p) {
+				continue
+			}
+			for _, s := range ix.services.matching(w.namespace, p.Labels) {
+				ix.endpoints[s] = append(ix.endpoints[s], p)
+			}
+		}
+	}
 }

@@ -17,18 +17,46 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors/pdb"
 )
 
-// singleReplica: RuleSingleReplicaService.
-func (c *workloadsCheck) singleReplica(w *workload, services []*corev1.Service) {
-	if w.replicas != 1 || len(services) == 0 {
+// singleReplica: RuleSingleReplicaService, judged Service by Service: a
+// Service whose only ready endpoint is one of the workload's pods is down
+// while that pod's node drains, whatever spec.replicas says (replicas
+// Pending or not ready, or a selector matching one pod of several, as a
+// primary's Service does).
+func (c *workloadsCheck) singleReplica(ix *clusterIndex, w *workload, services []*corev1.Service) {
+	var lone []string
+	var pod *corev1.Pod
+	for _, s := range services {
+		if eps := ix.endpoints[s]; len(eps) == 1 && slices.Contains(w.pods, eps[0]) {
+			lone = append(lone, s.Name)
+			pod = eps[0]
+		}
+	}
+	if len(lone) == 0 {
 		return
 	}
 	effect := "while its node drains the Service has no ready endpoint: the pod is evicted, and its replacement serves only once scheduled on another node and ready"
 	if w.kind == "StatefulSet" {
 		effect = "while its node drains the Service has no ready endpoint: the pod is evicted, and the StatefulSet re-creates it only once it is gone, then it must be scheduled and ready"
 	}
-	c.add(RuleSingleReplicaService, w,
-		fmt.Sprintf("1 replica behind Service %s", list(servicesOf(services), 3)),
-		effect, "spec.replicas: 2 or more, spread over nodes, with a PodDisruptionBudget (spec.maxUnavailable: 1)")
+	msg := fmt.Sprintf("1 replica behind Service %s", list(lone, 3))
+	fix := "spec.replicas: 2 or more, spread over nodes, with a PodDisruptionBudget (spec.maxUnavailable: 1)"
+	if w.replicas != 1 || len(w.pods) != 1 {
+		msg = fmt.Sprintf("Service %s has one ready endpoint, pod %s on node %s, of the workload's %d replicas (%d scheduled, %d ready): the others are not selected by it, not ready or not scheduled",
+			list(lone, 3), pod.Name, pod.Spec.NodeName, w.replicas, len(w.pods), readyCount(w.pods))
+		fix = "make more than one ready pod serve the Service: its spec.selector, the pods' readiness, or the Pending replicas (kubectl describe pod)"
+	}
+	c.add(RuleSingleReplicaService, w, msg, effect, fix)
+}
+
+// readyCount counts the pods whose Ready condition is True.
+func readyCount(ps []*corev1.Pod) int {
+	n := 0
+	for _, p := range ps {
+		if podReady(p) {
+			n++
+		}
+	}
+	return n
 }
 
 // Topology keys the scheduler keeps pods apart on.
@@ -95,17 +123,37 @@ func kept(p *corev1.Pod, keys []string) (int, []string) {
 	return keptNot, weak
 }
 
-// spreadNote says why a DoNotSchedule spread constraint did not keep the
-// pods out of one domain.
-func spreadNote(how int, key string) string {
-	if how != keptBySpread {
-		return ""
-	}
+// spreadNote says why a DoNotSchedule spread constraint on key did not
+// keep the workload's n pods out of one domain, and what to change: the
+// scheduler counts only the domains of the nodes the pod's nodeSelector
+// and required nodeAffinity allow (nodeAffinityPolicy Honor, the default),
+// a maxSkew of n or more lets all n share one domain, and a constraint is
+// applied only when a pod is placed (podtopologyspread/filtering.go).
+func spreadNote(p *corev1.Pod, key string, n int) (why, fix string) {
 	where := "zone"
 	if key == corev1.LabelHostname {
 		where = "node"
 	}
-	return "; its topologySpreadConstraints with whenUnsatisfiable DoNotSchedule did not keep them apart: the scheduler counts only the domains of the nodes its nodeSelector and nodeAffinity allow (nodeAffinityPolicy Honor, the default), here one " + where + ", so the replacements gather again"
+	skew := int32(0)
+	for _, t := range p.Spec.TopologySpreadConstraints {
+		if t.WhenUnsatisfiable == corev1.DoNotSchedule && (t.TopologyKey == key || key == corev1.LabelHostname) {
+			skew = max(skew, t.MaxSkew)
+		}
+	}
+	const prefix = "its topologySpreadConstraints with whenUnsatisfiable DoNotSchedule did not keep them apart: "
+	a := p.Spec.Affinity
+	restricted := len(p.Spec.NodeSelector) > 0 || (a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
+	switch {
+	case int(skew) >= n:
+		return prefix + fmt.Sprintf("maxSkew %d lets all %d pods share one %s", skew, n, where),
+			"spec.template.spec.topologySpreadConstraints[].maxSkew: 1"
+	case restricted:
+		return prefix + "the scheduler counts only the domains of the nodes its nodeSelector and nodeAffinity allow (nodeAffinityPolicy Honor, the default), here one " + where + ", so the replacements gather again",
+			"spec.template.spec.nodeSelector and spec.template.spec.affinity.nodeAffinity: allow more than one " + where + ", so that the spread constraint has domains to spread over"
+	default:
+		return prefix + "the scheduler applies it only when it places a pod, and these were placed when one " + where + " was eligible (or before the constraint was added)",
+			"restart the workload once more " + where + "s are eligible (kubectl rollout restart), so that the constraint places the pods again"
+	}
 }
 
 // weakNote says why preferred constraints do not count.
@@ -127,17 +175,17 @@ func guardNote(pdbs []*policyv1.PodDisruptionBudget, where string) string {
 
 // placement: RuleOneNode, RuleOneZone and RuleNoPDB.
 func (c *workloadsCheck) placement(ix *clusterIndex, w *workload, pdbs []*policyv1.PodDisruptionBudget) {
-	if w.replicas < 2 || len(w.pods) < 2 {
+	if w.replicas < 2 {
 		return
 	}
-	rep := w.pods[0]
+	rep := w.template()
 	nodes, zones := map[string]bool{}, map[string]bool{}
 	for _, p := range w.pods {
 		nodes[p.Spec.NodeName] = true
 		zones[ix.nodes[p.Spec.NodeName].zone] = true
 	}
 	switch {
-	case len(nodes) == 1:
+	case len(w.pods) >= 2 && len(nodes) == 1:
 		// All on one node is a fact whatever the template says: only a
 		// required anti-affinity makes it impossible for pods scheduled
 		// under it (pods placed before it was added are replaced by the
@@ -146,21 +194,19 @@ func (c *workloadsCheck) placement(ix *clusterIndex, w *workload, pdbs []*policy
 			why := fmt.Sprintf("no required podAntiAffinity on kubernetes.io/hostname nor topologySpreadConstraints with whenUnsatisfiable DoNotSchedule%s", weakNote(weak))
 			fix := "spec.template.spec.topologySpreadConstraints: topologyKey kubernetes.io/hostname, whenUnsatisfiable DoNotSchedule, maxSkew 1 (or a required podAntiAffinity on kubernetes.io/hostname)"
 			if how == keptBySpread {
-				why = strings.TrimPrefix(spreadNote(how, corev1.LabelHostname), "; ")
-				fix = "spec.template.spec.nodeSelector and spec.template.spec.affinity.nodeAffinity: allow more than one node, so that the spread constraint has nodes to spread over"
+				why, fix = spreadNote(rep, corev1.LabelHostname, len(w.pods))
 			}
 			c.add(RuleOneNode, w,
 				fmt.Sprintf("all %d pods on node %s; %s", len(w.pods), rep.Spec.NodeName, why),
 				guardNote(pdbs, "node "+rep.Spec.NodeName), fix)
 		}
-	case len(zones) == 1 && len(ix.zoneGroups) > 1 && !zones[""]:
+	case len(w.pods) >= 2 && len(zones) == 1 && len(ix.zoneGroups) > 1 && !zones[""]:
 		zone := ix.nodes[rep.Spec.NodeName].zone
 		if how, weak := kept(rep, zoneOnly); how != keptRequired {
 			why := fmt.Sprintf("no required podAntiAffinity on topology.kubernetes.io/zone nor topologySpreadConstraints with whenUnsatisfiable DoNotSchedule%s", weakNote(weak))
 			fix := "spec.template.spec.topologySpreadConstraints: topologyKey topology.kubernetes.io/zone, whenUnsatisfiable DoNotSchedule, maxSkew 1"
 			if how == keptBySpread {
-				why = strings.TrimPrefix(spreadNote(how, corev1.LabelTopologyZone), "; ")
-				fix = "spec.template.spec.nodeSelector and spec.template.spec.affinity.nodeAffinity: allow nodes of more than one zone, so that the spread constraint has zones to spread over"
+				why, fix = spreadNote(rep, corev1.LabelTopologyZone, len(w.pods))
 			}
 			c.add(RuleOneZone, w,
 				fmt.Sprintf("all %d pods in zone %s (of %d zones); %s", len(w.pods), zone, len(ix.zoneGroups), why),
@@ -273,7 +319,7 @@ func (c *workloadsCheck) readiness(w *workload, services []*corev1.Service) {
 		return
 	}
 	var missing []string
-	for _, ctr := range servingContainers(w.pods[0]) {
+	for _, ctr := range servingContainers(w.template()) {
 		if ctr.ReadinessProbe == nil && ctr.StartupProbe == nil {
 			missing = append(missing, ctr.Name)
 		}
@@ -293,7 +339,7 @@ const defaultGrace = corev1.DefaultTerminationGracePeriodSeconds
 
 // termination: RuleGraceOverDrainTimeout and RulePreStopOverGrace.
 func (c *workloadsCheck) termination(w *workload) {
-	p := w.pods[0]
+	p := w.template()
 	grace := int64(defaultGrace)
 	if p.Spec.TerminationGracePeriodSeconds != nil {
 		grace = *p.Spec.TerminationGracePeriodSeconds
@@ -353,7 +399,7 @@ func preStopSeconds(l *corev1.Lifecycle) (float64, bool) {
 // emptyDir: RuleEmptyDir.
 func (c *workloadsCheck) emptyDir(w *workload) {
 	var vols []string
-	for _, v := range w.pods[0].Spec.Volumes {
+	for _, v := range w.template().Spec.Volumes {
 		if v.EmptyDir != nil {
 			vols = append(vols, v.Name)
 		}

@@ -198,12 +198,15 @@ func generate(last int, lastVersion string, jobs int) ([]byte, error) {
 			}
 			if e, ok := entries[k]; ok {
 				e.lastModule = j.minor
+				if lc, ok := results[i].documented[k]; ok {
+					e.lifecycle = lc
+				}
 				continue
 			}
 			if strings.HasSuffix(k.kind, "Options") {
 				continue
 			}
-			entries[k] = &entry{gvk: k, lastModule: j.minor}
+			entries[k] = &entry{gvk: k, lifecycle: results[i].documented[k], lastModule: j.minor}
 		}
 	}
 	var rows []*entry
@@ -254,13 +257,16 @@ func download(module, version string) (string, error) {
 type moduleKinds struct {
 	lifecycles map[gvk]lifecycle
 	registered map[gvk]bool
+	// documented are lifecycles that packages without a lifecycle file
+	// state in their types' doc comments (readDocs).
+	documented map[gvk]lifecycle
 }
 
 // readModule reads every zz_generated.prerelease-lifecycle.go and, in API
 // version folders, every register.go under root. A register.go outside an
 // API version folder registers internal types and is skipped.
 func readModule(root string) (moduleKinds, error) {
-	mk := moduleKinds{lifecycles: map[gvk]lifecycle{}, registered: map[gvk]bool{}}
+	mk := moduleKinds{lifecycles: map[gvk]lifecycle{}, registered: map[gvk]bool{}, documented: map[gvk]lifecycle{}}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -284,6 +290,9 @@ func readModule(root string) (moduleKinds, error) {
 			return err
 		}
 		if d.Name() == "register.go" {
+			if err := readDocs(dir, group, version, mk.documented); err != nil {
+				return err
+			}
 			return readRegister(path, group, version, mk.registered)
 		}
 		return readLifecycle(path, group, version, mk.lifecycles)
@@ -527,4 +536,63 @@ func render(rows []*entry, last int) ([]byte, error) {
 	}
 	b.WriteString("}\n")
 	return format.Source(b.Bytes())
+}
+
+// Doc comments of API types that have no lifecycle file but state their
+// deprecation and the release that stops serving them, as
+// rbac.authorization.k8s.io/v1alpha1's do: "Deprecated in v1.17 in favor
+// of rbac.authorization.k8s.io/v1 Role, and will no longer be served in
+// v1.22." (the API server stopped serving it then, although k8s.io/api
+// still carries the types).
+var (
+	docDeprecatedRE = regexp.MustCompile(`Deprecated in v(\d+)\.(\d+)`)
+	docRemovedRE    = regexp.MustCompile(`no longer be served in v(\d+)\.(\d+)`)
+	docFavorRE      = regexp.MustCompile(`in favor of ([a-z0-9.-]*)/?(v[a-z0-9]+) ([A-Z][A-Za-z]+)`)
+)
+
+// readDocs adds the lifecycles the doc comments of the package's type
+// declarations in dir state (see docRemovedRE); generated and test files
+// are skipped.
+func readDocs(dir, group, version string, out map[gvk]lifecycle) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return err
+	}
+	for _, path := range files {
+		base := filepath.Base(path)
+		if strings.HasPrefix(base, "zz_generated") || strings.HasSuffix(base, "_test.go") || strings.HasPrefix(base, "generated.") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE || len(gd.Specs) != 1 || gd.Doc == nil {
+				continue
+			}
+			ts := gd.Specs[0].(*ast.TypeSpec)
+			doc := strings.Join(strings.Fields(gd.Doc.Text()), " ")
+			rm := docRemovedRE.FindStringSubmatch(doc)
+			if rm == nil || strings.HasSuffix(ts.Name.Name, "List") {
+				continue
+			}
+			var lc lifecycle
+			lc.removed = release{atoi(rm[1]), atoi(rm[2])}
+			if dm := docDeprecatedRE.FindStringSubmatch(doc); dm != nil {
+				lc.deprecated = release{atoi(dm[1]), atoi(dm[2])}
+			}
+			if fm := docFavorRE.FindStringSubmatch(doc); fm != nil {
+				lc.replacement = gvk{fm[1], fm[2], fm[3]}
+			}
+			out[gvk{group, version, ts.Name.Name}] = lc
+		}
+	}
+	return nil
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
