@@ -217,8 +217,10 @@ func init() {
 					logger.Warn("no cluster", "err", err)
 				} else {
 					cfg.QPS, cfg.Burst = 20, 40
-					// Built-in types in protobuf: a third of JSON's
-					// decoding garbage over 40,000 pods. The dynamic
+					// Built-in types in protobuf, which decodes with less
+					// garbage than JSON over tens of thousands of pods
+					// (bench-scale at 2,000 Deployments: 490 MiB peak RSS
+					// with the pods trimmed, 526 before). The dynamic
 					// client (CRDs) keeps JSON.
 					pcfg := rest.CopyConfig(cfg)
 					pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
