@@ -143,7 +143,7 @@ func TestRBACGrantsEveryCallAndNothingElse(t *testing.T) {
 		"spec":     map[string]any{"disruption": map[string]any{"budgets": []any{map[string]any{"nodes": "10%"}}}},
 	}}
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{hold.NodePoolResource: "NodePoolList"}, np)
+		map[schema.GroupVersionResource]string{hold.NodePoolResource: "NodePoolList", hold.NodeClaimResource: "NodeClaimList"}, np)
 
 	hooks := lifecycleHookTarget(t, kc)
 	run := func(ev gate.Evaluator) {

@@ -69,6 +69,13 @@ const holdRules = `groups:
 // and waits until it is established.
 func installNodePoolCRD(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
+	installNodePoolCRDOf(ctx, t, dyn, karpenterVersion, hold.NodePoolResource)
+}
+
+// installNodePoolCRDOf creates the NodePool CRD of Karpenter module
+// version and waits until it is established and gvr is served.
+func installNodePoolCRDOf(ctx context.Context, t *testing.T, dyn dynamic.Interface, karpenterVersion string, gvr schema.GroupVersionResource) {
+	t.Helper()
 	// go mod download verifies the module against the checksum database;
 	// it does not extract a module that asks for a newer Go than this one
 	// (v1.15.0 asks for 1.26.9), but still names its verified zip.
@@ -118,7 +125,7 @@ func installNodePoolCRD(ctx context.Context, t *testing.T, dyn dynamic.Interface
 		for _, x := range conds {
 			if m, ok := x.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
 				// The resource is served once discovery has it.
-				_, err := dyn.Resource(hold.NodePoolResource).List(ctx, metav1.ListOptions{})
+				_, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
 				return err == nil, err
 			}
 		}

@@ -21,7 +21,11 @@ func nodePool(name string, labels map[string]string, budgets string) *unstructur
 	np := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
 		"metadata": map[string]any{"name": name},
-		"spec":     map[string]any{"disruption": map[string]any{"consolidationPolicy": "WhenEmptyOrUnderutilized"}},
+		"spec": map[string]any{
+			"disruption": map[string]any{"consolidationPolicy": "WhenEmptyOrUnderutilized"},
+			// Not expiring: the expiry report has its own tests.
+			"template": map[string]any{"spec": map[string]any{"expireAfter": "Never"}},
+		},
 	}}
 	np.SetLabels(labels)
 	if budgets != "" {
@@ -36,7 +40,7 @@ func nodePool(name string, labels map[string]string, budgets string) *unstructur
 
 func newDynamic(objs ...runtime.Object) *dynfake.FakeDynamicClient {
 	return dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{NodePoolResource: "NodePoolList"}, objs...)
+		map[schema.GroupVersionResource]string{NodePoolResource: "NodePoolList", NodePoolResourceV1Beta1: "NodePoolList", NodeClaimResource: "NodeClaimList"}, objs...)
 }
 
 func getPool(t *testing.T, c *dynfake.FakeDynamicClient, name string) *unstructured.Unstructured {
@@ -218,14 +222,143 @@ func TestNodePoolMissingIsAnErrorOthersStillHeld(t *testing.T) {
 }
 
 func TestNodePoolsWithoutKarpenter(t *testing.T) {
-	// A client whose API knows no NodePool resource answers 404 to a list.
+	// A client whose API knows no NodePool resource answers 404.
 	dyn := newDynamic()
-	dyn.PrependReactor("list", "nodepools", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewNotFound(NodePoolResource.GroupResource(), "")
+	notServing(dyn, "v1")
+	notServing(dyn, "v1beta1")
+	kc := fake.NewClientset()
+	r, _, logs := reporter(t, kc)
+	n := &NodePools{Client: dyn, Names: []string{"general"}, Selector: "team=web"}
+	for range 3 {
+		if err := n.Apply(context.Background(), holdDecision(), r); err != nil {
+			t.Errorf("without Karpenter: %v, want nothing to pause", err)
+		}
+	}
+	if n.Served() != (schema.GroupVersionResource{}) {
+		t.Errorf("served %v", n.Served())
+	}
+	// Said once, not silently and not at every evaluation.
+	if c := strings.Count(logs.String(), "serves no Karpenter NodePools"); c != 1 {
+		t.Errorf("%d log records that Karpenter is not installed, want 1:\n%s", c, logs)
+	}
+	evs := events(t, kc)
+	if len(evs) != 1 || evs[0].Reason != ReasonWaiting || evs[0].InvolvedObject.Kind != "Lease" || !strings.Contains(evs[0].Message, "v1beta1") || !strings.Contains(evs[0].Message, "general") {
+		t.Errorf("Events %+v, want one %s on the Lease naming both versions and the pool", evs, ReasonWaiting)
+	}
+}
+
+// notServing makes the fake answer 404, as an API server that does not
+// serve the resource, to every request for NodePools of version.
+func notServing(dyn *dynfake.FakeDynamicClient, version string) {
+	dyn.PrependReactor("*", "nodepools", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetResource().Version != version {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewNotFound(a.GetResource().GroupResource(), "")
 	})
+}
+
+func v1beta1Pool(name string, labels map[string]string, budgets string) *unstructured.Unstructured {
+	np := nodePool(name, labels, budgets)
+	np.SetAPIVersion("karpenter.sh/v1beta1")
+	unstructured.RemoveNestedField(np.Object, "spec", "template")
+	_ = unstructured.SetNestedField(np.Object, "WhenUnderutilized", "spec", "disruption", "consolidationPolicy")
+	_ = unstructured.SetNestedField(np.Object, "720h", "spec", "disruption", "expireAfter")
+	return np
+}
+
+func TestNodePoolsV1Beta1Only(t *testing.T) {
+	ctx := context.Background()
+	dyn := newDynamic(
+		v1beta1Pool("general", map[string]string{"team": "web"}, origBudgets),
+		v1beta1Pool("gpu", nil, ""),
+		v1beta1Pool("other", nil, `[{"nodes":"5"}]`),
+	)
+	notServing(dyn, "v1") // Karpenter 0.3x: karpenter.sh/v1beta1 only
+	kc := fake.NewClientset()
+	r, reg, logs := reporter(t, kc)
+	n := &NodePools{Client: dyn, Names: []string{"gpu"}, Selector: "team=web"}
+	if err := n.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	if n.Served() != NodePoolResourceV1Beta1 {
+		t.Errorf("served %v, want v1beta1", n.Served())
+	}
+	get := func(name string) *unstructured.Unstructured {
+		t.Helper()
+		np, err := dyn.Resource(NodePoolResourceV1Beta1).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return np
+	}
+	for _, name := range []string{"general", "gpu"} {
+		np := get(name)
+		if got := budgetsJSON(t, np); got != `[{"nodes":"0"}]` {
+			t.Errorf("%s: budgets %s, want paused", name, got)
+		}
+		if np.GetLabels()[LabelHeld] != "paused" || np.GetAnnotations()[AnnotationSince] == "" {
+			t.Errorf("%s: marks %v %v", name, np.GetLabels(), np.GetAnnotations())
+		}
+		if v := gauge(t, reg, "upgradeguard_hold_active", "nodepool/"+name); v != 1 {
+			t.Errorf("hold_active{nodepool/%s} = %v", name, v)
+		}
+	}
+	if got := budgetsJSON(t, get("other")); got != `[{"nodes":"5"}]` {
+		t.Errorf("an unselected pool changed: %s", got)
+	}
+	if !strings.Contains(logs.String(), "apiVersion=karpenter.sh/v1beta1") {
+		t.Errorf("the version found was not logged:\n%s", logs)
+	}
+	for _, e := range events(t, kc) {
+		if e.Reason != ReasonPaused || e.InvolvedObject.APIVersion != "karpenter.sh/v1beta1" {
+			t.Errorf("Event %s on %s/%s, want only %s on karpenter.sh/v1beta1 NodePools (v1beta1 expiry is budgeted: no expiry report)",
+				e.Reason, e.InvolvedObject.APIVersion, e.InvolvedObject.Name, ReasonPaused)
+		}
+	}
+	for _, a := range dyn.Actions() {
+		if a.GetResource().Resource == "nodeclaims" {
+			t.Errorf("v1beta1: the hold asked for NodeClaims (%s)", a.GetVerb())
+		}
+	}
+
+	// A restarted controller restores exactly, in v1beta1 too.
+	r2, _, _ := reporter(t, kc)
+	if err := (&NodePools{Client: dyn}).Apply(ctx, releaseDecision(), r2); err != nil {
+		t.Fatal(err)
+	}
+	if got := budgetsJSON(t, get("general")); !sameJSON(t, got, origBudgets) {
+		t.Errorf("general restored to %s, want %s", got, origBudgets)
+	}
+	if b, _ := budgets(get("gpu")); b != nil {
+		t.Errorf("gpu restored to %v, want none", b)
+	}
+	for _, name := range []string{"general", "gpu"} {
+		if np := get(name); len(np.GetAnnotations()) != 0 || np.GetLabels()[LabelHeld] != "" {
+			t.Errorf("%s keeps the hold's marks: %v %v", name, np.GetLabels(), np.GetAnnotations())
+		}
+	}
+}
+
+func TestNodePoolsBothVersionsServedUsesV1(t *testing.T) {
+	ctx := context.Background()
+	// The fake keeps each version apart; a real API server converts. Only
+	// the v1 pool must be touched.
+	dyn := newDynamic(nodePool("general", nil, `[{"nodes":"1"}]`), v1beta1Pool("general", nil, `[{"nodes":"2"}]`))
 	r, _, _ := reporter(t, nil)
-	n := &NodePools{Client: dyn, Selector: "team=web"}
-	if err := n.Apply(context.Background(), holdDecision(), r); err != nil {
-		t.Errorf("without Karpenter: %v, want nothing to pause", err)
+	n := &NodePools{Client: dyn, Names: []string{"general"}}
+	if err := n.Apply(ctx, holdDecision(), r); err != nil {
+		t.Fatal(err)
+	}
+	if n.Served() != NodePoolResource {
+		t.Errorf("served %v, want v1", n.Served())
+	}
+	if got := budgetsJSON(t, getPool(t, dyn, "general")); got != `[{"nodes":"0"}]` {
+		t.Errorf("v1 pool: %s, want paused", got)
+	}
+	for _, a := range dyn.Actions() {
+		if a.GetResource().Version == "v1beta1" {
+			t.Errorf("a cluster serving v1 was asked for v1beta1: %s", a.GetVerb())
+		}
 	}
 }

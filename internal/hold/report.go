@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -22,6 +23,9 @@ const (
 	ReasonCancelled = "UpgradeHoldCancelledRefresh"
 	ReasonYielded   = "UpgradeHoldYielded"
 	ReasonWaiting   = "UpgradeHoldCannotPause"
+	// ReasonNotHeld: a paused target still goes on in part (a
+	// karpenter.sh/v1 NodePool's expiry).
+	ReasonNotHeld = "UpgradeHoldExpiryNotHeld"
 )
 
 // Reporter records what the targets do: a log record with the gate's
@@ -73,6 +77,42 @@ func (r *Reporter) Yielded(ctx context.Context, target string, obj *corev1.Objec
 func (r *Reporter) Notice(ctx context.Context, target string, d Decision, what string) {
 	r.logger.Warn("cannot pause", "target", target, "verdict", d.Verdict, "what", what, "reasons", d.Evaluation.Reasons())
 	r.event(ctx, nil, corev1.EventTypeWarning, ReasonWaiting, fmt.Sprintf("%s: %s", target, what))
+}
+
+// NotHeld records what a paused target still does (once per hold; the
+// caller decides when): a Warning log record with attrs and a Warning Event
+// on obj.
+func (r *Reporter) NotHeld(ctx context.Context, target string, obj *corev1.ObjectReference, d Decision, what string, attrs ...any) {
+	r.logger.Warn("not held", append([]any{"target", target, "verdict", d.Verdict, "what", what}, attrs...)...)
+	r.event(ctx, obj, corev1.EventTypeWarning, ReasonNotHeld, fmt.Sprintf("%s: %s", target, what))
+}
+
+// setExpiry sets a paused NodePool's expiry series (claimsKnown false: its
+// NodeClaims could not be read, so their series go rather than lie).
+func (r *Reporter) setExpiry(pool string, expireAfter, grace time.Duration, hasGrace bool, expiring int, next time.Time, claimsKnown bool) {
+	r.m.expireAfter.WithLabelValues(pool).Set(expireAfter.Seconds())
+	if hasGrace {
+		r.m.terminationGrace.WithLabelValues(pool).Set(grace.Seconds())
+	} else {
+		r.m.terminationGrace.DeleteLabelValues(pool)
+	}
+	if claimsKnown {
+		r.m.expiringClaims.WithLabelValues(pool).Set(float64(expiring))
+	} else {
+		r.m.expiringClaims.DeleteLabelValues(pool)
+	}
+	if claimsKnown && !next.IsZero() {
+		r.m.nextExpiry.WithLabelValues(pool).Set(float64(next.Unix()))
+	} else {
+		r.m.nextExpiry.DeleteLabelValues(pool)
+	}
+}
+
+// forgetExpiry drops a NodePool's expiry series (no longer paused).
+func (r *Reporter) forgetExpiry(pool string) {
+	for _, g := range []*prometheus.GaugeVec{r.m.expireAfter, r.m.terminationGrace, r.m.expiringClaims, r.m.nextExpiry} {
+		g.DeleteLabelValues(pool)
+	}
 }
 
 // Active sets a target's upgradeguard_hold_active without a transition
