@@ -75,9 +75,9 @@ func NewAPITable() *APITable {
 
 func newAPITable(s *runtime.Scheme) *APITable {
 	t := &APITable{
-		kinds:     map[schema.GroupVersionKind]Lifecycle{},
-		resources: map[schema.GroupVersionResource]schema.GroupVersionKind{},
-		groups:    map[string]bool{},
+		kinds:      map[schema.GroupVersionKind]Lifecycle{},
+		resources:  map[schema.GroupVersionResource]schema.GroupVersionKind{},
+		groups:     map[string]bool{},
 		known:      map[schema.GroupVersionKind]bool{},
 		introduced: map[schema.GroupVersionKind]Version{},
 		Release:    apiModuleRelease(),
