@@ -72,7 +72,13 @@ func TestKarpenterProvisions(t *testing.T) {
 	if _, err := tb.Client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	step := func(what string) { t.Logf("%-45s after %s", what, time.Since(began).Round(10*time.Millisecond)) }
+	last := began
+	step := func(what string) {
+		now := time.Now()
+		t.Logf("%-40s %8s after the previous step, %8s after the Deployment",
+			what, now.Sub(last).Round(10*time.Millisecond), now.Sub(began).Round(10*time.Millisecond))
+		last = now
+	}
 
 	pods := func(ctx context.Context) ([]corev1.Pod, error) {
 		l, err := tb.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
@@ -81,7 +87,7 @@ func TestKarpenterProvisions(t *testing.T) {
 		}
 		return l.Items, nil
 	}
-	if err := testbed.WaitFor(ctx, 30*time.Second, "2 pods Pending (unschedulable)", func(ctx context.Context) (bool, error) {
+	if err := pollFast(ctx, 30*time.Second, "2 pods Pending (unschedulable)", func(ctx context.Context) (bool, error) {
 		ps, err := pods(ctx)
 		if err != nil {
 			return false, err
@@ -101,7 +107,7 @@ func TestKarpenterProvisions(t *testing.T) {
 	step("2 pods Pending, unschedulable")
 
 	var claims []unstructured.Unstructured
-	if err := testbed.WaitFor(ctx, 60*time.Second, "NodeClaims", func(ctx context.Context) (bool, error) {
+	if err := pollFast(ctx, 60*time.Second, "NodeClaims", func(ctx context.Context) (bool, error) {
 		l, err := dyn.Resource(testbed.NodeClaimGVR).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -113,7 +119,7 @@ func TestKarpenterProvisions(t *testing.T) {
 	}
 	step(fmt.Sprintf("%d NodeClaim(s) created", len(claims)))
 
-	if err := testbed.WaitFor(ctx, 60*time.Second, "NodeClaims launched with a Node", func(ctx context.Context) (bool, error) {
+	if err := pollFast(ctx, 60*time.Second, "NodeClaims launched with a Node", func(ctx context.Context) (bool, error) {
 		l, err := dyn.Resource(testbed.NodeClaimGVR).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -139,7 +145,7 @@ func TestKarpenterProvisions(t *testing.T) {
 		return false
 	}
 	var nodes []corev1.Node
-	if err := testbed.WaitFor(ctx, 60*time.Second, "Karpenter's Nodes Ready", func(ctx context.Context) (bool, error) {
+	if err := pollFast(ctx, 60*time.Second, "Karpenter's Nodes Ready", func(ctx context.Context) (bool, error) {
 		l, err := tb.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "karpenter.sh/nodepool=default"})
 		if err != nil {
 			return false, err
@@ -164,7 +170,7 @@ func TestKarpenterProvisions(t *testing.T) {
 			n.Labels["karpenter.sh/capacity-type"], n.Status.Allocatable.Cpu(), n.Status.Allocatable.Memory())
 	}
 
-	if err := testbed.WaitFor(ctx, 60*time.Second, "NodeClaims Initialized", func(ctx context.Context) (bool, error) {
+	if err := pollFast(ctx, 60*time.Second, "NodeClaims Initialized", func(ctx context.Context) (bool, error) {
 		l, err := dyn.Resource(testbed.NodeClaimGVR).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -180,7 +186,7 @@ func TestKarpenterProvisions(t *testing.T) {
 	}
 	step("NodeClaims Registered and Initialized")
 
-	if err := testbed.WaitFor(ctx, 60*time.Second, "2 pods Running on Karpenter's nodes", func(ctx context.Context) (bool, error) {
+	if err := pollFast(ctx, 60*time.Second, "2 pods Running on Karpenter's nodes", func(ctx context.Context) (bool, error) {
 		ps, err := pods(ctx)
 		if err != nil {
 			return false, err
@@ -210,6 +216,27 @@ func TestKarpenterProvisions(t *testing.T) {
 	}
 	if !strings.Contains(body, "karpenter_nodeclaims_created_total") {
 		t.Errorf("Karpenter's metrics at %s lack karpenter_nodeclaims_created_total", tb.KarpenterMetricsURL)
+	}
+}
+
+// pollFast is testbed.WaitFor polling every 100 ms, for the step timings.
+func pollFast(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		ok, err := cond(ctx)
+		if ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: gave up after %s; last error: %v", what, timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 

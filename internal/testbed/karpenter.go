@@ -68,6 +68,9 @@ func (b *Binaries) findKarpenter() []string {
 	d := filepath.Join(CacheDir(), "karpenter-"+KarpenterVersion)
 	b.Karpenter = filepath.Join(d, "karpenter-kwok")
 	b.KarpenterCRDs = filepath.Join(d, "crds")
+	if _, err := os.Stat(d); err != nil {
+		return []string{filepath.Join(d, "{karpenter-kwok,crds/*.yaml}")}
+	}
 	var missing []string
 	for _, p := range append([]string{"karpenter-kwok"}, karpenterCRDs...) {
 		if !strings.HasSuffix(p, "karpenter-kwok") {
@@ -194,7 +197,8 @@ func installCRDs(ctx context.Context, dyn dynamic.Interface, dir string) error {
 // spec as it would be written in YAML; whatever it leaves out of
 // template.spec gets defaults: nodeClassRef to the testbed's KWOKNodeClass
 // and requirements [] (every built-in instance type). nil spec is a
-// NodePool with only those defaults.
+// NodePool with only those defaults. It returns once Karpenter reports the
+// NodePool Ready (within 30 s), with the NodePool as last read.
 func (tb *Testbed) CreateNodePool(ctx context.Context, name string, spec map[string]any) (*unstructured.Unstructured, error) {
 	if tb.Binaries.Karpenter == "" {
 		return nil, errors.New("CreateNodePool: the testbed runs without Options.Karpenter")
@@ -242,5 +246,27 @@ func (tb *Testbed) CreateNodePool(ctx context.Context, name string, spec map[str
 	if err != nil {
 		return nil, err
 	}
-	return dyn.Resource(NodePoolGVR).Create(ctx, np, metav1.CreateOptions{})
+	if _, err := dyn.Resource(NodePoolGVR).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	// Karpenter's provisioner ignores a NodePool until it is Ready ("ignoring
+	// nodepool, not ready"), and retries only at its next batch.
+	var got *unstructured.Unstructured
+	err = WaitFor(ctx, 30*time.Second, "NodePool "+name+" Ready", func(ctx context.Context) (bool, error) {
+		got, err = dyn.Resource(NodePoolGVR).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, _ := c.(map[string]any); m["type"] == "Ready" {
+				if m["status"] == "True" {
+					return true, nil
+				}
+				return false, fmt.Errorf("NodePool %s: Ready=%v: %v", name, m["status"], m["message"])
+			}
+		}
+		return false, fmt.Errorf("NodePool %s has no Ready condition yet", name)
+	})
+	return got, err
 }
