@@ -1,11 +1,8 @@
 package gate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -14,6 +11,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/upgradeguard/upgradeguard/internal/strictyaml"
 )
 
 // Policy is the gate's policy file: which checks run and their thresholds.
@@ -92,28 +91,17 @@ func DefaultPolicy() Policy {
 // LoadPolicy reads a policy file. Unknown fields, wrong types and bad values
 // are errors that name the file, the line and the field.
 func LoadPolicy(path string) (Policy, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Policy{}, fmt.Errorf("policy file: %w", err)
-	}
-	p, err := ParsePolicy(b)
-	if err != nil {
-		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
-	}
-	return p, nil
+	return strictyaml.Load(path, ParsePolicy)
 }
 
 // ParsePolicy decodes a policy strictly and fills in the defaults.
 func ParsePolicy(b []byte) (Policy, error) {
 	var p Policy
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(b, &p); err != nil {
+		if errors.Is(err, strictyaml.ErrMoreThanOneDocument) {
+			return Policy{}, err
+		}
 		return Policy{}, nameFields(b, explainYAMLError(err))
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Policy{}, errors.New("more than one YAML document; a policy is one")
 	}
 	if err := p.defaults(); err != nil {
 		return Policy{}, err

@@ -1,17 +1,16 @@
 package preflight
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/upgradeguard/upgradeguard/internal/strictyaml"
 )
 
 // Policy is preflight's policy file (--policy): the settings of the roll the
@@ -139,15 +138,7 @@ func (r *RuleSeverities) UnmarshalYAML(n *yaml.Node) error {
 // LoadPolicy reads a preflight policy file; errors name the file and the
 // line.
 func LoadPolicy(path string) (Policy, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Policy{}, fmt.Errorf("policy file: %w", err)
-	}
-	p, err := ParsePolicy(b)
-	if err != nil {
-		return Policy{}, fmt.Errorf("policy file %s: %w", path, err)
-	}
-	return p, nil
+	return strictyaml.Load(path, ParsePolicy)
 }
 
 // ParsePolicy decodes a preflight policy strictly: unknown fields, wrong
@@ -155,14 +146,11 @@ func LoadPolicy(path string) (Policy, error) {
 // default policy.
 func ParsePolicy(b []byte) (Policy, error) {
 	var p Policy
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(b, &p); err != nil {
+		if errors.Is(err, strictyaml.ErrMoreThanOneDocument) {
+			return Policy{}, err
+		}
 		return Policy{}, explainPolicyError(err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Policy{}, errors.New("more than one YAML document; a policy is one")
 	}
 	return p, nil
 }
