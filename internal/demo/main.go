@@ -45,9 +45,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.Remove(faultRules)
-	logf("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, 2 Prometheus + Thanos sidecars, Thanos Query;")
+	logf("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, Karpenter (kwok provider), 2 Prometheus + Thanos sidecars, Thanos Query;")
 	logf("Prometheus loads upgradeguard's generated alerts (%s) and the demo's fault alert", generatedRules)
-	tb, err := testbed.Start(startCtx, testbed.Options{Prometheus: true, Logf: logf, RuleFiles: []string{generatedRules, faultRules}})
+	tb, err := testbed.Start(startCtx, testbed.Options{Prometheus: true, Karpenter: true, Logf: logf, RuleFiles: []string{generatedRules, faultRules}})
 	if err != nil {
 		return err
 	}
@@ -81,6 +81,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := createKarpenterPool(startCtx, tb); err != nil {
+		return err
+	}
 	awsEnv := []string{
 		"AWS_ACCESS_KEY_ID=" + awsfake.AccessKeyFor(awsfake.DefaultAccountID), "AWS_SECRET_ACCESS_KEY=" + awsfake.SecretKey,
 		"AWS_EC2_METADATA_DISABLED=true",
@@ -109,10 +112,11 @@ func run(ctx context.Context) error {
 	}
 	metricsURL := "http://" + addr + "/metrics"
 
-	// Wait until the exporter sees every node Ready and every pod under a
-	// PDB healthy, as the disruption controller counts them.
+	// Wait until the exporter sees every node Ready (the 12 instances' and
+	// Karpenter's) and every pod under a PDB healthy, as the disruption
+	// controller counts them.
 	var mfs scrape.Families
-	err = testbed.WaitFor(startCtx, 3*time.Minute, "the exporter to see 12 ready nodes and every PDB's pods healthy", func(ctx context.Context) (bool, error) {
+	err = testbed.WaitFor(startCtx, 3*time.Minute, "the exporter to see 13 ready nodes and every PDB's pods healthy", func(ctx context.Context) (bool, error) {
 		mfs, err = scrape.Get(ctx, metricsURL)
 		if err != nil {
 			return false, err
@@ -139,10 +143,13 @@ func run(ctx context.Context) error {
 		if _, ok := mfs.Value("upgradeguard_aws_quota_limit", map[string]string{"quota_code": "L-1216C47A"}); ok {
 			surge = len(mfs.Samples("upgradeguard_aws_quota_surge_demand", nil))
 		}
-		return ready == 12 && healthy == 3 && zonesSeen == 3 && surge > 0,
+		return ready == 13 && healthy == 3 && zonesSeen == 3 && surge > 0,
 			fmt.Errorf("%d nodes ready, %d of 3 PDBs with all their pods healthy, %d zones' IPs known, %d surge demands", ready, healthy, zonesSeen, surge)
 	})
 	if err != nil {
+		return err
+	}
+	if err := waitKarpenterNode(startCtx, tb); err != nil {
 		return err
 	}
 
@@ -163,6 +170,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	if err := d.gateVerdicts(ctx, acct, pinned); err != nil {
+		return err
+	}
+	if err := d.startHold(); err != nil {
 		return err
 	}
 	if err := d.roll(ctx); err != nil {

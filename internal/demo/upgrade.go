@@ -163,7 +163,8 @@ func (d *demo) roll(ctx context.Context) error {
 
 // follow echoes the roll's progress and drives the fault: on after the
 // first node's instance is terminated, off 20 seconds after the roll
-// reports the pause.
+// reports the pause; meanwhile it shows NodePool demo-workers as gate hold
+// paused it, and after the fault as the hold restored it.
 func (d *demo) follow(ctx context.Context, out io.Reader) {
 	sc := bufio.NewScanner(out)
 	fired, resolved := false, false
@@ -178,13 +179,16 @@ func (d *demo) follow(ctx context.Context, out io.Reader) {
 		case fired && !resolved && strings.Contains(line, "roll paused"):
 			resolved = true
 			go func() {
+				fix := time.After(20 * time.Second)
+				d.showHeld(ctx)
 				select {
-				case <-time.After(20 * time.Second):
+				case <-fix:
 				case <-ctx.Done():
 					return
 				}
 				d.fault.Store(0)
 				fmt.Println("  >>> demo: the fault is fixed: DemoPaymentsErrorRate resolves")
+				d.showRestored(ctx)
 			}()
 		}
 	}
