@@ -376,6 +376,10 @@ func TestGateHoldKarpenter(t *testing.T) {
 		t.Fatal(err)
 	}
 	inFlight := deleting(afterPause)
+	taintedAtPause, err := taintedNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var settled map[string]unstructured.Unstructured
 	if err := pollFast(ctx, 2*time.Minute, "the disruptions Karpenter started before the pause finished", func(ctx context.Context) (bool, error) {
 		settled, err = workerClaims(ctx)
@@ -399,8 +403,8 @@ func TestGateHoldKarpenter(t *testing.T) {
 			replacedAfterPause = append(replacedAfterPause, name)
 		}
 	}
-	t.Logf("measured: disruptions started before the pause: NodeClaims gone before the budgets reached zero %v, being deleted at that moment %v, gone after it %v; the in-flight ones settled %s after the pause",
-		replacedBeforePause, inFlight, replacedAfterPause, time.Since(pausedAt).Round(100*time.Millisecond))
+	t.Logf("measured: disruptions started before the pause: NodeClaims gone before the budgets reached zero %v, being deleted at that moment %v (nodes tainted %s then %v), gone after it %v; the in-flight ones settled %s after the pause",
+		replacedBeforePause, inFlight, karpenterDisruptedTaint, taintedAtPause, replacedAfterPause, time.Since(pausedAt).Round(100*time.Millisecond))
 	var stillDrifted []string
 	for name := range settled {
 		if _, ok := initial[name]; ok {
