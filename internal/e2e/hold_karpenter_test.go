@@ -36,7 +36,7 @@ import (
 // decided to disrupt (v1.15.0 pkg/apis/v1/taints.go).
 const karpenterDisruptedTaint = "karpenter.sh/disrupted"
 
-// TestGateHoldKarpenter (issue 27 item 2 and 3): gate hold against the
+// TestGateHoldKarpenter: gate hold against the
 // testbed's real Karpenter v1.15.0 (kwok provider), with deploy/hold's RBAC.
 //
 // Pool "workers" (consolidation WhenEmptyOrUnderutilized after 5s,

@@ -18,7 +18,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// TestKarpenterProvisions (issue 27 item 1): the testbed's real Karpenter
+// TestKarpenterProvisions: the testbed's real Karpenter
 // (kwok provider). With a NodePool and no node at all, a Deployment of 2
 // pods that each want 1 CPU and 1 GiB stays Pending until Karpenter creates
 // NodeClaims, their kwok Nodes become Ready (the testbed's kwok manages

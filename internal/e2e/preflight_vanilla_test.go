@@ -19,7 +19,7 @@ import (
 // Prometheus) requests v1 Endpoints itself: the endpoint reconciler GETs
 // default/kubernetes every 10 s. v1 Endpoints is deprecated
 // since 1.33 with no removal announced. `preflight --check apis-by-use`
-// exited 4 with a warning no user could clear (issue 26); it must exit 0,
+// exited 4 with a warning no user could clear; it must exit 0,
 // with an info finding that says the control plane makes such requests.
 func TestPreflightVanillaControlPlaneIsClean(t *testing.T) {
 	bin := testbed.BuildUpgradeguard(t)

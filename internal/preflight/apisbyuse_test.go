@@ -113,8 +113,7 @@ func TestCheckAPIsByUse(t *testing.T) {
 		t.Errorf("PDB source %q", pdb.Source)
 	}
 	// Deprecated with no removal announced, and requested by the control
-	// plane itself: info that says so, not a warning nobody can clear
-	// (issue 26).
+	// plane itself: info that says so, not a warning nobody can clear.
 	if f, ok := by["info v1 endpoints"]; !ok || f.Replacement != "discovery.k8s.io/v1 EndpointSlice" || !strings.Contains(f.Message, "no removal announced") ||
 		!strings.Contains(f.Message, "endpointsadapter.go") || !strings.Contains(f.Message, "audit log") {
 		t.Errorf("endpoints: %+v, %v", f, ok)

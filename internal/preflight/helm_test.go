@@ -117,8 +117,8 @@ func TestCheckHelmReleases(t *testing.T) {
 }
 
 // TestCheckHelmReleasesRemovedCRD: a release holding an
-// apiextensions.k8s.io/v1beta1 CustomResourceDefinition (issue 26;
-// kubecost/kubecost#1425, helm/helm#7361) fails every later helm upgrade.
+// apiextensions.k8s.io/v1beta1 CustomResourceDefinition
+// (kubecost/kubecost#1425, helm/helm#7361) fails every later helm upgrade.
 func TestCheckHelmReleasesRemovedCRD(t *testing.T) {
 	cs := fake.NewClientset(helmSecret(t, "kubecost", "cost-analyzer", 3, rspb.StatusDeployed, crdV1beta1+"---\n"+currentDeployment))
 	for _, target := range []Version{{1, 22}, {1, 37}} {

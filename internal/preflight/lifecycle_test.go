@@ -57,7 +57,7 @@ func TestJudge(t *testing.T) {
 		// Not yet deprecated at the target.
 		{gvk("policy/v1beta1", "PodDisruptionBudget"), Version{1, 20}, "", "1.25", "policy/v1 PodDisruptionBudget"},
 		// Deprecated without a removal (core v1 Endpoints since 1.33): info,
-		// no known upgrade needs it moved (issue 26: a warning nobody
+		// no known upgrade needs it moved (a warning nobody
 		// could clear made every 1.33+ preflight exit 4).
 		{gvk("v1", "Endpoints"), target, Info, "", "discovery.k8s.io/v1 EndpointSlice"},
 		{gvk("storagemigration.k8s.io/v1beta1", "StorageVersionMigration"), target, Warning, "1.40", "storagemigration.k8s.io/v1 StorageVersionMigration"},

@@ -168,7 +168,7 @@ func TestParseManifestsBadKinds(t *testing.T) {
 	}
 }
 
-// The inputs of issue 26: a CRD and an APIService of v1beta1 (groups
+// The inputs of the removed-API report: a CRD and an APIService of v1beta1 (groups
 // client-go's scheme does not have, both removed in 1.22) and a
 // policy/v1beta1 PodSecurityPolicy (a type k8s.io/api has dropped, removed
 // in 1.25) gave no finding at any target.

@@ -189,7 +189,7 @@ func TestFindingText(t *testing.T) {
 
 // Markdown by namespace with findings of the same workload name in two
 // kinds, and a -f path holding "<d>", which the Cluster table wrote as raw
-// HTML (issue 26 review).
+// HTML.
 func TestMarkdownByNamespaceEscapesAndOrder(t *testing.T) {
 	a := healthy("web")
 	a.pdb = nil

@@ -364,7 +364,7 @@ func TestJudgeUsageInferredRemoval(t *testing.T) {
 // file and k8s.io/api still carries it, but its types' doc comments say
 // "Deprecated in v1.17 ... will no longer be served in v1.22", and the API
 // server stopped serving it then: a ClusterRole of that version was clean
-// at every target (issue 26 review).
+// at every target.
 func TestDocumentedRemoval(t *testing.T) {
 	table := NewAPITable()
 	for _, k := range []string{"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "RoleList"} {
@@ -381,7 +381,7 @@ func TestDocumentedRemoval(t *testing.T) {
 
 // TestCurrentListKindsOutsideTheScheme: List kinds of current kinds that
 // client-go's scheme does not hold were "not served" blockers at every
-// target up to 1.37 (issue 26 review).
+// target up to 1.37.
 func TestCurrentListKindsOutsideTheScheme(t *testing.T) {
 	table := NewAPITable()
 	for _, k := range []schema.GroupVersionKind{
@@ -398,7 +398,7 @@ func TestCurrentListKindsOutsideTheScheme(t *testing.T) {
 
 // TestNotYetServed: a kind first served after the target fails to apply
 // there ("no matches for kind"); its APILifecycleIntroduced was read and
-// never judged (issue 26 review).
+// never judged.
 func TestNotYetServed(t *testing.T) {
 	table := NewAPITable()
 	for _, c := range []struct {

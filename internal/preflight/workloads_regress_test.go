@@ -25,7 +25,7 @@ func logFindings(t *testing.T, fs []Finding) {
 	}
 }
 
-// Regression tests of the issue 26 review: each input made the workloads
+// Regression tests from a review of the workloads family: each input made the workloads
 // family call a workload safe (or name the wrong fix).
 
 // A Service selecting one of a Deployment's 2 pods (role=primary on pod 1

@@ -341,7 +341,7 @@ func TestWorkloadsPlacementEdges(t *testing.T) {
 		// A DoNotSchedule spread on hostname that did not keep them apart
 		// (its nodeSelector allows one node, and the scheduler counts only
 		// the nodes it allows): all on one node is reported whatever the
-		// template says (issue 26 review: the rule looked for the
+		// template says (the rule looked for the
 		// constraint, not at where the pods are).
 		{"DoNotSchedule on one allowed node", []string{"n1", "n1"}, func(s *corev1.PodSpec) {
 			s.NodeSelector = map[string]string{corev1.LabelHostname: "n1"}
