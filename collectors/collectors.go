@@ -5,8 +5,11 @@ package collectors
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +103,7 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 
 func (s *Set) run(name string, c Collector, ch chan<- prometheus.Metric) {
 	begin := time.Now()
-	err := c.Update(ch)
+	err := checked(c, ch)
 	duration := time.Since(begin)
 	success := 1.0
 	switch {
@@ -115,6 +118,73 @@ func (s *Set) run(name string, c Collector, ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, duration.Seconds(), name)
 	ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, success, name)
 }
+
+// checked runs c's Update and forwards its metrics to ch, except those the
+// registry would reject at Gather: a metric that does not write, and a
+// series (name and label values) c already sent this scrape. Those are
+// dropped and make the error, so that the collector's success is 0 rather
+// than the registry's Gather failing with a log line only.
+func checked(c Collector, ch chan<- prometheus.Metric) error {
+	in := make(chan prometheus.Metric, 64)
+	done := make(chan error, 1)
+	go func() {
+		seen := map[string]bool{}
+		var problems []error
+		dup := 0
+		for m := range in {
+			key, err := seriesKey(m)
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Errorf("invalid metric %s: %w", m.Desc(), err))
+			case seen[key]:
+				if dup == 0 {
+					problems = append(problems, fmt.Errorf("duplicate series %s", key))
+				}
+				dup++
+			default:
+				seen[key] = true
+				ch <- m
+			}
+		}
+		if dup > 1 {
+			problems = append(problems, fmt.Errorf("%d duplicate series in all, dropped", dup))
+		}
+		done <- errors.Join(problems...)
+	}()
+	err := c.Update(in)
+	close(in)
+	return errors.Join(err, <-done)
+}
+
+// seriesKey is a metric's name and label pairs, the identity the registry
+// checks for duplicates.
+func seriesKey(m prometheus.Metric) (string, error) {
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if n := descName.FindStringSubmatch(m.Desc().String()); n != nil {
+		b.WriteString(n[1])
+	} else {
+		b.WriteString(m.Desc().String())
+	}
+	labels := pb.GetLabel()
+	sort.Slice(labels, func(i, j int) bool { return labels[i].GetName() < labels[j].GetName() })
+	b.WriteByte('{')
+	for i, l := range labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", l.GetName(), l.GetValue())
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
+
+// descName reads the metric name out of a Desc, whose String is the only
+// accessor client_golang gives: `Desc{fqName: "name", help: ...}`.
+var descName = regexp.MustCompile(`^Desc\{fqName: "([^"]+)"`)
 
 // AsPrometheus adapts a single Collector to prometheus.Collector, for tests
 // and linting: Describe runs a collection, and Update's error is reported

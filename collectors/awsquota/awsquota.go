@@ -168,9 +168,9 @@ func New(opts Options) *Collector {
 		}
 		c.regions = append(c.regions, reg)
 		c.refreshers = append(c.refreshers,
-			&awsapi.Refresher{Collector: "awsquota_limits", Region: r.Name, Interval: opts.QuotaInterval, Refresh: reg.refreshLimits},
-			&awsapi.Refresher{Collector: "awsquota_usage", Region: r.Name, Interval: opts.UsageInterval, Refresh: reg.refreshUsage},
-			&awsapi.Refresher{Collector: "awsquota_report", Region: r.Name, Interval: opts.QuotaInterval, Refresh: reg.refreshReport},
+			&awsapi.Refresher{Collector: "awsquota_limits", Account: opts.Account, Region: r.Name, Interval: opts.QuotaInterval, Refresh: reg.refreshLimits},
+			&awsapi.Refresher{Collector: "awsquota_usage", Account: opts.Account, Region: r.Name, Interval: opts.UsageInterval, Refresh: reg.refreshUsage},
+			&awsapi.Refresher{Collector: "awsquota_report", Account: opts.Account, Region: r.Name, Interval: opts.QuotaInterval, Refresh: reg.refreshReport},
 		)
 	}
 	return c

@@ -66,7 +66,10 @@ const (
 )
 
 var (
-	subnetLabels = []string{"subnet_id", "vpc_id", "zone", "cidr", "role"}
+	// Every series carries the account and region of the collector's AWS
+	// target (targetLabels), so that two targets' series stay distinct.
+	targetLabels = []string{"account", "region"}
+	subnetLabels = withTarget("subnet_id", "vpc_id", "zone", "cidr", "role")
 
 	subnetAvailableDesc = prometheus.NewDesc("upgradeguard_subnet_available_ips",
 		"Free IPv4 addresses of a cluster subnet (AvailableIpAddressCount), as of the last AWS refresh.",
@@ -81,33 +84,40 @@ var (
 	// pool, or WARM_IP_TARGET plus the node's primary addresses).
 	zoneAvailableDesc = prometheus.NewDesc("upgradeguard_zone_available_ips",
 		"Free IPv4 addresses of the cluster subnets of a role in a zone, summed, as of the last AWS refresh; a new node in the zone takes its addresses from these (its pods' from the pod subnets with custom networking).",
-		[]string{"zone", "role"}, nil)
+		withTarget("zone", "role"), nil)
 	subnetPrefixesDesc = prometheus.NewDesc("upgradeguard_subnet_available_prefixes",
 		"Free aligned /28 blocks of a cluster subnet that EC2 can delegate with prefix delegation (not touching an address or prefix in use, an explicit CIDR reservation or AWS's five addresses), as of the last AWS refresh; only with prefix delegation.",
 		subnetLabels, nil)
 	zonePrefixesDesc = prometheus.NewDesc("upgradeguard_zone_available_prefixes",
 		"Free aligned /28 blocks of the cluster subnets of a role in a zone, summed, as of the last AWS refresh; only with prefix delegation.",
-		[]string{"zone", "role"}, nil)
+		withTarget("zone", "role"), nil)
 	vpcCNINodesDesc = prometheus.NewDesc("upgradeguard_vpc_cni_nodes",
 		"Nodes the aws-node DaemonSet (the VPC CNI) should run on: its status.desiredNumberScheduled; 0 when there is no aws-node DaemonSet in kube-system.",
-		nil, nil)
+		withTarget(), nil)
 	vpcCNISettingDesc = prometheus.NewDesc("upgradeguard_vpc_cni_setting",
 		"A VPC CNI setting in force (booleans 1 or 0) and where it came from: daemonset (aws-node's environment), flag (an exporter flag overriding it), default (unset: ipamd's default) or unresolved (set from a reference the exporter does not read: ipamd's default is assumed).",
-		[]string{"setting", "source"}, nil)
+		withTarget("setting", "source"), nil)
 	nodeCapacityDesc = prometheus.NewDesc("upgradeguard_node_ip_capacity",
 		"Pod IPv4 addresses the VPC CNI can assign on the node: ENIs of the default network card times (addresses per ENI - 1), times 16 with prefix delegation, one ENI fewer with custom networking.",
-		[]string{"node"}, nil)
+		withTarget("node"), nil)
 	nodePodIPsDesc = prometheus.NewDesc("upgradeguard_node_pod_ips",
 		"Pods on the node that hold a VPC CNI address: with a pod IP, not hostNetwork, not Succeeded or Failed.",
-		[]string{"node"}, nil)
+		withTarget("node"), nil)
 )
+
+// withTarget returns the account and region labels followed by labels.
+func withTarget(labels ...string) []string {
+	return append(append([]string{}, targetLabels...), labels...)
+}
 
 // Options configure the collector.
 type Options struct {
 	// EC2 is the client of the region, built with awsapi's APIOptions so
 	// that its requests are budgeted and counted.
-	EC2    *ec2.Client
-	Region string
+	EC2 *ec2.Client
+	// Account and Region are the AWS target: the account and region labels
+	// of every series.
+	Account, Region string
 	// Nodes and Pods are the shared informers; the node transform must keep
 	// the instance-type labels (nodes.Options.NodeLabels does).
 	Nodes, Pods *kube.Informer
@@ -167,7 +177,7 @@ func New(opts Options) *Collector {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Collector{opts: opts, types: map[string]typeInfo{}}
-	c.refresher = &awsapi.Refresher{Collector: "cni", Region: opts.Region, Interval: opts.Interval, Refresh: c.Refresh}
+	c.refresher = &awsapi.Refresher{Collector: "cni", Account: opts.Account, Region: opts.Region, Interval: opts.Interval, Refresh: c.Refresh}
 	return c
 }
 
@@ -496,37 +506,38 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 	}
 	c.mu.Unlock()
 
+	acct, region := c.opts.Account, c.opts.Region
 	type zoneRole struct{ zone, role string }
 	zones, zonePrefixes := map[zoneRole]float64{}, map[zoneRole]float64{}
 	for role, subnets := range roles {
 		for _, s := range subnets {
-			ch <- prometheus.MustNewConstMetric(subnetAvailableDesc, prometheus.GaugeValue, s.available, s.id, s.vpc, s.zone, s.cidr, role)
-			ch <- prometheus.MustNewConstMetric(subnetUsableDesc, prometheus.GaugeValue, s.usable, s.id, s.vpc, s.zone, s.cidr, role)
+			ch <- prometheus.MustNewConstMetric(subnetAvailableDesc, prometheus.GaugeValue, s.available, acct, region, s.id, s.vpc, s.zone, s.cidr, role)
+			ch <- prometheus.MustNewConstMetric(subnetUsableDesc, prometheus.GaugeValue, s.usable, acct, region, s.id, s.vpc, s.zone, s.cidr, role)
 			zones[zoneRole{s.zone, role}] += s.available
 			if n, ok := prefixes[s.id]; ok {
-				ch <- prometheus.MustNewConstMetric(subnetPrefixesDesc, prometheus.GaugeValue, float64(n), s.id, s.vpc, s.zone, s.cidr, role)
+				ch <- prometheus.MustNewConstMetric(subnetPrefixesDesc, prometheus.GaugeValue, float64(n), acct, region, s.id, s.vpc, s.zone, s.cidr, role)
 				zonePrefixes[zoneRole{s.zone, role}] += float64(n)
 			}
 		}
 	}
 	for k, v := range zones {
-		ch <- prometheus.MustNewConstMetric(zoneAvailableDesc, prometheus.GaugeValue, v, k.zone, k.role)
+		ch <- prometheus.MustNewConstMetric(zoneAvailableDesc, prometheus.GaugeValue, v, acct, region, k.zone, k.role)
 	}
 	for k, v := range zonePrefixes {
-		ch <- prometheus.MustNewConstMetric(zonePrefixesDesc, prometheus.GaugeValue, v, k.zone, k.role)
+		ch <- prometheus.MustNewConstMetric(zonePrefixesDesc, prometheus.GaugeValue, v, acct, region, k.zone, k.role)
 	}
 
 	ds := c.awsNode()
 	settings, _ := SettingsFrom(ds, c.opts.Overrides)
 	for _, name := range settingNames {
-		ch <- prometheus.MustNewConstMetric(vpcCNISettingDesc, prometheus.GaugeValue, settings.value(name), name, settings.Sources[name])
+		ch <- prometheus.MustNewConstMetric(vpcCNISettingDesc, prometheus.GaugeValue, settings.value(name), acct, region, name, settings.Sources[name])
 	}
 	if c.opts.AWSNode != nil {
 		desired := 0.0
 		if ds != nil {
 			desired = float64(ds.Status.DesiredNumberScheduled)
 		}
-		ch <- prometheus.MustNewConstMetric(vpcCNINodesDesc, prometheus.GaugeValue, desired)
+		ch <- prometheus.MustNewConstMetric(vpcCNINodesDesc, prometheus.GaugeValue, desired, acct, region)
 		errs = append(errs, c.opts.AWSNode.Healthy())
 	}
 	if c.opts.ENIConfigs != nil {
@@ -536,7 +547,7 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 	pods := c.opts.Pods.GetIndexer()
 	for _, n := range c.nodeList() {
 		if t, ok := typeInfos[instanceType(n)]; ok {
-			ch <- prometheus.MustNewConstMetric(nodeCapacityDesc, prometheus.GaugeValue, capacity(t, settings), n.Name)
+			ch <- prometheus.MustNewConstMetric(nodeCapacityDesc, prometheus.GaugeValue, capacity(t, settings), acct, region, n.Name)
 		}
 		objs, err := pods.ByIndex(kube.PodNodeIndex, n.Name)
 		if err != nil {
@@ -550,7 +561,7 @@ func (c *Collector) Update(ch chan<- prometheus.Metric) error {
 				used++
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(nodePodIPsDesc, prometheus.GaugeValue, float64(used), n.Name)
+		ch <- prometheus.MustNewConstMetric(nodePodIPsDesc, prometheus.GaugeValue, float64(used), acct, region, n.Name)
 	}
 
 	c.refresher.SendStatus(ch)

@@ -83,7 +83,7 @@ func (f *fixture) start(t *testing.T, opts Options, objs ...runtime.Object) *Col
 	opts.EC2 = ec2.NewFromConfig(f.srv.Config(region), func(o *ec2.Options) {
 		o.APIOptions = append(o.APIOptions, f.reqs.APIOptions(nil))
 	})
-	opts.Region = region
+	opts.Account, opts.Region = awsfake.DefaultAccountID, region
 	opts.Nodes, opts.Pods = inf.Nodes(), inf.Pods()
 	c := New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -131,7 +131,7 @@ func subnetLines(s awsfake.Subnet, available, usable int) string {
 }
 
 func roleLines(s awsfake.Subnet, role string, available, usable int) string {
-	l := fmt.Sprintf(`{cidr=%q,role=%q,subnet_id=%q,vpc_id=%q,zone=%q}`, s.CIDR, role, s.ID, s.VPCID, s.AZ)
+	l := fmt.Sprintf(`{account="123456789012",cidr=%q,region="us-east-1",role=%q,subnet_id=%q,vpc_id=%q,zone=%q}`, s.CIDR, role, s.ID, s.VPCID, s.AZ)
 	return fmt.Sprintf("upgradeguard_subnet_available_ips%s %d\nupgradeguard_subnet_usable_ips%s %d\n", l, available, l, usable)
 }
 
@@ -156,8 +156,8 @@ func TestSubnetsByTagWithPagination(t *testing.T) {
 	refresh(t, c)
 	// /24: 256 - 5 = 251 usable, 3 held by the instance's ENI; /19: 8192 - 5.
 	want := subnetHeader + subnetLines(a24, 248, 251) + subnetLines(b19, 8187, 8187) + subnetLines(a24b, 251, 251) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 499
-upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 8187
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 499
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1b"} 8187
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -173,8 +173,8 @@ func TestSubnetsByIDAndDeleted(t *testing.T) {
 	c := f.start(t, Options{SubnetIDs: []string{a24.ID, other.ID}, ClusterName: "ignored"})
 	refresh(t, c)
 	want := subnetHeader + subnetLines(a24, 248, 251) + subnetLines(other, 251, 251) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
-upgradeguard_zone_available_ips{role="node",zone="us-east-1c"} 251
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1c"} 251
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -185,7 +185,7 @@ upgradeguard_zone_available_ips{role="node",zone="us-east-1c"} 251
 	}
 	refresh(t, c)
 	want = subnetHeader + subnetLines(a24, 248, 251) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 248
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -201,8 +201,8 @@ func TestSubnetsFromNodeInstances(t *testing.T) {
 		node("n1", "m5.large", inst.ID), node("n2", "m5.large", inst2.ID), node("kwok", "m5.large", ""))
 	refresh(t, c)
 	want := subnetHeader + subnetLines(a24, 248, 251) + subnetLines(b19, 8186, 8187) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
-upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 8186
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1b"} 8186
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -242,7 +242,7 @@ func TestNodeIPCapacity(t *testing.T) {
 				node("large", "m5.large", ""), node("multi", "zz.multi", ""),
 				node("unknown", "no.such", ""), node("unlabelled", "", ""))
 			refresh(t, c)
-			want := capacityHeader + fmt.Sprintf("upgradeguard_node_ip_capacity{node=\"large\"} %d\nupgradeguard_node_ip_capacity{node=\"multi\"} %d\n", tc.large, tc.multiC)
+			want := capacityHeader + fmt.Sprintf("upgradeguard_node_ip_capacity{account=\"123456789012\",node=\"large\",region=\"us-east-1\"} %d\nupgradeguard_node_ip_capacity{account=\"123456789012\",node=\"multi\",region=\"us-east-1\"} %d\n", tc.large, tc.multiC)
 			if err := compare(t, c, want, "upgradeguard_node_ip_capacity"); err != nil {
 				t.Errorf("Update: %v", err)
 			}
@@ -267,9 +267,9 @@ func TestNodePodIPs(t *testing.T) {
 	want := `
 # HELP upgradeguard_node_pod_ips Pods on the node that hold a VPC CNI address: with a pod IP, not hostNetwork, not Succeeded or Failed.
 # TYPE upgradeguard_node_pod_ips gauge
-upgradeguard_node_pod_ips{node="empty"} 0
-upgradeguard_node_pod_ips{node="n1"} 2
-upgradeguard_node_pod_ips{node="n2"} 1
+upgradeguard_node_pod_ips{account="123456789012",node="empty",region="us-east-1"} 0
+upgradeguard_node_pod_ips{account="123456789012",node="n1",region="us-east-1"} 2
+upgradeguard_node_pod_ips{account="123456789012",node="n2",region="us-east-1"} 1
 `
 	if err := compare(t, c, want, "upgradeguard_node_pod_ips"); err != nil {
 		t.Errorf("Update: %v", err)
@@ -282,7 +282,7 @@ func TestAccessDeniedKeepsLastGoodSubnets(t *testing.T) {
 	c := f.start(t, Options{SubnetIDs: []string{a24.ID}}, node("n1", "m5.large", ""))
 	refresh(t, c)
 	want := subnetHeader + subnetLines(a24, 248, 251) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 248
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -301,14 +301,14 @@ upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 248
 	if err == nil || !strings.Contains(err.Error(), "describing subnets") {
 		t.Errorf("Update = %v, want the DescribeSubnets error", err)
 	}
-	if err := compare(t, c, capacityHeader+"upgradeguard_node_ip_capacity{node=\"n1\"} 36\n", "upgradeguard_node_ip_capacity"); err == nil {
+	if err := compare(t, c, capacityHeader+"upgradeguard_node_ip_capacity{account=\"123456789012\",node=\"n1\",region=\"us-east-1\"} 36\n", "upgradeguard_node_ip_capacity"); err == nil {
 		t.Error("Update = nil while the subnets are stale")
 	}
 
 	f.srv.Clear()
 	refresh(t, c)
 	want = subnetHeader + subnetLines(a24, 247, 251) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 247
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 247
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update after recovery: %v", err)
@@ -321,7 +321,7 @@ func TestNoRefreshYet(t *testing.T) {
 	err := compare(t, c, `
 # HELP upgradeguard_node_pod_ips Pods on the node that hold a VPC CNI address: with a pod IP, not hostNetwork, not Succeeded or Failed.
 # TYPE upgradeguard_node_pod_ips gauge
-upgradeguard_node_pod_ips{node="n1"} 0
+upgradeguard_node_pod_ips{account="123456789012",node="n1",region="us-east-1"} 0
 `, append(subnetNames, "upgradeguard_node_ip_capacity", "upgradeguard_node_pod_ips")...)
 	if err == nil {
 		t.Error("Update = nil before any AWS refresh")

@@ -115,7 +115,7 @@ func (f *fixture) startCNI(t *testing.T, opts Options, eniConfigs []runtime.Obje
 	opts.EC2 = ec2.NewFromConfig(f.srv.Config(region), func(o *ec2.Options) {
 		o.APIOptions = append(o.APIOptions, f.reqs.APIOptions(nil))
 	})
-	opts.Region = region
+	opts.Account, opts.Region = awsfake.DefaultAccountID, region
 	opts.Nodes, opts.Pods = inf.Nodes(), inf.Pods()
 	opts.AWSNode, opts.ENIConfigs = inf.AWSNode(), inf.ENIConfigs(dyn)
 	c := New(opts)
@@ -131,7 +131,7 @@ func (f *fixture) startCNI(t *testing.T, opts Options, eniConfigs []runtime.Obje
 }
 
 func prefixLine(s awsfake.Subnet, role string, n int) string {
-	return fmt.Sprintf("upgradeguard_subnet_available_prefixes{cidr=%q,role=%q,subnet_id=%q,vpc_id=%q,zone=%q} %d\n", s.CIDR, role, s.ID, s.VPCID, s.AZ, n)
+	return fmt.Sprintf("upgradeguard_subnet_available_prefixes{account=\"123456789012\",cidr=%q,region=\"us-east-1\",role=%q,subnet_id=%q,vpc_id=%q,zone=%q} %d\n", s.CIDR, role, s.ID, s.VPCID, s.AZ, n)
 }
 
 const prefixHeader = `
@@ -174,16 +174,16 @@ func TestPrefixDelegationFromTheDaemonSet(t *testing.T) {
 	// zoneB /25: 8 blocks - block 0 - block 7 = 6; a prefix reservation
 	// is where EC2 delegates from, so its blocks stay free.
 	want := prefixHeader + prefixLine(frag, RoleNode, 0) + prefixLine(used, RoleNode, 10) + prefixLine(zoneB, RoleNode, 6) + `
-upgradeguard_zone_available_prefixes{role="node",zone="us-east-1a"} 10
-upgradeguard_zone_available_prefixes{role="node",zone="us-east-1b"} 6
+upgradeguard_zone_available_prefixes{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 10
+upgradeguard_zone_available_prefixes{account="123456789012",region="us-east-1",role="node",zone="us-east-1b"} 6
 `
 	if err := compare(t, c, want, prefixNames...); err != nil {
 		t.Errorf("Update: %v", err)
 	}
 	// The addresses stay AWS's count: 237 free in the fragmented subnet.
 	if err := compare(t, c, subnetHeader+subnetLines(frag, 237, 251)+subnetLines(used, 251-33, 251)+subnetLines(zoneB, 123, 123)+`
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 455
-upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 123
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 455
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1b"} 123
 `, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
 	}
@@ -208,7 +208,7 @@ upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 123
 	if err := compare(t, c, `
 # HELP upgradeguard_vpc_cni_nodes Nodes the aws-node DaemonSet (the VPC CNI) should run on: its status.desiredNumberScheduled; 0 when there is no aws-node DaemonSet in kube-system.
 # TYPE upgradeguard_vpc_cni_nodes gauge
-upgradeguard_vpc_cni_nodes 3
+upgradeguard_vpc_cni_nodes{account="123456789012",region="us-east-1"} 3
 `, "upgradeguard_vpc_cni_nodes"); err != nil {
 		t.Errorf("Update: %v", err)
 	}
@@ -240,7 +240,7 @@ func TestPrefixRefreshFailureKeepsLastGood(t *testing.T) {
 	c := f.startCNI(t, Options{ClusterName: "demo", Overrides: Overrides{PrefixDelegation: &on}}, nil)
 	refresh(t, c)
 	want := prefixHeader + prefixLine(s, RoleNode, 14) + `
-upgradeguard_zone_available_prefixes{role="node",zone="us-east-1a"} 14
+upgradeguard_zone_available_prefixes{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 14
 `
 	if err := compare(t, c, want, prefixNames...); err != nil {
 		t.Errorf("Update: %v", err)
@@ -255,14 +255,14 @@ upgradeguard_zone_available_prefixes{role="node",zone="us-east-1a"} 14
 	}
 	// The subnet itself is fresh: one prefix (16) and a primary taken.
 	if err := compare(t, c, subnetHeader+subnetLines(s, 251-17, 251)+`
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 234
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 234
 `, subnetNames...); err == nil {
 		t.Error("Update = nil while the prefix counts are stale")
 	}
 	f.srv.Clear()
 	refresh(t, c)
 	if err := compare(t, c, prefixHeader+prefixLine(s, RoleNode, 13)+`
-upgradeguard_zone_available_prefixes{role="node",zone="us-east-1a"} 13
+upgradeguard_zone_available_prefixes{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 13
 `, prefixNames...); err != nil {
 		t.Errorf("Update after recovery: %v", err)
 	}
@@ -287,16 +287,16 @@ func TestCustomNetworkingPodSubnets(t *testing.T) {
 	// /20: 4096 - 5 = 4091; /26: 64 - 5 = 59, 10 held by the ENI.
 	want := subnetHeader + subnetLines(nodeA, 251, 251) + subnetLines(nodeB, 251, 251) +
 		roleLines(podA, RolePod, 4091, 4091) + roleLines(podB, RolePod, 49, 59) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 251
-upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 251
-upgradeguard_zone_available_ips{role="pod",zone="us-east-1a"} 4091
-upgradeguard_zone_available_ips{role="pod",zone="us-east-1b"} 49
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 251
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1b"} 251
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="pod",zone="us-east-1a"} 4091
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="pod",zone="us-east-1b"} 49
 `
 	if err := compare(t, c, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
 	}
 	// m5.large: 3 ENIs of 10; the primary ENI holds no pod: 2 x 9.
-	if err := compare(t, c, capacityHeader+"upgradeguard_node_ip_capacity{node=\"n1\"} 18\n", "upgradeguard_node_ip_capacity"); err != nil {
+	if err := compare(t, c, capacityHeader+"upgradeguard_node_ip_capacity{account=\"123456789012\",node=\"n1\",region=\"us-east-1\"} 18\n", "upgradeguard_node_ip_capacity"); err != nil {
 		t.Errorf("Update: %v", err)
 	}
 
@@ -305,13 +305,13 @@ upgradeguard_zone_available_ips{role="pod",zone="us-east-1b"} 49
 	c2 := f.startCNI(t, Options{ClusterName: "demo"}, configs, awsNodeDS(2, env(EnvCustomNetworking, "false")), node("n1", "m5.large", ""))
 	refresh(t, c2)
 	want = subnetHeader + subnetLines(nodeA, 251, 251) + subnetLines(nodeB, 251, 251) + `
-upgradeguard_zone_available_ips{role="node",zone="us-east-1a"} 251
-upgradeguard_zone_available_ips{role="node",zone="us-east-1b"} 251
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1a"} 251
+upgradeguard_zone_available_ips{account="123456789012",region="us-east-1",role="node",zone="us-east-1b"} 251
 `
 	if err := compare(t, c2, want, subnetNames...); err != nil {
 		t.Errorf("Update: %v", err)
 	}
-	if err := compare(t, c2, capacityHeader+"upgradeguard_node_ip_capacity{node=\"n1\"} 27\n", "upgradeguard_node_ip_capacity"); err != nil {
+	if err := compare(t, c2, capacityHeader+"upgradeguard_node_ip_capacity{account=\"123456789012\",node=\"n1\",region=\"us-east-1\"} 27\n", "upgradeguard_node_ip_capacity"); err != nil {
 		t.Errorf("Update: %v", err)
 	}
 }

@@ -11,15 +11,17 @@ import (
 )
 
 var lastSuccessDesc = prometheus.NewDesc("upgradeguard_aws_refresh_last_success_timestamp_seconds",
-	"Unix time of the last refresh of a collector's AWS data in a region that completed without error; its values are that old at most.",
-	[]string{"collector", "region"}, nil)
+	"Unix time of the last refresh of a collector's AWS data in an account and region that completed without error; its values are that old at most.",
+	[]string{"collector", "account", "region"}, nil)
 
 // Refresher runs Refresh in the background, at start and then every
 // Interval, so that AWS is never called on a scrape. Refresh keeps its own
 // last good values and returns an error when any part of the refresh failed
 // (the parts that succeeded stay fresh).
 type Refresher struct {
-	Collector, Region string
+	// Account and Region are the AWS target the refresh reads, the
+	// account and region labels of its timestamp.
+	Collector, Account, Region string
 	Interval          time.Duration
 	Refresh           func(ctx context.Context) error
 
@@ -30,7 +32,7 @@ type Refresher struct {
 
 // Run refreshes until ctx ends. Each refresh may take at most Interval.
 func (r *Refresher) Run(ctx context.Context, logger *slog.Logger) {
-	logger = logger.With("collector", r.Collector, "region", r.Region)
+	logger = logger.With("collector", r.Collector, "account", r.Account, "region", r.Region)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, r.Interval)
 		begin := time.Now()
@@ -76,5 +78,5 @@ func (r *Refresher) SendStatus(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue,
-		float64(last.UnixNano())/1e9, r.Collector, r.Region)
+		float64(last.UnixNano())/1e9, r.Collector, r.Account, r.Region)
 }

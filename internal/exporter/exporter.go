@@ -335,7 +335,7 @@ func newSet(ctx context.Context, cfg *Config, informers *kube.Informers, dyn dyn
 		for _, t := range targets {
 			if *cfg.enabled["cni"] {
 				c := cni.New(cni.Options{
-					EC2: ec2.NewFromConfig(t.Config), Region: t.Region,
+					EC2: ec2.NewFromConfig(t.Config), Account: t.Account, Region: t.Region,
 					Nodes: informers.Nodes(), Pods: informers.Pods(), AWSNode: awsNode, ENIConfigs: eniConfigs,
 					SubnetIDs: cfg.CNI.SubnetIDs, ClusterName: cfg.AWS.clusterName(cfg.Cluster),
 					Overrides: overrides,

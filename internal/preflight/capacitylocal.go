@@ -82,7 +82,7 @@ func CapacityFromAWS(ctx context.Context, o LocalCapacity) CapacityData {
 	}
 	overrides := cni.Overrides{}
 	cniC := cni.New(cni.Options{
-		EC2: ec2.NewFromConfig(o.AWS), Region: o.AWS.Region,
+		EC2: ec2.NewFromConfig(o.AWS), Account: account, Region: o.AWS.Region,
 		Nodes: nodes, Pods: pods, AWSNode: awsNode, ENIConfigs: eniConfigs,
 		ClusterName: o.ClusterName, Overrides: overrides, Logger: o.Logger,
 	})
