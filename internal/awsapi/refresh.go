@@ -22,8 +22,8 @@ type Refresher struct {
 	// Account and Region are the AWS target the refresh reads, the
 	// account and region labels of its timestamp.
 	Collector, Account, Region string
-	Interval          time.Duration
-	Refresh           func(ctx context.Context) error
+	Interval                   time.Duration
+	Refresh                    func(ctx context.Context) error
 
 	mu          sync.Mutex
 	lastSuccess time.Time
