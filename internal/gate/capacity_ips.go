@@ -89,35 +89,65 @@ func (g *Gate) checkIPs(ctx context.Context, s *evalState) []CheckResult {
 		}
 	}
 
-	need, why := g.ipNeed(m, custom, prefixMode)
+	// Each AWS target (account and region) is judged on its own: its zones'
+	// free space against the surge of its own groups. A target without
+	// groups of its own (subnets shared from a network account, or an
+	// exporter before the account and region labels) is held to the
+	// largest surge of any.
+	needs := map[string]ipNeed{}
+	overall, why := g.ipNeed(m, custom, prefixMode)
 	if why != "" {
 		r.Status, r.Why = Unknown, why
 		return []CheckResult{r}
+	}
+	if p.IPsNeeded <= 0 {
+		for t, sub := range byTarget(m, "upgradeguard_aws_asg_surge_ips", "upgradeguard_aws_asg_surge_pod_ips", "upgradeguard_aws_asg_surge_prefixes") {
+			n, why := g.ipNeed(sub, custom, prefixMode)
+			if why != "" {
+				r.Status, r.Why = Unknown, t.String()+": "+why
+				return []CheckResult{r}
+			}
+			needs[t.String()] = n
+		}
 	}
 	podRole := "node"
 	if custom {
 		podRole = "pod"
 	}
-	var parts []string
-	if custom {
-		parts = append(parts, fmt.Sprintf(">= %s free node addresses and >= %s free pod addresses", fmtNum(need.node), fmtNum(need.pod)))
+	threshold := func(need ipNeed) string {
+		var parts []string
+		if custom {
+			parts = append(parts, fmt.Sprintf(">= %s free node addresses and >= %s free pod addresses", fmtNum(need.node), fmtNum(need.pod)))
+		} else {
+			parts = append(parts, fmt.Sprintf(">= %s free", fmtNum(need.node)))
+		}
+		if prefixMode {
+			parts = append(parts, fmt.Sprintf(">= %s free /28 prefixes", fmtNum(need.prefixes)))
+		}
+		return fmt.Sprintf("%s (%s + %d extra addresses)", strings.Join(parts, ", "), need.why, p.ExtraIPs)
+	}
+	if len(needs) > 1 {
+		var ts []string
+		for t, n := range needs {
+			ts = append(ts, t+": "+threshold(n))
+		}
+		sort.Strings(ts)
+		r.Threshold = strings.Join(ts, "; ")
 	} else {
-		parts = append(parts, fmt.Sprintf(">= %s free", fmtNum(need.node)))
+		r.Threshold = threshold(overall)
 	}
-	if prefixMode {
-		parts = append(parts, fmt.Sprintf(">= %s free /28 prefixes", fmtNum(need.prefixes)))
-	}
-	r.Threshold = fmt.Sprintf("%s (%s + %d extra addresses)", strings.Join(parts, ", "), need.why, p.ExtraIPs)
 
 	freeIPs := perRole(m["upgradeguard_zone_available_ips"])
 	freePrefixes := perRole(m["upgradeguard_zone_available_prefixes"])
-	zoneSet := map[string]bool{}
+	zoneSet := map[zoneKey]bool{}
+	accounts := map[string]bool{}
 	for _, byZone := range freeIPs {
 		for z := range byZone {
 			zoneSet[z] = true
+			accounts[z.target.account] = true
 		}
 	}
-	var zones []string
+	var zones []zoneKey
 	if s.node != "" {
 		var zone string
 		for _, smp := range m["upgradeguard_node_info"] {
@@ -127,7 +157,15 @@ func (g *Gate) checkIPs(ctx context.Context, s *evalState) []CheckResult {
 			r.Status, r.Why = Unknown, fmt.Sprintf("the zone of node %q is unknown (no upgradeguard_node_info with a zone)", s.node)
 			return []CheckResult{r}
 		}
-		zones = []string{zone}
+		// The node's zone in every target that has it.
+		for z := range zoneSet {
+			if z.zone == zone {
+				zones = append(zones, z)
+			}
+		}
+		if len(zones) == 0 {
+			zones = []zoneKey{{zone: zone}}
+		}
 	} else {
 		for z := range zoneSet {
 			zones = append(zones, z)
@@ -137,14 +175,22 @@ func (g *Gate) checkIPs(ctx context.Context, s *evalState) []CheckResult {
 			return []CheckResult{r}
 		}
 	}
-	sort.Strings(zones)
+	sort.Slice(zones, func(i, j int) bool { return zones[i].String() < zones[j].String() })
+	// Zones are named by their account too when there are several.
+	zoneName := func(z zoneKey) string {
+		if len(accounts) > 1 {
+			return z.zone + " (account " + z.target.account + ")"
+		}
+		return z.zone
+	}
 
 	var short, values []string
 	// compare checks one zone's supply of one kind; what names it in the
 	// answer ("" for the plain free addresses), metric and role the series
 	// it comes from.
-	compare := func(z, what string, have map[string]float64, want float64, metric, role string) {
-		v, found := have[z]
+	compare := func(zk zoneKey, what string, have map[zoneKey]float64, want float64, metric, role string) {
+		v, found := have[zk]
+		z := zoneName(zk)
 		label, sel := z, metric
 		if what != "" {
 			label = z + " " + what
@@ -165,6 +211,10 @@ func (g *Gate) checkIPs(ctx context.Context, s *evalState) []CheckResult {
 	}
 	extraIPs := float64(p.ExtraIPs)
 	for _, z := range zones {
+		need, ok := needs[z.target.String()]
+		if !ok {
+			need = overall
+		}
 		if custom {
 			compare(z, "node addresses", freeIPs["node"], need.node+extraIPs, "upgradeguard_zone_available_ips", "node")
 			compare(z, "pod addresses", freeIPs["pod"], need.pod+extraIPs, "upgradeguard_zone_available_ips", "pod")
@@ -263,10 +313,48 @@ func (g *Gate) ipNeed(m map[string][]sample, custom, prefixMode bool) (ipNeed, s
 	return need, ""
 }
 
+// target is an AWS account and region, the labels of the AWS series; empty
+// for series of an exporter before them.
+type target struct{ account, region string }
+
+func targetOf(smp sample) target { return target{smp.labels["account"], smp.labels["region"]} }
+
+// String is account/region, the region alone for series without an
+// account.
+func (t target) String() string {
+	if t.account == "" {
+		return t.region
+	}
+	return t.account + "/" + t.region
+}
+
+// zoneKey is a zone of a target.
+type zoneKey struct {
+	target target
+	zone   string
+}
+
+func (z zoneKey) String() string { return z.target.String() + " " + z.zone }
+
+// byTarget splits the named series of m by their target.
+func byTarget(m map[string][]sample, names ...string) map[target]map[string][]sample {
+	out := map[target]map[string][]sample{}
+	for _, name := range names {
+		for _, smp := range m[name] {
+			t := targetOf(smp)
+			if out[t] == nil {
+				out[t] = map[string][]sample{}
+			}
+			out[t][name] = append(out[t][name], smp)
+		}
+	}
+	return out
+}
+
 // perRole splits zone series by their role label and reduces each to one
-// value per zone (perLabel: the lowest, NaN winning). Series without a role
-// (an exporter before roles) are the node subnets'.
-func perRole(samples []sample) map[string]map[string]float64 {
+// value per zone of a target (the lowest, NaN winning). Series without a
+// role (an exporter before roles) are the node subnets'.
+func perRole(samples []sample) map[string]map[zoneKey]float64 {
 	byRole := map[string][]sample{}
 	for _, smp := range samples {
 		role := smp.labels["role"]
@@ -275,9 +363,17 @@ func perRole(samples []sample) map[string]map[string]float64 {
 		}
 		byRole[role] = append(byRole[role], smp)
 	}
-	out := map[string]map[string]float64{}
+	out := map[string]map[zoneKey]float64{}
 	for role, ss := range byRole {
-		out[role] = perLabel(ss, "zone", false)
+		byZone := map[zoneKey]float64{}
+		for _, smp := range ss {
+			k := zoneKey{targetOf(smp), smp.labels["zone"]}
+			old, ok := byZone[k]
+			if !ok || isNaN(smp.value) || !isNaN(old) && smp.value < old {
+				byZone[k] = smp.value
+			}
+		}
+		out[role] = byZone
 	}
 	return out
 }

@@ -166,7 +166,7 @@ func (g *Gate) checkExporter(ctx context.Context, s *evalState) []CheckResult {
 	out = append(out, col)
 
 	// AWS freshness: each refresher (collector label cni, awsquota_usage,
-	// awsquota_limits, awsquota_report) per region.
+	// awsquota_limits, awsquota_report) per account and region.
 	maxAge := time.Duration(*g.policy.Monitoring.AWSMaxAge)
 	quotaMaxAge := time.Duration(*g.policy.Monitoring.AWSQuotaMaxAge)
 	limitFor := func(refresher string) time.Duration {
@@ -196,19 +196,42 @@ func (g *Gate) checkExporter(ctx context.Context, s *evalState) []CheckResult {
 			refresher string
 			age       float64
 		}
-		oldest := map[string]refresh{} // refresher/region -> oldest
+		oldest := map[string]refresh{} // refresher/account/region -> oldest
+		// The exporter runs each AWS collector in every target (account and
+		// region): each refresher seen must have refreshed in every target
+		// seen.
+		targets, refreshers := map[string]bool{}, map[string]bool{}
+		family := func(refresher string) string {
+			for _, c := range running {
+				if refresher == c || strings.HasPrefix(refresher, c+"_") {
+					return c
+				}
+			}
+			return ""
+		}
 		for _, smp := range m["upgradeguard_aws_refresh_last_success_timestamp_seconds"] {
-			k := smp.labels["collector"] + "/" + smp.labels["region"]
+			t := targetOf(smp).String()
+			k := smp.labels["collector"] + "/" + t
 			age := float64(s.at.UnixMilli())/1000 - smp.value
 			if old, ok := oldest[k]; !ok || isNaN(age) || age > old.age {
 				oldest[k] = refresh{smp.labels["collector"], age}
 			}
+			if family(smp.labels["collector"]) != "" && smp.labels["account"] != "" {
+				targets[t], refreshers[smp.labels["collector"]] = true, true
+			}
 		}
 		var stale, unknown, ages []string
+		for t := range targets {
+			for rf := range refreshers {
+				if _, ok := oldest[rf+"/"+t]; !ok {
+					unknown = append(unknown, rf+"/"+t+" has no successful refresh yet")
+				}
+			}
+		}
 		for _, c := range running {
 			seen := false
 			for k, r := range oldest {
-				if r.refresher != c && !strings.HasPrefix(r.refresher, c+"_") {
+				if family(r.refresher) != c {
 					continue
 				}
 				seen = true
