@@ -64,6 +64,8 @@ monitoring:
 capacity:
   ips: false
   quotas: false
+nodes:
+  groups: false  # the exporter runs no AWS collector: no Auto Scaling series
 probes:
 - name: local
   url: %s/healthz

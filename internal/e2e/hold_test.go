@@ -46,6 +46,8 @@ monitoring:
 capacity:
   ips: false
   quotas: false
+nodes:
+  groups: false  # the exporter runs no AWS collector: no Auto Scaling series, UNKNOWN otherwise
 drain:
   enabled: false
 availability:
@@ -707,6 +709,8 @@ monitoring:
 capacity:
   ips: false
   quotas: false
+nodes:
+  groups: false  # the exporter runs no AWS collector: no Auto Scaling series, UNKNOWN otherwise
 `
 
 // deployHold creates deploy/hold's namespace, RBAC and Deployment (one

@@ -43,6 +43,8 @@ monitoring:
 capacity:
   ips: false
   quotas: false
+nodes:
+  groups: false  # no upgradeguard_aws_asg_instance_info without an AWS collector: UNKNOWN otherwise
 `
 
 // Without the drain check, so that the roll's own drain meets the budgets.

@@ -82,6 +82,8 @@ func (g *Gate) customCheck(c CustomCheck) func(context.Context, *evalState) []Ch
 		q := c.Query
 		if strings.Contains(q, "$node") {
 			if s.node == "" {
+				// Not missing data: the check is about the node to
+				// replace, and no node was asked about.
 				return []CheckResult{skipRow(name, "the query uses $node and no node was given")}
 			}
 			q = strings.ReplaceAll(q, "$node", s.node)

@@ -79,6 +79,9 @@ func (g *Gate) checkDrain(ctx context.Context, s *evalState) []CheckResult {
 		sort.Strings(nodes)
 		groupNote = res.note
 	default:
+		// Not missing data: no node is about to be drained, so there is
+		// nothing for these rows to judge (the nodes and availability rows
+		// judge the cluster as a whole).
 		return []CheckResult{skipRow("drain", "no node given (--node or --nodegroup)")}
 	}
 	nodeMatcher := fmt.Sprintf("node=%q", nodes[0])

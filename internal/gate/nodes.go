@@ -89,6 +89,13 @@ var DefaultShutDownTaints = append([]string(nil), alerts.ShutDownTaints...)
 // readiness flapping; nodes leaving or starting set aside.
 type NodesPolicy struct {
 	Enabled *bool `yaml:"enabled"`
+	// Groups compares each Auto Scaling group of the cluster with its
+	// nodes (the nodes/groups row, from the awsquota collector's instance
+	// series); without those series the row is UNKNOWN. `groups: false`
+	// turns the row off, as capacity.ips and capacity.quotas do theirs:
+	// for a cluster without Auto Scaling groups (Karpenter or Fargate
+	// only) or whose exporter has no AWS access.
+	Groups *bool `yaml:"groups"`
 	// TransitionsWindow: no Ready transitions in this window (default 10m;
 	// 0 turns that part off).
 	TransitionsWindow *Duration `yaml:"transitions_window"`

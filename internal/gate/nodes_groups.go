@@ -9,6 +9,12 @@ package gate
 // InService whose node never registered, past the startup grace from its
 // launch, leaves the group one node short. (A registered node that is not
 // Ready is the nodes/ready row's.)
+//
+// No Auto Scaling series at all is missing data, UNKNOWN with the fix: an
+// exporter without the awsquota collector, or groups it does not find
+// (untagged), would otherwise switch the protection off without a word.
+// Only the policy line nodes.groups: false (or nodes.enabled: false) turns
+// the row off.
 
 import (
 	"context"
@@ -35,6 +41,11 @@ const inServiceState = "InService"
 
 // checkNodeGroups is the nodes/groups row.
 func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult {
+	if !enabled(g.policy.Nodes.Groups) {
+		// nodes.enabled: false turns the whole nodes check off through the
+		// registry; nodes.groups: false this row alone, named the same way.
+		return []CheckResult{skipRow("nodes/groups", "disabled in the policy (nodes.groups: false)")}
+	}
 	grace := time.Duration(*g.policy.Nodes.StartupGrace)
 	v, err := g.nodeView(ctx, s)
 	r := CheckResult{Name: "nodes/groups", Query: v.query,
@@ -45,7 +56,8 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 	}
 	m := v.asg
 	if len(m["upgradeguard_aws_asg_instance_info"]) == 0 {
-		return []CheckResult{skipRow("nodes/groups", "no upgradeguard_aws_asg_instance_info series (the awsquota collector is off, or finds no Auto Scaling group of the cluster): node groups not compared with their instances")}
+		r.Status, r.Value, r.Why = Unknown, "no series", g.noGroupsWhy(ctx, s)
+		return []CheckResult{withNote(r, v.note)}
 	}
 	byInstance := map[string]*nodeState{}
 	for _, n := range v.nodes {
@@ -177,6 +189,9 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 	r.Value = "Ready nodes / InService instances: " + strings.Join(values, ", ")
 	switch {
 	case len(groups) == 0:
+		// The groups are known and none has an instance in service (all
+		// Pending, Standby, Terminating...): no instance to lack a node.
+		// Not missing data: the Auto Scaling series are there.
 		r.Status, r.Value = Pass, "no InService instance"
 	case len(short) > 0:
 		r.Status, r.Why = Fail, "node group short of nodes: "+strings.Join(short, "; ")
@@ -193,6 +208,37 @@ func (g *Gate) checkNodeGroups(ctx context.Context, s *evalState) []CheckResult 
 		r = withNote(r, staleNote)
 	}
 	return []CheckResult{withNote(r, v.note)}
+}
+
+// noGroupsWhy says why there are no upgradeguard_aws_asg_instance_info
+// series and how to fix it, from the awsquota collector's success series:
+// one request, made only in that case.
+func (g *Gate) noGroupsWhy(ctx context.Context, s *evalState) string {
+	const (
+		unknown = "no upgradeguard_aws_asg_instance_info series, so whether a node group is short of nodes is unknown"
+		optOut  = "; a cluster without Auto Scaling groups (Karpenter or Fargate nodes only) turns the row off with the policy line nodes.groups: false"
+		tag     = "tag the cluster's Auto Scaling groups kubernetes.io/cluster/<cluster> with the exporter's --aws.cluster-name=<cluster>, or name each with --collector.awsquota.asg"
+	)
+	q := g.sel("upgradeguard_collector_success", `collector="awsquota"`)
+	res, err := s.query(ctx, q)
+	if err != nil {
+		return unknown + " (whether the awsquota collector runs is unknown too: " + err.Error() + "). Fix: run the exporter with --collector.awsquota and " + tag + optOut
+	}
+	var failing []string
+	for _, smp := range res.samples {
+		if smp.value != 1 {
+			failing = append(failing, fmtNum(smp.value))
+		}
+	}
+	switch {
+	case len(res.samples) == 0:
+		return unknown + ": no awsquota collector reports (upgradeguard_collector_success{collector=\"awsquota\"}). " +
+			"Fix: run the exporter with --collector.awsquota (with AWS credentials) and " + tag + optOut
+	case len(failing) > 0:
+		return unknown + ": the awsquota collector fails (upgradeguard_collector_success " + strings.Join(failing, ", ") +
+			"; see the exporter's log, AWS credentials and permissions)" + optOut
+	}
+	return unknown + ": the awsquota collector runs but finds no Auto Scaling group of the cluster. Fix: " + tag + optOut
 }
 
 // nodesSinceAWSRefresh returns which of the instance IDs had a node

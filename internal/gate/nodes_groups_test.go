@@ -73,12 +73,54 @@ func TestNodeGroupShortOfNodes(t *testing.T) {
 	e = eval(t, g, "node-a")
 	wantRow(t, e, "nodes/groups", Pass, "registered but not Ready (judged by nodes/ready): asg-nodes-a (node group nodes-a): i-node-b (node node-b)")
 	wantRow(t, e, "nodes/ready", Fail, "not ready: node-b")
-	// Without the awsquota collector there are no Auto Scaling series:
-	// skipped with a note, not UNKNOWN.
-	f.set(replace(healthy(), "", "__name__", "upgradeguard_aws_asg_instance_info")...)
-	e = eval(t, g, "node-a")
-	wantRow(t, e, "nodes/groups", Skip, "the awsquota collector is off")
-	if e.Verdict != GO {
-		t.Errorf("no Auto Scaling series: %s", dump(e))
+}
+
+// No Auto Scaling series is missing data, not a group that cannot be short:
+// untagged groups, or an exporter without the awsquota collector, used to
+// switch the row off quietly (SKIP, and GO). UNKNOWN with the fix; only the
+// policy line nodes.groups: false turns the row off.
+func TestNodeGroupsWithoutAutoScalingSeries(t *testing.T) {
+	f := newFake(t)
+	f.stores = storesJSON("", "")
+	g, _ := newGate(t, f, testPolicy(t, ""))
+	noASG := replace(healthy(), "", "__name__", "upgradeguard_aws_asg_instance_info")
+
+	// The awsquota collector runs but finds no group of the cluster: the
+	// groups are not tagged for it.
+	f.set(noASG...)
+	e := eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Unknown, "the awsquota collector runs but finds no Auto Scaling group of the cluster")
+	wantRow(t, e, "nodes/groups", Unknown, "tag the cluster's Auto Scaling groups kubernetes.io/cluster/<cluster>")
+	wantRow(t, e, "nodes/groups", Unknown, "nodes.groups: false")
+	if e.Verdict == GO || e.Passed() {
+		t.Errorf("no Auto Scaling series, GO: %s", dump(e))
 	}
+	if r := row(t, e, "nodes/groups"); r.Value != "no series" {
+		t.Errorf("value %q", r.Value)
+	}
+
+	// No awsquota collector at all: the fix is to run it.
+	f.set(replace(noASG, "", "__name__", "upgradeguard_collector_success", "collector", "awsquota")...)
+	e = eval(t, g, "node-a")
+	wantRow(t, e, "nodes/groups", Unknown, "no awsquota collector reports")
+	wantRow(t, e, "nodes/groups", Unknown, "--collector.awsquota")
+	if e.Verdict == GO {
+		t.Errorf("no awsquota collector, GO: %s", dump(e))
+	}
+
+	// The collector failing: its data is not there to judge.
+	f.set(replace(noASG, "0", "__name__", "upgradeguard_collector_success", "collector", "awsquota")...)
+	wantRow(t, eval(t, g, "node-a"), "nodes/groups", Unknown, "the awsquota collector fails")
+
+	// Turned off by the policy: SKIP naming the line, and GO.
+	off, _ := newGate(t, f, testPolicy(t, "nodes: {groups: false}"))
+	f.set(replace(noASG, "", "__name__", "upgradeguard_collector_success", "collector", "awsquota")...)
+	e = eval(t, off, "node-a")
+	wantRow(t, e, "nodes/groups", Skip, "disabled in the policy (nodes.groups: false)")
+	if e.Verdict != GO {
+		t.Errorf("nodes.groups: false: %s", dump(e))
+	}
+	// nodes.enabled: false turns the row off too, and says so.
+	none, _ := newGate(t, f, testPolicy(t, "nodes: {enabled: false}"))
+	wantRow(t, eval(t, none, "node-a"), "nodes/groups", Skip, "disabled in the policy (nodes.enabled: false)")
 }

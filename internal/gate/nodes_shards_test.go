@@ -121,9 +121,10 @@ func TestMissingShardIsUnknown(t *testing.T) {
 	// Shard 1 back, node-4 reported NotReady: FAIL, as without shards.
 	f.set(shardedCluster(true, false, false)...)
 	wantRow(t, eval(t, g, ""), "nodes/ready", Fail, "not ready: node-4")
-	// Both shards, every node Ready: GO, with no request more than
-	// without shards.
-	f.set(shardedCluster(true, true, false)...)
+	// Both shards, every node Ready (and every Auto Scaling instance with
+	// its node: without those series nodes/groups is UNKNOWN): GO, with no
+	// request more than without shards.
+	f.set(shardedCluster(true, true, true)...)
 	e = eval(t, g, "")
 	if e.Verdict != GO {
 		t.Errorf("both shards healthy: %s\n%s", e.Verdict, dump(e))
