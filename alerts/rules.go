@@ -130,6 +130,15 @@ func (o Options) by(labels ...string) string {
 	return "by (" + strings.Join(append([]string{o.ClusterLabel}, labels...), ", ") + ")"
 }
 
+// on is the on () clause of the cluster label and labels.
+func (o Options) on(labels ...string) string {
+	return "on (" + strings.Join(append([]string{o.ClusterLabel}, labels...), ", ") + ")"
+}
+
+// awsTarget are the labels of an AWS series' account and region: the
+// rules aggregate and match AWS series per target.
+var awsTarget = []string{"account", "region"}
+
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // definitions are the rule groups, unsorted, without overrides applied.
@@ -173,7 +182,7 @@ func definitions(o Options) []group {
 					Expr: "time() - " + o.exp("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector=~"cni|awsquota_usage"`) + " > " + num(staleUsageSeconds) +
 						" or time() - " + o.exp("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector=~"awsquota_limits|awsquota_report"`) + " > " + num(staleQuotaSeconds),
 					Summary:     "The exporter's AWS data is stale.",
-					Description: "The last complete {{ $labels.collector }} refresh of upgradeguard {{ $labels.instance }} in {{ $labels.region }} ended {{ $value | humanizeDuration }} ago; quota, surge and IP alerts judge old data.",
+					Description: "The last complete {{ $labels.collector }} refresh of upgradeguard {{ $labels.instance }}{{ with $labels.account }} for account {{ . }}{{ end }} in {{ $labels.region }} ended {{ $value | humanizeDuration }} ago; quota, surge and IP alerts judge old data.",
 				},
 				{
 					Name: "UpgradeGuardAWSAPIThrottled", Severity: "warning", For: 30 * time.Minute,
@@ -186,11 +195,13 @@ func definitions(o Options) []group {
 		{
 			name: GroupVPCCNI,
 			records: []Record{
-				{Name: RecordSurgeNodeIPs, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_ips") + ")" +
-					" or max " + o.by() + " (" + o.exp("upgradeguard_node_ip_capacity") + ")"},
-				{Name: RecordSurgePodIPs, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_pod_ips") + ")"},
-				{Name: RecordSurgePrefixes, Expr: "max " + o.by() + " (" + o.exp("upgradeguard_aws_asg_surge_prefixes") + ")"},
-				{Name: RecordZoneIPHeadroom, Expr: o.exp("upgradeguard_zone_available_ips") + " - on (" + o.ClusterLabel + ") group_left () " + RecordSurgeNodeIPs},
+				// Per AWS account and region: a zone's free space is
+				// compared with the surge of its own account's groups.
+				{Name: RecordSurgeNodeIPs, Expr: "max " + o.by(awsTarget...) + " (" + o.exp("upgradeguard_aws_asg_surge_ips") + ")" +
+					" or max " + o.by(awsTarget...) + " (" + o.exp("upgradeguard_node_ip_capacity") + ")"},
+				{Name: RecordSurgePodIPs, Expr: "max " + o.by(awsTarget...) + " (" + o.exp("upgradeguard_aws_asg_surge_pod_ips") + ")"},
+				{Name: RecordSurgePrefixes, Expr: "max " + o.by(awsTarget...) + " (" + o.exp("upgradeguard_aws_asg_surge_prefixes") + ")"},
+				{Name: RecordZoneIPHeadroom, Expr: o.exp("upgradeguard_zone_available_ips") + " - " + o.on(awsTarget...) + " group_left () " + RecordSurgeNodeIPs},
 				{Name: RecordNodeIPUtilization, Expr: o.exp("upgradeguard_node_pod_ips") + " / (" + o.exp("upgradeguard_node_ip_capacity") + " > 0)"},
 				{Name: RecordCNIIPUtilization, Expr: o.cni("awscni_assigned_ip_addresses") + " / (" + o.cni("awscni_total_ip_addresses") + " > 0)"},
 			},
@@ -200,21 +211,21 @@ func definitions(o Options) []group {
 					// with it (surge pod series), the node subnets hold each
 					// node's primary address and the pod subnets the rest.
 					Name: "UpgradeGuardZoneIPsBelowSurgeNeed", Severity: "critical", For: 10 * time.Minute,
-					Expr: o.exp("upgradeguard_zone_available_ips", `role!="pod"`) + " < on (" + o.ClusterLabel + ") group_left () (" + RecordSurgeNodeIPs + " unless on (" + o.ClusterLabel + ") " + RecordSurgePodIPs + ")" +
-						" or " + o.exp("upgradeguard_zone_available_ips", `role!="pod"`) + " < on (" + o.ClusterLabel + ") group_left () (" + RecordSurgeNodeIPs + " - on (" + o.ClusterLabel + ") " + RecordSurgePodIPs + ")" +
-						" or " + o.exp("upgradeguard_zone_available_ips", `role="pod"`) + " < on (" + o.ClusterLabel + ") group_left () " + RecordSurgePodIPs,
+					Expr: o.exp("upgradeguard_zone_available_ips", `role!="pod"`) + " < " + o.on(awsTarget...) + " group_left () (" + RecordSurgeNodeIPs + " unless " + o.on(awsTarget...) + " " + RecordSurgePodIPs + ")" +
+						" or " + o.exp("upgradeguard_zone_available_ips", `role!="pod"`) + " < " + o.on(awsTarget...) + " group_left () (" + RecordSurgeNodeIPs + " - " + o.on(awsTarget...) + " " + RecordSurgePodIPs + ")" +
+						" or " + o.exp("upgradeguard_zone_available_ips", `role="pod"`) + " < " + o.on(awsTarget...) + " group_left () " + RecordSurgePodIPs,
 					Summary:     "A zone has fewer free IP addresses than a replacement node takes.",
-					Description: "The cluster subnets in zone {{ $labels.zone }}{{ if $labels.role }} ({{ $labels.role }} subnets){{ end }} have {{ $value }} free IP addresses, fewer than a surge node takes at start; a node replaced there gets no pod IPs.",
+					Description: "The cluster subnets in zone {{ $labels.zone }}{{ if $labels.role }} ({{ $labels.role }} subnets){{ end }}{{ with $labels.account }} of account {{ . }}{{ end }} have {{ $value }} free IP addresses, fewer than a surge node takes at start; a node replaced there gets no pod IPs.",
 				},
 				{
 					// With custom networking the pods' prefixes come from the
 					// pod subnets, else from the node subnets.
 					Name: "UpgradeGuardZonePrefixesBelowSurgeNeed", Severity: "critical", For: 10 * time.Minute,
 					Expr: "(" + o.exp("upgradeguard_zone_available_prefixes", `role="pod"`) +
-						" or " + o.exp("upgradeguard_zone_available_prefixes", `role!="pod"`) + " unless on (" + o.ClusterLabel + ") " + o.exp("upgradeguard_zone_available_prefixes", `role="pod"`) + ")" +
-						" < on (" + o.ClusterLabel + ") group_left () " + RecordSurgePrefixes,
+						" or " + o.exp("upgradeguard_zone_available_prefixes", `role!="pod"`) + " unless " + o.on(awsTarget...) + " " + o.exp("upgradeguard_zone_available_prefixes", `role="pod"`) + ")" +
+						" < " + o.on(awsTarget...) + " group_left () " + RecordSurgePrefixes,
 					Summary:     "A zone has fewer free /28 blocks than a replacement node's VPC CNI takes with prefix delegation.",
-					Description: "The {{ $labels.role }} subnets in zone {{ $labels.zone }} have {{ $value }} free aligned /28 blocks, fewer than a surge node takes at start; EC2 refuses its prefixes (InsufficientCidrBlocks) whatever the free addresses.",
+					Description: "The {{ $labels.role }} subnets in zone {{ $labels.zone }}{{ with $labels.account }} of account {{ . }}{{ end }} have {{ $value }} free aligned /28 blocks, fewer than a surge node takes at start; EC2 refuses its prefixes (InsufficientCidrBlocks) whatever the free addresses.",
 				},
 				{
 					Name: "UpgradeGuardCNIMetricsMissing", Severity: "warning", For: 15 * time.Minute,
