@@ -22,7 +22,7 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 	pdbsAtZero := "count(" + disruptions + " == 0)"
 	pending := "sum(" + o.ksm("kube_pod_status_phase", `phase="Pending"`) + ")"
 	firing := o.configuredAlertsSelector(`alertstate="firing"`)
-	zoneIPs := "max by (zone, role) (" + o.exporter("upgradeguard_zone_available_ips") + ")"
+	zoneIPs := "max by (account, zone, role) (" + o.exporter("upgradeguard_zone_available_ips") + ")"
 	atZero := func(metric string) string {
 		return o.exporter(metric) + " and on (namespace, pdb) (" + disruptions + " == 0)"
 	}
@@ -113,10 +113,10 @@ func clusterUpgrade(o Options) *dashboard.DashboardBuilder {
 			atZero("upgradeguard_pdb_desired_healthy"),
 			atZero("upgradeguard_pdb_expected_pods"))).
 		WithRow(dashboard.NewRowBuilder("Capacity for new nodes")).
-		WithPanel(timeSeries("Free IPs per zone", "Free addresses of the cluster subnets per zone, against the addresses the largest "+
-			"Auto Scaling group's surge nodes take at start: below that line, a replacement node in that zone cannot start its pods.", unitCount, 8,
-			q(zoneIPs, "{{zone}} {{role}}"),
-			q("max("+o.exporter("upgradeguard_aws_asg_surge_ips")+")", "IPs a surge takes at start"))).
+		WithPanel(timeSeries("Free IPs per zone", "Free addresses of the cluster subnets per zone of each AWS account, against the addresses the largest "+
+			"Auto Scaling group of the account's surge nodes take at start: below its account's line, a replacement node in that zone cannot start its pods.", unitCount, 8,
+			q(zoneIPs, "{{account}} {{zone}} {{role}}"),
+			q("max by (account, region) ("+o.exporter("upgradeguard_aws_asg_surge_ips")+")", "{{account}} {{region}} IPs a surge takes at start"))).
 		WithPanel(withThresholdLines(timeSeries("Quota headroom after surge (10 lowest)",
 			"Share of each AWS quota left once the next node surge is in; below 0 the next node replacement would fail.", unitPercent, 8,
 			q("bottomk(10, 1 - "+o.quotaAfterSurge()+")", "{{region}} {{quota_name}}")),

@@ -35,8 +35,8 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 			unitCount, 8,
 			q(byNode("awscni_assigned_ip_addresses"), "{{node}} {{instance}} assigned"),
 			q(byNode("awscni_total_ip_addresses"), "{{node}} {{instance}} total"),
-			q("sum by (node) ("+o.exporter("upgradeguard_node_pod_ips")+")", "{{node}} pod IPs"),
-			q("sum by (node) ("+o.exporter("upgradeguard_node_ip_capacity")+")", "{{node}} capacity"))).
+			q("max by (node) ("+o.exporter("upgradeguard_node_pod_ips")+")", "{{node}} pod IPs"),
+			q("max by (node) ("+o.exporter("upgradeguard_node_ip_capacity")+")", "{{node}} capacity"))).
 		WithPanel(withThresholdLines(timeSeries("Warm IPs per node",
 			"IPs ipamd holds but has not assigned (total minus assigned): what the next pods on the node start with. "+
 				"At 0 a new pod waits for ipamd to attach more addresses, or fails when the node or subnet has none.",
@@ -56,9 +56,9 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 				"in the pod subnets upgradeguard_aws_asg_surge_pod_ips) and the most one node can hold (upgradeguard_node_ip_capacity).",
 			unitCount, 8,
 			q("max by (zone, subnet_id, role) ("+o.exporter("upgradeguard_subnet_available_ips")+")", "{{zone}} {{subnet_id}} {{role}}"),
-			q("max by (zone, role) ("+o.exporter("upgradeguard_zone_available_ips")+")", "{{zone}} (zone, {{role}})"),
-			q("max("+o.exporter("upgradeguard_aws_asg_surge_ips")+")", "IPs a surge takes at start"),
-			q("max("+o.exporter("upgradeguard_aws_asg_surge_pod_ips")+")", "of which in the pod subnets"),
+			q("max by (account, zone, role) ("+o.exporter("upgradeguard_zone_available_ips")+")", "{{account}} {{zone}} (zone, {{role}})"),
+			q("max by (account, region) ("+o.exporter("upgradeguard_aws_asg_surge_ips")+")", "{{account}} {{region}} IPs a surge takes at start"),
+			q("max by (account, region) ("+o.exporter("upgradeguard_aws_asg_surge_pod_ips")+")", "{{account}} {{region}} of which in the pod subnets"),
 			q("max("+o.exporter("upgradeguard_node_ip_capacity")+")", "largest node IP capacity"))).
 		WithPanel(timeSeries("Free /28 prefixes per subnet and zone",
 			"With prefix delegation: aligned /28 blocks EC2 can still delegate in each subnet and zone (upgradeguard_subnet_available_prefixes, "+
@@ -66,8 +66,8 @@ func awsCNI(o Options) *dashboard.DashboardBuilder {
 				"Free addresses scattered over every block leave none: EC2 then refuses prefixes with InsufficientCidrBlocks.",
 			unitCount, 8,
 			q("max by (zone, subnet_id, role) ("+o.exporter("upgradeguard_subnet_available_prefixes")+")", "{{zone}} {{subnet_id}} {{role}}"),
-			q("max by (zone, role) ("+o.exporter("upgradeguard_zone_available_prefixes")+")", "{{zone}} (zone, {{role}})"),
-			q("max("+o.exporter("upgradeguard_aws_asg_surge_prefixes")+")", "prefixes a surge takes at start"))).
+			q("max by (account, zone, role) ("+o.exporter("upgradeguard_zone_available_prefixes")+")", "{{account}} {{zone}} (zone, {{role}})"),
+			q("max by (account, region) ("+o.exporter("upgradeguard_aws_asg_surge_prefixes")+")", "{{account}} {{region}} prefixes a surge takes at start"))).
 		WithPanel(timeSeries("IP assign and release rates",
 			"Pod IP requests to ipamd (awscni_add_ip_req_count) and releases by reason (awscni_del_ip_req_count), cluster wide. "+
 				"Node replacement shows as releases on the drained node and assigns on the new one.",

@@ -51,7 +51,8 @@ func awsQuotas(o Options) *dashboard.DashboardBuilder {
 	legend := "{{account}} {{region}} {{quota_name}}"
 	cellBackground := dashboard.DynamicConfigValue{Id: "custom.cellOptions", Value: map[string]any{"type": "color-background"}}
 	refresh := func(collector string) string {
-		return "time() - max(" + o.exporter("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector="`+collector+`"`) + ")"
+		// The oldest account and region's.
+		return "time() - min(" + o.exporter("upgradeguard_aws_refresh_last_success_timestamp_seconds", `collector="`+collector+`"`) + ")"
 	}
 	staleness := thresholds("green", step{2 * 3600, "yellow"}, step{6 * 3600, "red"})
 
@@ -67,9 +68,9 @@ func awsQuotas(o Options) *dashboard.DashboardBuilder {
 			"their surge demand is not counted, so the demand shown is a lower bound.", unitCount,
 			"sum("+o.exporter("upgradeguard_aws_surge_unresolved_groups")+") or vector(0)",
 			thresholds("green", step{1, "orange"}))).
-		WithPanel(singleStat("Quota limits age", "Time since the exporter last refreshed the quota limits from Service Quotas (hourly by default).", unitSeconds,
+		WithPanel(singleStat("Quota limits age", "Time since the exporter last refreshed the quota limits from Service Quotas (hourly by default), of the account and region refreshed longest ago.", unitSeconds,
 			refresh("awsquota_limits"), staleness).Span(5)).
-		WithPanel(singleStat("Quota usage age", "Time since the exporter last refreshed usage and surge demand from the describe calls (every 5 minutes by default).", unitSeconds,
+		WithPanel(singleStat("Quota usage age", "Time since the exporter last refreshed usage and surge demand from the describe calls (every 5 minutes by default), of the account and region refreshed longest ago.", unitSeconds,
 			refresh("awsquota_usage"), thresholds("green", step{1800, "yellow"}, step{3600, "red"})).Span(5)).
 		WithPanel(singleStat("Exporter AWS errors", "AWS requests of the exporter that failed, per second, throttling included.", unitCountPS,
 			"sum(rate("+o.exporter("upgradeguard_aws_api_requests_total", `code!="ok"`)+"[$__rate_interval])) or vector(0)",
