@@ -154,9 +154,9 @@ func definitions(o Options) []group {
 					" / (" + o.exp("upgradeguard_aws_quota_limit") + " > 0)"},
 				{Name: RecordQuotaHeadroomAfterSurge, Expr: o.exp("upgradeguard_aws_quota_limit") + " - " + o.exp("upgradeguard_aws_quota_usage") +
 					" - " + o.exp("upgradeguard_aws_quota_surge_demand")},
-				{Name: RecordAWSThrottledRatio, Expr: "sum " + o.by("job", "service") + " (rate(" + o.exp("upgradeguard_aws_api_requests_total", `code=~"`+throttleCodes+`"`) + "[5m])" +
+				{Name: RecordAWSThrottledRatio, Expr: "sum " + o.by("job", "account", "region", "service") + " (rate(" + o.exp("upgradeguard_aws_api_requests_total", `code=~"`+throttleCodes+`"`) + "[5m])" +
 					" or 0 * rate(" + o.exp("upgradeguard_aws_api_requests_total") + "[5m]))" +
-					" / sum " + o.by("job", "service") + " (rate(" + o.exp("upgradeguard_aws_api_requests_total") + "[5m]))"},
+					" / sum " + o.by("job", "account", "region", "service") + " (rate(" + o.exp("upgradeguard_aws_api_requests_total") + "[5m]))"},
 			},
 			alerts: []Alert{
 				{
@@ -188,7 +188,7 @@ func definitions(o Options) []group {
 					Name: "UpgradeGuardAWSAPIThrottled", Severity: "warning", For: 30 * time.Minute,
 					Expr:        RecordAWSThrottledRatio + " > " + num(throttledRatio),
 					Summary:     "AWS throttles upgradeguard's requests.",
-					Description: "{{ $value | humanizePercentage }} of the exporter's {{ $labels.service }} requests (job {{ $labels.job }}) have been throttled for " + forPlaceholder + "; the account's API rate is exhausted, which slows node launches too.",
+					Description: "{{ $value | humanizePercentage }} of the exporter's {{ $labels.service }} requests{{ with $labels.account }} in account {{ . }}, {{ $labels.region }}{{ end }} (job {{ $labels.job }}) have been throttled for " + forPlaceholder + "; the account's API rate is exhausted, which slows node launches too.",
 				},
 			},
 		},

@@ -46,21 +46,34 @@ func (b *Budgets) For(account, region string) *rate.Limiter {
 	return l
 }
 
-// Requests counts AWS API requests by service, operation and outcome.
+// Requests counts AWS API requests by account, region, service, operation
+// and outcome.
 type Requests struct {
 	total *prometheus.CounterVec
+	// account is the account label of the requests counted (ForAccount);
+	// the region comes from each request.
+	account string
 }
 
 // NewRequests registers upgradeguard_aws_api_requests_total on reg.
 func NewRequests(reg prometheus.Registerer) (*Requests, error) {
 	total := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "upgradeguard_aws_api_requests_total",
-		Help: "AWS API requests the exporter made, by service, operation and outcome (ok, or the AWS error code such as RequestLimitExceeded or AccessDenied).",
-	}, []string{"service", "operation", "code"})
+		Help: "AWS API requests the exporter made, by account and region (account empty before it is known: the STS call that finds it), service, operation and outcome (ok, or the AWS error code such as RequestLimitExceeded or AccessDenied).",
+	}, []string{"account", "region", "service", "operation", "code"})
 	if err := reg.Register(total); err != nil {
 		return nil, err
 	}
 	return &Requests{total: total}, nil
+}
+
+// ForAccount returns the Requests that count the requests of an account in
+// the same counter.
+func (r *Requests) ForAccount(account string) *Requests {
+	if r == nil {
+		return nil
+	}
+	return &Requests{total: r.total, account: account}
 }
 
 // ErrorCode is the label value for the outcome of a request: "ok", the AWS
@@ -106,7 +119,7 @@ func (r *Requests) APIOptions(budget *rate.Limiter) func(*middleware.Stack) erro
 				}
 				out, md, err := next.HandleFinalize(ctx, in)
 				if r != nil {
-					r.total.WithLabelValues(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), ErrorCode(err)).Inc()
+					r.total.WithLabelValues(r.account, awsmiddleware.GetRegion(ctx), awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), ErrorCode(err)).Inc()
 				}
 				return out, md, err
 			}), "Retry", middleware.After)

@@ -48,10 +48,10 @@ func TestBudgetAndCountsUnderThrottling(t *testing.T) {
 	if elapsed < 350*time.Millisecond {
 		t.Errorf("8 attempts took %s: the 20/s budget was not applied to each attempt", elapsed)
 	}
-	if v := testutil.ToFloat64(requests.total.WithLabelValues("EC2", "DescribeSubnets", "RequestLimitExceeded")); v != 2 {
+	if v := testutil.ToFloat64(requests.total.WithLabelValues("", "eu-west-1", "EC2", "DescribeSubnets", "RequestLimitExceeded")); v != 2 {
 		t.Errorf("throttled requests counted = %v, want 2", v)
 	}
-	if v := testutil.ToFloat64(requests.total.WithLabelValues("EC2", "DescribeSubnets", "ok")); v != 6 {
+	if v := testutil.ToFloat64(requests.total.WithLabelValues("", "eu-west-1", "EC2", "DescribeSubnets", "ok")); v != 6 {
 		t.Errorf("ok requests counted = %v, want 6", v)
 	}
 	if !IsThrottle(&fakeAPIError{"RequestLimitExceeded"}) || IsThrottle(&fakeAPIError{"AccessDenied"}) {

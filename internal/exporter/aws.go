@@ -86,7 +86,7 @@ func awsTargets(ctx context.Context, c *AWSConfig, budgets *awsapi.Budgets, requ
 			}
 			account := aws.ToString(id.Account)
 			logger.Info("AWS account resolved", "account", account, "region", region, "arn", aws.ToString(id.Arn))
-			cfg.APIOptions = append(cfg.APIOptions, requests.APIOptions(budgets.For(account, region)))
+			cfg.APIOptions = append(cfg.APIOptions, requests.ForAccount(account).APIOptions(budgets.For(account, region)))
 			out = append(out, awsTarget{Account: account, Region: region, Config: cfg, Budget: budgets.For(account, region)})
 		}
 	}
