@@ -31,10 +31,10 @@ var (
 func TestConventions(t *testing.T) {
 	for setName, o := range optionSets() {
 		list := List(o)
-		// Issue 12 asked for about 15 to 20; issue 17 added the VPC CNI's
-		// missing metrics and the zones' /28 blocks.
+		// About 15 to 20, and a few more for the VPC CNI's missing
+		// metrics and the zones' /28 blocks.
 		if n := len(list); n < 15 || n > 30 {
-			t.Errorf("%s: %d alerts; the issues ask for about 15 to 20, and a few more", setName, n)
+			t.Errorf("%s: %d alerts; want about 15 to 20, and a few more", setName, n)
 		}
 		type key struct{ name, severity string }
 		seen := map[key]bool{}

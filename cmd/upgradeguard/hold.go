@@ -102,11 +102,11 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	return subcommand{cmd, f.run}
 }
 
-func (f *holdFlags) awsConfig(ctx context.Context) (aws.Config, error) {
+func (f *holdFlags) awsConfig(ctx context.Context, logger *slog.Logger) (aws.Config, error) {
 	if f.awsRegion == "" {
 		return aws.Config{}, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
 	}
-	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold")
+	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold", logger)
 	if err != nil {
 		return cfg, err
 	}
@@ -175,7 +175,7 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 		targets = append(targets, &hold.Autoscaler{Client: client, Selector: f.autoscalerNodes, GroupLabel: f.nodegroupLabel})
 	}
 	if len(f.refreshGroups) > 0 {
-		cfg, err := f.awsConfig(ctx)
+		cfg, err := f.awsConfig(ctx, logger)
 		if err != nil {
 			return err
 		}

@@ -10,13 +10,13 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/prometheus/common/config"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/preflight"
 )
@@ -187,14 +187,12 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 	return o, nil
 }
 
-// awsConfig loads the default AWS configuration for --aws.region.
-func (f *preflightFlags) awsConfig(ctx context.Context) (aws.Config, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(f.awsRegion))
+// awsConfig loads the default AWS configuration for --aws.region; the
+// SDK's own log lines go to logger at debug level.
+func (f *preflightFlags) awsConfig(ctx context.Context, logger *slog.Logger) (aws.Config, error) {
+	cfg, err := awsapi.LoadConfig(ctx, f.awsRegion, f.awsEndpoint, logger)
 	if err != nil {
 		return cfg, fmt.Errorf("AWS configuration: %w", err)
-	}
-	if f.awsEndpoint != "" {
-		cfg.BaseEndpoint = aws.String(f.awsEndpoint)
 	}
 	return cfg, nil
 }
@@ -234,7 +232,7 @@ func init() {
 				}
 			}
 			if f.awsRegion != "" && (f.eks || (o.Query == nil && o.Kube != nil)) {
-				cfg, err := f.awsConfig(ctx)
+				cfg, err := f.awsConfig(ctx, logger)
 				if err != nil {
 					return err
 				}

@@ -12,7 +12,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 )
 
-// Issue 12 item 7: each cluster group's desired capacity and instances by
+// Each cluster group's desired capacity and instances by
 // lifecycle state, with the node group its tags name, so that the gate can
 // find a group whose instance never became a node (3 in service, 2 nodes).
 func TestGroupInstances(t *testing.T) {

@@ -50,7 +50,7 @@ func TestFreePrefixes(t *testing.T) {
 	}{
 		// 16 blocks - block 0 (.0-.3) - block 15 (.255) = 14.
 		{"empty /24", "10.0.0.0/24", nil, 14},
-		// The case: one address in each of blocks 1..14 leaves 251 -
+		// Fragmented: one address in each of blocks 1..14 leaves 251 -
 		// 14 = 237 free addresses and not one free block.
 		{"fragmented /24", "10.0.0.0/24", fragmented, 0},
 		// An ENI with primary .4 (block 0, already out) and prefixes .16/28

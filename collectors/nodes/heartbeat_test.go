@@ -89,7 +89,7 @@ func renew(t *testing.T, f *fixture, clock *fakeClock, name string, skew time.Du
 	})
 }
 
-// Issue 12 item 6: the heartbeat age is measured on the exporter's clock
+// The heartbeat age is measured on the exporter's clock
 // from the moment it sees renewTime change, as the node lifecycle controller
 // does, so a kubelet's clock skew does not show.
 func TestHeartbeatAgeIgnoresKubeletClockSkew(t *testing.T) {

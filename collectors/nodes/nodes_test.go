@@ -203,7 +203,7 @@ upgradeguard_node_created_timestamp_seconds{node="kops"} 1.795518e+09
 			names: []string{"upgradeguard_node_info", "upgradeguard_node_unschedulable", "upgradeguard_node_created_timestamp_seconds"},
 		},
 		{
-			// Issue 12 item 5: nodes on their way out are told apart by
+			// Nodes on their way out are told apart by
 			// their taints (cluster-autoscaler's, Karpenter's) and their
 			// deletionTimestamp.
 			name: "taints and deletion",

@@ -9,7 +9,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
-// TestGateHoldMark (issue 24 item 2): a budget whose selector requires both
+// TestGateHoldMark: a budget whose selector requires both
 // of deploy/hold's labels is marked as gate hold's own
 // (upgradeguard_pdb_gate_hold); one of every upgradeguard pod, of every
 // "hold" component, or of another app is not.

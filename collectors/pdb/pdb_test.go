@@ -462,7 +462,7 @@ func TestCollector(t *testing.T) {
 			),
 		},
 		{
-			// Issue 12's input: the Eviction API answers 500 to both pods,
+			// Two budgets over one pod: the Eviction API answers 500 to both pods,
 			// though each budget allows a disruption.
 			name: "web-pdb and front-pdb select both pods of the node: 2 blocked, multiple_pdbs",
 			objs: []runtime.Object{
@@ -595,7 +595,7 @@ func TestCollector(t *testing.T) {
 			),
 		},
 		{
-			// Issue 12's input: a budget that allows a disruption, but whose
+			// A stale budget status: a budget that allows a disruption, but whose
 			// status lags its spec: the API answers 429 to the pod.
 			name: "one PDB with observedGeneration < generation: status_stale",
 			objs: []runtime.Object{

@@ -13,7 +13,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
-// TestGateHoldMarks (issue 24 item 2): the Deployment deploy/hold labels
+// TestGateHoldMarks: the Deployment deploy/hold labels
 // (on itself, or only on its pod template) and a Service carrying its
 // labels, which the EndpointSlice controller copies to the slices, are
 // marked as gate hold's own; the exporter's own Deployment and Service

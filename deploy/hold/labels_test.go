@@ -10,7 +10,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
-// TestDeploymentCarriesTheGateHoldLabels (issue 24 item 2): the Deployment
+// TestDeploymentCarriesTheGateHoldLabels: the Deployment
 // and its pods carry the labels by which the exporter marks them as gate
 // hold's own (kube.IsGateHold), so that the gate sets their unreadiness
 // (by design while it does not say GO) aside; its selector selects them.

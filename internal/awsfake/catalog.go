@@ -176,7 +176,7 @@ func quota(service, code, name string, def, applied float64) Quota {
 func withUsage(q Quota, u float64) Quota { q.Usage = &u; return q }
 
 // DefaultQuotas returns the quotas every new Account starts with: the
-// upgrade-critical ones of issue 4 with AWS's default values and applied
+// upgrade-critical ones with AWS's default values and applied
 // values of a typical established account, and two VPC quotas with usage so
 // a quota utilization report is not empty.
 func DefaultQuotas() []Quota {

@@ -20,7 +20,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// TestGateAvailability is issue 14's end-to-end case for the gate: a
+// TestGateAvailability is the gate's availability check end to end: a
 // Service whose only endpoint sits on one node (1 replica, no PDB). Draining
 // that node leaves the Service without a ready endpoint, and the gate, asked
 // about the next node, says WAIT with availability/services failing, until

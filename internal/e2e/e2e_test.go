@@ -404,7 +404,8 @@ func TestExporterAgainstRealCluster(t *testing.T) {
 		}
 	})
 
-	// Issue 12, the exporter's side.
+	// The exporter's side: drain refusals, node churn, clock skew, Auto
+	// Scaling instances without a node.
 	t.Run("why a drain is refused: two PDBs, a PDB status behind its spec", func(t *testing.T) {
 		checkDrainReasons(ctx, t, tb, metricsURL, "node-05")
 	})

@@ -111,7 +111,7 @@ func startGateBed(t *testing.T, timeout time.Duration) (*gateBed, context.Contex
 		t.Fatal(err)
 	}
 	// A store gateway beside the sidecars, announcing both replicas' label
-	// sets, as users run Thanos (issue 24 item 1).
+	// sets, as users run Thanos.
 	tb := testbed.ForTest(t, testbed.Options{Prometheus: true, StoreGateway: true, RuleFiles: []string{rules, watchdog}, NodeLeaseDurationSeconds: 20})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
@@ -289,7 +289,7 @@ func TestGateThroughThanos(t *testing.T) {
 		waitVerdict(t, "GO for another node", free, gate.GO, time.Minute, nil)
 	})
 
-	// Issue 12 item 1: a pod under two PDBs is refused by the Eviction API
+	// A pod under two PDBs is refused by the Eviction API
 	// (500) whatever the budgets allow: never "drains in steps".
 	t.Run("pods under two PDBs: WAIT with the reason, as the Eviction API refuses them", func(t *testing.T) {
 		node := names[3]
@@ -385,7 +385,7 @@ func TestGateThroughThanos(t *testing.T) {
 		}
 	})
 
-	// Issue 12 item 3: ALERTS without the bundle's watchdog proves nothing.
+	// ALERTS without the bundle's watchdog proves nothing.
 	t.Run("the watchdog's rule removed: UNKNOWN with the fix, GO once it is back", func(t *testing.T) {
 		copies, err := filepath.Glob(filepath.Join(tb.Dir, "prometheus", "rules", "*-watchdog-rules.yml"))
 		if err != nil || len(copies) != 1 {
@@ -419,7 +419,7 @@ func TestGateThroughThanos(t *testing.T) {
 		waitVerdict(t, "GO with the watchdog back", free, gate.GO, 2*time.Minute, nil)
 	})
 
-	// Issue 12 item 5: nodes on their way out and nodes starting are set
+	// Nodes on their way out and nodes starting are set
 	// aside; a node not Ready past the grace fails; the node to replace may
 	// be dead.
 	t.Run("a leaving node and a starting node are set aside", func(t *testing.T) {
@@ -485,7 +485,7 @@ func TestGateThroughThanos(t *testing.T) {
 		waitVerdict(t, "GO with leaving-0 still there", free, gate.GO, 2*time.Minute, nil)
 	})
 
-	// Issue 12 item 4: a store of another cluster, and a store gateway
+	// A store of another cluster, and a store gateway
 	// whose blocks end before the time asked, cannot hold the answer: down,
 	// they do not make it unknown.
 	t.Run("down stores that cannot hold the answer", func(t *testing.T) {
@@ -531,7 +531,7 @@ func TestGateThroughThanos(t *testing.T) {
 		}
 	})
 
-	// Issue 12 item 7: an Auto Scaling instance in service whose node is
+	// An Auto Scaling instance in service whose node is
 	// gone leaves its group a node short: WAIT, naming group and instance.
 	t.Run("an instance in service without a node: WAIT, then GO once it is back", func(t *testing.T) {
 		node := names[3]
@@ -568,7 +568,7 @@ func TestGateThroughThanos(t *testing.T) {
 	})
 
 	t.Run("one replica stopped: still GO", func(t *testing.T) {
-		// Issue 24 item 1: the store gateway announces r1's label set too;
+		// One label set, two stores: the store gateway announces r1's label set too;
 		// the sidecar of r0 still covers r1's recent data.
 		healthy, err := storeHealth(ctx, tb.ThanosQueryURL)
 		if err != nil {

@@ -123,7 +123,7 @@ func (w *nodeWatch) snapshot() (gone map[string]nodeSeen, cordoned []string, noR
 	return gone, cordoned, append([]string(nil), w.noReady...)
 }
 
-// TestGateHoldLifecycleHook (issue 25, a real pause, item 3): gate hold
+// TestGateHoldLifecycleHook (a real pause): gate hold
 // takes charge of a termination lifecycle hook it creates. An instance
 // refresh while an alert fires terminates and drains nothing (its first
 // instance waits in Terminating:Wait past the hook's 30 s heartbeat

@@ -30,7 +30,7 @@ const holdSelfRules = `groups:
       severity: warning
 `
 
-// TestGateHoldDoesNotHoldItself (issue 24 item 2): deploy/hold's pod is not
+// TestGateHoldDoesNotHoldItself: deploy/hold's pod is not
 // ready while the gate says WAIT, so its Deployment has 0 of 1 available
 // and an alert fires on it; once the real fault clears, the hold must say
 // GO again within a few evaluations under the default policy (availability

@@ -22,7 +22,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// Issue 24 item 4, with real components: `roll --canary 1 --canary-soak`
+// The canary soak, with real components: `roll --canary 1 --canary-soak`
 // on a group of 4 kwok nodes running a Deployment of 4 replicas, one per
 // node (required anti-affinity), with the default rolling update's
 // maxUnavailable of 25%. The canary node's replica is rescheduled onto the

@@ -19,7 +19,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// TestRollDowntimeReport (issue 14 item 4): the roll's downtime report,
+// TestRollDowntimeReport: the roll's downtime report,
 // with the roll's own RBAC (deploy/roll/rbac.yaml). A clean roll of a
 // group whose Service keeps ready endpoints (3 replicas, a PDB of
 // maxUnavailable 1) reports zero downtime; a roll of a one-node group whose

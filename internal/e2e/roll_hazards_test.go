@@ -19,7 +19,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// hazards is what the issue 13 cases share with TestRollNodeGroups.
+// hazards is what the roll's hazard cases share with TestRollNodeGroups.
 type hazards struct {
 	e       *rollEnv
 	acct    *awsfake.Account
@@ -55,7 +55,7 @@ func (h *hazards) names(ctx context.Context, group string) []string {
 	return out
 }
 
-// run runs the issue 13 cases: a dead node, a surge roll that unbalances
+// run runs the hazard cases: a dead node, a surge roll that unbalances
 // the group's zones, a launch that fails, a canary soak with a fault.
 func (h *hazards) run(ctx context.Context, t *testing.T) {
 	e, tb := h.e, h.e.tb

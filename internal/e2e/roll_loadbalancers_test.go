@@ -23,7 +23,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// TestRollTakesNodesOutOfLoadBalancers (issue 25 item 1): a 3-node roll of a
+// TestRollTakesNodesOutOfLoadBalancers: a 3-node roll of a
 // group behind a Service's NLB target group (instance targets) and a
 // classic load balancer, the binary with the roll's own RBAC
 // (deploy/roll/rbac.yaml) and IAM calls against the fake AWS. The test plays

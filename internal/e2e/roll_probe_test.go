@@ -26,7 +26,7 @@ var (
 	probeWait    = regexp.MustCompile(`\] (\S+): gate WAIT, roll paused: [^\n]*probe/shop FAIL`)
 )
 
-// TestRollProbeFailingMidRoll (issue 14, Tests): a probe against a local
+// TestRollProbeFailingMidRoll: a probe against a local
 // HTTP server that starts failing mid-roll pauses the roll. The server
 // answers 200 until the first node of a 2-node group is replaced, then 503:
 // the gate WAITs before the second node naming the probe, and the second

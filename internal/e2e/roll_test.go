@@ -715,10 +715,10 @@ func TestRollNodeGroups(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	// Issue 13: dead nodes, AZ rebalancing, failed launches, the canary.
+	// Hazards: dead nodes, AZ rebalancing, failed launches, the canary.
 	h := &hazards{e: e, acct: acct, subnets: subnets, lt: lt.ID, tags: tags, fault: fault}
 	h.run(ctx, t)
-	h.runWarmPool(ctx, t) // issue 25 item 2
+	h.runWarmPool(ctx, t) // warm pool refills that fail
 	if err := backed.Err(); err != nil {
 		t.Error(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// runWarmPool is issue 25 item 2 end to end: a group with a warm pool
+// runWarmPool is the warm pool end to end: a group with a warm pool
 // whose refills EC2 refuses. Each replacement is a warm instance ("from
 // warm pool"), the refill after it fails, and the roll replaces both nodes
 // and exits 0. (Before, the failed refill stopped the roll at once, exit
@@ -97,8 +97,8 @@ func (h *hazards) runWarmPool(ctx context.Context, t *testing.T) {
 		h.waitReady(ctx, t, w)
 	})
 
-	// Issue 25 item 3 end to end: the instance the roll claimed is
-	// replaced by Auto Scaling's health check before its node is Ready (a
+	// A claimed replacement replaced, end to end: the instance the roll
+	// claimed is replaced by Auto Scaling's health check before its node is Ready (a
 	// kubelet that never registers as it: its node names another
 	// instance). The roll says so and follows the group's next instance,
 	// and exits 0. (Before, it waited on the first for --node-timeout, 3m,

@@ -24,7 +24,7 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// TestScale is `make bench-scale`, issue 18's scenarios: 500 kwok nodes with
+// TestScale is `make bench-scale`, the scale scenarios: 500 kwok nodes with
 // 10,000 pods and 500 PDBs, then 2,000 nodes with 40,000 pods and 2,000
 // PDBs. The pods come from Deployments of 20 replicas, each with a PDB
 // selecting its pods, spread over namespaces of 50 Deployments; the real
@@ -74,7 +74,7 @@ func TestScale(t *testing.T) {
 	}
 }
 
-// The scenario's proportions (issue 18).
+// The scenario's proportions.
 const (
 	podsPerNode             = 20
 	replicasPerDeployment   = 20 // one PDB per Deployment

@@ -28,7 +28,7 @@ import (
 // WAIT for the node whose pods a PDB blocks and GO for another: the
 // node's series come from its shard, the PDB's status from shard 0.
 //
-// Then issue 24 item 3: shard 1's pod is evicted and Pending (its target
+// Then a shard gone: shard 1's pod is evicted and Pending (its target
 // leaves service discovery, so it has no up series at all, and its process
 // stops) and one of its nodes goes NotReady. The gate without --node (what
 // the canary soak, gate hold and the EKS recipe use) said GO, "N of N

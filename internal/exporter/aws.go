@@ -9,7 +9,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"golang.org/x/time/rate"
@@ -58,12 +57,10 @@ func awsTargets(ctx context.Context, c *AWSConfig, budgets *awsapi.Budgets, requ
 	}
 	var out []awsTarget
 	for _, region := range c.Regions {
-		base, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+		// The SDK's own log lines go to logger at debug level.
+		base, err := awsapi.LoadConfig(ctx, region, c.EndpointURL, logger)
 		if err != nil {
 			return nil, fmt.Errorf("loading AWS configuration for %s: %w", region, err)
-		}
-		if c.EndpointURL != "" {
-			base.BaseEndpoint = aws.String(c.EndpointURL)
 		}
 		for _, role := range roles {
 			cfg := base.Copy()

@@ -30,8 +30,8 @@ contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
 `
 
-// TestRunProbesWithProtectedMetrics is issue 19's report, through Run and
-// the real flags: with a web config of TLS and basic auth, /healthz and
+// TestRunProbesWithProtectedMetrics: the kubelet's probes when the metrics
+// are protected, through Run and the real flags: with a web config of TLS and basic auth, /healthz and
 // /readyz on the main listener answer 401 (as before), but the health
 // listener answers the kubelet's plain unauthenticated GETs: 200 for
 // /healthz and 503 for /readyz while the informers have not synced.

@@ -57,7 +57,7 @@ func TestFiringAlerts(t *testing.T) {
 
 }
 
-// Issue 12 item 2: the alerts an upgrade causes by itself are reported, not
+// The alerts an upgrade causes by itself are reported, not
 // blocking, with the default policy and a baseline written at the start.
 func TestUpgradeInProgressAlertsDoNotBlock(t *testing.T) {
 	f := newFake(t)

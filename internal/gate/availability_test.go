@@ -14,7 +14,7 @@ func TestAvailabilityRows(t *testing.T) {
 	g, _ := newGate(t, f, testPolicy(t, ""))
 	svc := []string{"__name__", "upgradeguard_service_endpoints", "service", "web", "ready", "true"}
 	runRowCases(t, f, g, "node-b", []rowCase{
-		// Issue 14: a Service that had ready endpoints in the window has none.
+		// A Service that had ready endpoints in the window has none.
 		{"0", svc, "availability/services", Fail, "service shop/web has no ready endpoint (3 in the last 10m0s)"},
 		{"NaN", svc, "availability/services", Unknown, "service shop/web: ready endpoints NaN"},
 		// The collector off, too old or not scraped, or failing.

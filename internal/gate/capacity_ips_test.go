@@ -47,7 +47,8 @@ func j(value string, kv ...string) series {
 	return ser(value, append(kv, "job", "upgradeguard", "instance", "10.0.0.9:9741", "cluster", "prod")...)
 }
 
-// The cases of issue 17, each worked out by hand. healthy() has zones a
+// The IP capacity cases (prefix delegation, custom networking), each
+// worked out by hand. healthy() has zones a
 // (120 free) and b (80 free) and groups nodes-a (surge 18 addresses) and
 // nodes-b (10); node-b is in zone b.
 func TestCapacityIPsVPCCNI(t *testing.T) {
@@ -67,7 +68,7 @@ func TestCapacityIPsVPCCNI(t *testing.T) {
 
 	// Prefix delegation, a fragmented subnet: 80 free addresses in zone b
 	// but no aligned /28; a surge takes 1 prefix. The addresses alone
-	// (the check before issue 17) said GO.
+	// (the check before /28 blocks were counted) said GO.
 	pd := func(zoneB string) []series {
 		return cniCluster(false, true,
 			j("6", "__name__", "upgradeguard_zone_available_prefixes", "zone", "eu-west-1a", "role", "node"),
@@ -97,7 +98,7 @@ func TestCapacityIPsVPCCNI(t *testing.T) {
 			j("9", "__name__", "upgradeguard_aws_asg_surge_pod_ips", "account", "1", "region", "eu-west-1", "asg", "nodes-b"))
 	}
 	// 5 free in the node subnet is enough for a node's primary address;
-	// the check before issue 17 compared 5 with 18 and said no.
+	// the check before custom networking was counted compared 5 with 18 and said no.
 	check("custom networking, small node subnet", cn("5", "300"), "node-b", Pass, "")
 	check("custom networking, full node subnet", cn("0", "300"), "node-b", Fail, "eu-west-1b has 0 node addresses free, needs 1")
 	check("custom networking, short pod subnet", cn("80", "16"), "node-b", Fail, "eu-west-1b has 16 pod addresses free, needs 17")

@@ -143,7 +143,7 @@ func TestPartialResponses(t *testing.T) {
 	})
 }
 
-// Issue 12 item 4: a missing store matters only when Thanos would ask it
+// A missing store matters only when Thanos would ask it
 // for the query: its external labels could match the query's matchers and
 // its time range covers the time asked (thanos pkg/store/proxy.go
 // storeMatches).

@@ -49,7 +49,7 @@ func TestDrainPDB(t *testing.T) {
 	wantRow(t, eval(t, g, "node-zz"), "drain/pdb", Unknown, `no upgradeguard_node_drainable for node "node-zz"`)
 }
 
-// Issue 12 item 1: pods the Eviction API refuses whatever the budget says
+// Pods the Eviction API refuses whatever the budget says
 // are never "drains in steps", even when every PDB allows a disruption.
 func TestDrainBlocksNoBudgetCures(t *testing.T) {
 	f := newFake(t)
@@ -115,7 +115,7 @@ func TestDrainRows(t *testing.T) {
 	}
 }
 
-// Issue 12 item 8: with --nodegroup every node of the group must be
+// With --nodegroup every node of the group must be
 // drainable, at least in steps.
 func TestDrainNodeGroup(t *testing.T) {
 	f := newFake(t)

@@ -50,7 +50,7 @@ func heldBySelf() []series {
 	)
 }
 
-// TestGateHoldDoesNotHoldItself (issue 24 item 2): gate hold's own
+// TestGateHoldDoesNotHoldItself: gate hold's own
 // Deployment, Service and PDB, unready because the gate does not say GO,
 // and the alerts on them, must not make the gate say WAIT under the
 // default policy, with or without a baseline taken while they were ready;

@@ -21,7 +21,7 @@ func TestMonitoringRows(t *testing.T) {
 	})
 }
 
-// Issue 12 item 3: the default policy requires the bundle's watchdog; an
+// The default policy requires the bundle's watchdog; an
 // ALERTS answer without it proves nothing.
 func TestWatchdog(t *testing.T) {
 	f := newFake(t)

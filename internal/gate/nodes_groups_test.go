@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Issue 12 item 7: an Auto Scaling group with 3 instances in service whose
+// An Auto Scaling group with 3 instances in service whose
 // third never registered as a node is short of a node: not GO.
 func TestNodeGroupShortOfNodes(t *testing.T) {
 	f := newFake(t)

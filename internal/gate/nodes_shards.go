@@ -1,6 +1,6 @@
 package gate
 
-// Exporter shards (issue 24 item 3). Sharded exporters (--shard,
+// Exporter shards. Sharded exporters (--shard,
 // --total-shards) each serve the per-node series of the nodes hashed to
 // them. A shard whose pod is evicted and Pending vanishes from service
 // discovery: no up series at all, not up 0, and its nodes vanish from

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// shardedCluster is issue 24 item 3's input: five nodes split across two
+// shardedCluster is the input of a shard gone: five nodes split across two
 // exporter shards, shard 0 serving node-1 and node-2 (instance
 // 10.0.0.1:9741), shard 1 node-3, node-4 and node-5 (10.0.0.2:9741); with
 // shard1 false, shard 1's pod is evicted and Pending: its target is gone
@@ -76,7 +76,7 @@ func shardedCluster(shard1, node4Ready, asg bool) []series {
 	return ss
 }
 
-// Issue 24 item 3: a shard that is gone is not "all nodes ready". Before,
+// A shard that is gone is not "all nodes ready". Before,
 // the gate without --node said GO, "2 of 2 ready", in this cluster of 5
 // nodes, and so did --nodegroup.
 func TestMissingShardIsUnknown(t *testing.T) {

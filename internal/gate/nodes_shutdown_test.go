@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// Issue 24 item 5: a node whose machine is shut down (the cloud node
+// A node whose machine is shut down (the cloud node
 // lifecycle controller's shutdown taint on a stopped or warm-pool instance,
 // or an operator's out-of-service taint) is NotReady and serves nothing:
 // set aside and named, not "not ready". Before, every gate answered WAIT.

@@ -28,7 +28,7 @@ func TestNodesRows(t *testing.T) {
 	}
 }
 
-// Issue 12 item 5: node churn that is not a problem. Nodes on their way out
+// Node churn that is not a problem. Nodes on their way out
 // and new nodes within the startup grace are set aside and named; a node
 // NotReady past the grace still fails; the node about to be replaced is
 // reported, not blocking.
@@ -135,7 +135,7 @@ func TestNodeChurn(t *testing.T) {
 	wantRow(t, eval(t, g, "node-b"), "drain/pdb", Fail, "shop/frozen blocks 2 pods (budget exhausted) and allows 0 disruptions")
 }
 
-// Issue 12 item 6: the exporter measures the heartbeat age on its own clock
+// The exporter measures the heartbeat age on its own clock
 // since it saw the Lease's renewTime change, so a healthy kubelet whose
 // clock runs 60 s behind (or ahead) shows ages below its renewal interval;
 // the gate compares them with the lease duration and nothing else. Right

@@ -23,14 +23,14 @@ func TestPolicyDefaults(t *testing.T) {
 	if d.Consecutive != p.Consecutive || d.Job != p.Job {
 		t.Errorf("DefaultPolicy differs from an empty file")
 	}
-	// Issue 12's defaults: the bundle's watchdog required, the upgrade's
+	// The defaults: the bundle's watchdog required, the upgrade's
 	// own alerts informational, leaving and starting nodes set aside.
 	if *p.Monitoring.Watchdog != "UpgradeGuardWatchdog" ||
 		strings.Join(p.Alerts.UpgradeInProgress, ",") != "KubeVersionMismatch,UpgradeGuardKubeletVersionsMixed" ||
 		time.Duration(*p.Nodes.StartupGrace) != 5*time.Minute ||
 		strings.Join(p.Nodes.LeavingTaints, ",") != strings.Join(DefaultLeavingTaints, ",") || !strings.HasPrefix(strings.Join(p.Nodes.LeavingTaints, ","), "ToBeDeletedByClusterAutoscaler,karpenter.sh/disrupted,karpenter.sh/disruption,") ||
 		strings.Join(p.Nodes.ShutDownTaints, ",") != "node.cloudprovider.kubernetes.io/shutdown,node.kubernetes.io/out-of-service" {
-		t.Errorf("issue 12 defaults: watchdog %q, upgrade_in_progress %v, startup_grace %s, leaving_taints %v",
+		t.Errorf("defaults: watchdog %q, upgrade_in_progress %v, startup_grace %s, leaving_taints %v",
 			*p.Monitoring.Watchdog, p.Alerts.UpgradeInProgress, *p.Nodes.StartupGrace, p.Nodes.LeavingTaints)
 	}
 	// Opting out takes explicit lines; a YAML null keeps the default.

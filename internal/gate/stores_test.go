@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Issue 24 item 1: one external label set is announced by more than one
+// One external label set is announced by more than one
 // store. In the standard layout each Prometheus replica's sidecar serves
 // the recent data and a store gateway serves both replicas' uploaded
 // blocks, so {cluster, prometheus_replica} is announced twice; what is
@@ -43,7 +43,7 @@ func TestLabelSetServedByMoreThanOneStore(t *testing.T) {
 		goOK     bool
 		row, why string
 	}{
-		// The issue's input: prometheus-1's sidecar stopped, the store
+		// prometheus-1's sidecar stopped, the store
 		// gateway's blocks end two hours ago (the gate reads the last
 		// minutes), prometheus-0's sidecar answers.
 		{"sidecar of one replica down beside a store gateway", `{"sidecar":[` + sidecar("sc0", "0", "") + `,` + sidecar("sc1", "1", refused) + `],"store":[` + gateway("gw", "", 2*time.Hour) + `]}`,

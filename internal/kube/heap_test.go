@@ -27,7 +27,7 @@ func TestPodSize(t *testing.T) {
 }
 
 // TestPodStoreHeap bounds the heap the stores hold per pod at 500 nodes and
-// 10,000 pods (issue 18's smaller scenario): the pod, its key and index
+// 10,000 pods (the smaller scale scenario): the pod, its key and index
 // entries and its share of the PDBs. 555 bytes with an embedded ObjectMeta,
 // 395 without (measured at 40,000 pods).
 func TestPodStoreHeap(t *testing.T) {

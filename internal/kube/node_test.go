@@ -12,7 +12,7 @@ import (
 )
 
 // The node transform keeps what the nodes collector (and through its series
-// the gate's churn rules, issue 12 item 5: taints and deletion) and
+// the gate's churn rules: taints and deletion) and
 // collectors/cni read, and drops the rest; the stored Node is keyed by its
 // name and gives its metadata through meta.Accessor.
 func TestStripNode(t *testing.T) {

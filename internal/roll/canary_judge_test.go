@@ -51,7 +51,7 @@ func crashLooping(name, node string) *corev1.Pod {
 	}
 }
 
-// Issue 24 item 4: --canary 1 --canary-soak, a Deployment of 4 replicas
+// The canary soak: --canary 1 --canary-soak, a Deployment of 4 replicas
 // whose pod on the canary's new node crash-loops while 3 are Ready on the
 // old nodes, within its maxUnavailable: the gate passes every evaluation
 // (its fake here passes all), yet the soak must fail, naming the node, the

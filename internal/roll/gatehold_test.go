@@ -31,7 +31,7 @@ func (h *holdSlices) List() []any {
 
 func (h *holdSlices) Healthy() error { return nil }
 
-// TestDowntimeSetsGateHoldAside (issue 24 item 2): gate hold's Service
+// TestDowntimeSetsGateHoldAside: gate hold's Service
 // losing its endpoints while the gate says WAIT is no downtime; the report
 // names it as not counted.
 func TestDowntimeSetsGateHoldAside(t *testing.T) {
@@ -59,7 +59,7 @@ func TestDowntimeSetsGateHoldAside(t *testing.T) {
 	}
 }
 
-// TestSnapshotSkipsGateHold (issue 24 item 2): the replacement does not wait
+// TestSnapshotSkipsGateHold: the replacement does not wait
 // for gate hold's evicted pod to be ready again (it is ready only on GO);
 // it waits for the other workloads.
 func TestSnapshotSkipsGateHold(t *testing.T) {

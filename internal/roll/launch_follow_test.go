@@ -56,8 +56,8 @@ func (s *scriptedGroup) Describe(context.Context, []string) (map[string]Instance
 // A launch that failed, then one that succeeded and was claimed, then
 // that instance replaced by Auto Scaling: while the group's next launch is
 // on its way, the old failure (already retried) does not stop the wait;
-// the roll follows the next instance. (Issue 25 item 3, sibling: the
-// failure window stayed at the first launch.)
+// the roll follows the next instance. (Before, the failure window stayed
+// at the first launch.)
 func TestWaitLaunchFollowsAfterRetriedFailure(t *testing.T) {
 	client := fake.NewClientset()
 	var out bytes.Buffer

@@ -159,7 +159,7 @@ func lbConfig(c *cluster, out *bytes.Buffer) Config {
 	return cfg
 }
 
-// Issue 25 item 1: a 3-node roll terminated each instance while the
+// Before, a 3-node roll terminated each instance while the
 // Service's NLB and CLB still sent it connections (a cordon does not take a
 // node out of a load balancer, and the roll set no exclusion label). Now
 // each node is labelled node.kubernetes.io/exclude-from-external-load-balancers

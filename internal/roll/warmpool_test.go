@@ -20,7 +20,7 @@ import (
 // warm pool: i-...", then the group refills the pool ("into warm pool"),
 // which may fail for want of capacity. The replacement is the instance
 // that entered the group, whatever the wording; a failed refill is not a
-// failed replacement. (Issue 25 item 2: before, the roll took no instance
+// failed replacement. (Before, the roll took no instance
 // from the first wording and timed out, and stopped at once at a failed
 // refill as if the replacement had failed.)
 func TestRunWarmPoolReplacement(t *testing.T) {
@@ -90,7 +90,7 @@ func TestRunWarmPoolReplacement(t *testing.T) {
 // Auto Scaling (a failed health check, a spot interruption) before its
 // node is Ready; the group launches another. The roll notices that the
 // claimed instance left the group, says so, and follows the next launch.
-// (Issue 25 item 3: before, it waited on the first instance for the whole
+// (Before, it waited on the first instance for the whole
 // node timeout and stopped with the old node gone.)
 func TestRunClaimedReplacementReplaced(t *testing.T) {
 	for _, surge := range []bool{false, true} {

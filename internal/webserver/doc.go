@@ -20,7 +20,7 @@
 // kube-state-metrics likewise keeps its own health on a separate telemetry
 // port.
 //
-// `gate hold` (issue 16) serves its /gate readiness endpoint the same way:
+// `gate hold` serves its /gate readiness endpoint the same way:
 // /metrics through Start's main handler, and /gate beside /healthz and
 // /readyz on the health handler (a mux with HandleHealth), since a kubelet
 // readiness probe reads it.

@@ -114,7 +114,7 @@ func get(t *testing.T, r request) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(body))
 }
 
-// TestProtectedMainOpenHealth is issue 19's case: with TLS and basic auth
+// TestProtectedMainOpenHealth: with TLS and basic auth
 // from the web config, the main listener refuses plain HTTP (400) and
 // requests without the right credentials (401), /healthz and /readyz
 // included, while the health listener answers the kubelet's plain,

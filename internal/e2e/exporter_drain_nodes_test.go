@@ -22,8 +22,8 @@ import (
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
 
-// The exporter's side of issue 12, through the real API server, controllers
-// and Eviction API: why a drain is refused, the churn of nodes on their way
+// The exporter's side of the gate's drain and node checks, through the real
+// API server, controllers and Eviction API: why a drain is refused, the churn of nodes on their way
 // out, a clock-skewed kubelet, and the Auto Scaling groups' instances.
 
 // checkDrainReasons: a pod under two PDBs is refused with a 500 whatever
@@ -357,7 +357,7 @@ func checkGroupInstances(ctx context.Context, t *testing.T, tb *testbed.Testbed,
 		t.Fatal(err)
 	}
 
-	// Issue 12 item 7's input: a group with an instance in service whose
+	// A group short of a node: a group with an instance in service whose
 	// node never registered. The group launches a fourth instance; its node
 	// is removed.
 	before := group.Instances
