@@ -75,7 +75,7 @@ func addGateFlags(cmd *kingpin.CmdClause, f *gateFlags) {
 	cmd.Flag("policy", "Policy file (YAML, see docs/gate.md); safe defaults without.").StringVar(&f.policyFile)
 	cmd.Flag("node", "The node about to be replaced: enables the drain check and the zone of the capacity check; its own ill health does not fail the nodes check.").StringVar(&f.node)
 	cmd.Flag("baseline", "Alerts firing when the upgrade began (written by gate check --write-baseline): reported, not blocking, unless their severity changes; its time is the availability check's reference.").StringVar(&f.baselineFile)
-	cmd.Flag("output", "table or json.").Short('o').Default("table").EnumVar(&f.output, "table", "json")
+	cmd.Flag("output", "table (check, status, value, why), wide (the table with each check's threshold and PromQL query) or json (the whole evaluation, queries included).").Short('o').Default("table").EnumVar(&f.output, "table", "wide", "json")
 	cmd.Flag("consecutive", "Passing evaluations in a row needed for GO (default: the policy's, 2).").IntVar(&f.consecutive)
 	cmd.Flag("interval", "Time between evaluations (default: the policy's, 30s).").DurationVar(&f.interval)
 	cmd.Flag("http.config.file", "Prometheus-style HTTP client configuration (tls_config, authorization, basic_auth, oauth2, http_headers, proxy); the flags below add to it.").StringVar(&f.httpConfigFile)
@@ -197,10 +197,13 @@ func (f *gateFlags) build(logger *slog.Logger, adjust ...func(*gate.Policy)) (*g
 // report writes the evaluation and returns the command's error.
 func (f *gateFlags) report(e gate.Evaluation, waitErr error) error {
 	var err error
-	if f.output == "json" {
+	switch f.output {
+	case "json":
 		err = gate.WriteJSON(gateStdout, e)
-	} else {
-		err = gate.WriteTable(gateStdout, e, 80)
+	case "wide":
+		err = gate.WriteTable(gateStdout, e, gate.TableWide)
+	default:
+		err = gate.WriteTable(gateStdout, e, gate.TableDefault)
 	}
 	if err != nil {
 		return err

@@ -171,6 +171,49 @@ func TestGateCheck(t *testing.T) {
 	}
 }
 
+// TestGateCheckOutputColumns: the default table is for people (check,
+// status, value, why: no PromQL), -o wide adds each check's threshold and
+// whole query, as kubectl's -o wide, and -o json keeps the queries.
+func TestGateCheckOutputColumns(t *testing.T) {
+	f := newPromFake(t)
+	f.set("1")
+	policy := writeFile(t, "gate.yaml", noAWS)
+	base := []string{"gate", "check", "--query.url", f.srv.URL, "--policy", policy, "--node", "node-a", "--consecutive", "1"}
+	// A selector every nodes query holds, and the drain query's node.
+	const query = `upgradeguard_node_ready`
+
+	code, out, errOut := runGate(t, base...)
+	if code != 0 || !strings.Contains(out, "verdict GO  node node-a") {
+		t.Fatalf("default: exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || strings.Join(strings.Fields(lines[1]), " ") != "CHECK STATUS VALUE WHY" {
+		t.Errorf("default header: %q\n%s", lines[min(1, len(lines)-1)], out)
+	}
+	for _, unwanted := range []string{query, "QUERY", "THRESHOLD", `job=~"upgradeguard.*"`} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("default table shows %q:\n%s", unwanted, out)
+		}
+	}
+
+	code, out, errOut = runGate(t, append(base, "-o", "wide")...)
+	if code != 0 || !strings.Contains(out, "verdict GO  node node-a") {
+		t.Fatalf("wide: exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines = strings.Split(out, "\n")
+	if len(lines) < 2 || strings.Join(strings.Fields(lines[1]), " ") != "CHECK STATUS VALUE WHY THRESHOLD QUERY" {
+		t.Errorf("wide header: %q\n%s", lines[min(1, len(lines)-1)], out)
+	}
+	if !strings.Contains(out, query) || !strings.Contains(out, `node="node-a"`) {
+		t.Errorf("wide table lacks the queries:\n%s", out)
+	}
+
+	code, out, _ = runGate(t, append(base, "-o", "json")...)
+	if code != 0 || !strings.Contains(out, `"query":`) || !strings.Contains(out, query) {
+		t.Errorf("json lacks the queries: exit %d\n%s", code, out)
+	}
+}
+
 func TestGateUsageErrors(t *testing.T) {
 	f := newPromFake(t)
 	for _, c := range []struct {

@@ -98,11 +98,11 @@ type rollUsage struct{ msg string }
 func (e *rollUsage) Error() string { return e.msg }
 func (e *rollUsage) ExitCode() int { return exitUsage }
 
-func (f *rollFlags) awsProvider(ctx context.Context) (*roll.AWS, error) {
+func (f *rollFlags) awsProvider(ctx context.Context, logger *slog.Logger) (*roll.AWS, error) {
 	if f.awsRegion == "" {
 		return nil, &rollUsage{"the aws provider needs --aws.region"}
 	}
-	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-roll")
+	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-roll", logger)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func init() {
 			if err != nil {
 				return fmt.Errorf("creating the Kubernetes client: %w", err)
 			}
-			provider, err := rf.awsProvider(ctx)
+			provider, err := rf.awsProvider(ctx, logger)
 			if err != nil {
 				return err
 			}
@@ -211,7 +211,7 @@ func init() {
 				return err
 			}
 			fmt.Fprintf(os.Stdout, "dry run: the gate now, for the first node %s (one evaluation; the roll needs %d in a row):\n", first, policy.Consecutive)
-			return gate.WriteTable(os.Stdout, e, 80)
+			return gate.WriteTable(os.Stdout, e, gate.TableDefault)
 		}
 		return []subcommand{{cmd, run}}
 	})

@@ -66,7 +66,7 @@ func wantRow(t *testing.T, e Evaluation, name string, st Status, whyContains str
 
 func dump(e Evaluation) string {
 	var b bytes.Buffer
-	_ = WriteTable(&b, e, 0)
+	_ = WriteTable(&b, e, TableWide)
 	return b.String()
 }
 

@@ -8,10 +8,22 @@ import (
 	"text/tabwriter"
 )
 
-// WriteTable writes the evaluation as a table: check, query, value,
-// threshold, status, why. Queries longer than maxQuery characters are cut
-// (0: never); the JSON output has them whole.
-func WriteTable(w io.Writer, e Evaluation, maxQuery int) error {
+// Columns says which columns WriteTable writes.
+type Columns int
+
+const (
+	// TableDefault is for people: check, status, value and why, so the
+	// verdict and the reasons fit a terminal.
+	TableDefault Columns = iota
+	// TableWide adds each check's threshold and whole PromQL query, as
+	// kubectl's -o wide.
+	TableWide
+)
+
+// WriteTable writes the evaluation as a table, one row a check, with the
+// columns asked; the JSON output always has the thresholds and queries.
+func WriteTable(w io.Writer, e Evaluation, cols Columns) error {
+	wide := cols == TableWide
 	target := "node " + e.Node
 	switch {
 	case e.Node == "" && e.NodeGroup != "":
@@ -28,13 +40,17 @@ func WriteTable(w io.Writer, e Evaluation, maxQuery int) error {
 		fmt.Fprintf(w, "note: %s\n", e.Note)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tQUERY\tVALUE\tTHRESHOLD\tSTATUS\tWHY")
+	if wide {
+		fmt.Fprintln(tw, "CHECK\tSTATUS\tVALUE\tWHY\tTHRESHOLD\tQUERY")
+	} else {
+		fmt.Fprintln(tw, "CHECK\tSTATUS\tVALUE\tWHY")
+	}
 	for _, c := range e.Checks {
-		q := c.Query
-		if maxQuery > 0 && len(q) > maxQuery {
-			q = q[:maxQuery-3] + "..."
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s", c.Name, c.Status, dash(c.Value), dash(oneLine(c.Why)))
+		if wide {
+			fmt.Fprintf(tw, "\t%s\t%s", dash(c.Threshold), dash(queryLine.Replace(c.Query)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, dash(q), dash(c.Value), dash(c.Threshold), c.Status, dash(oneLine(c.Why)))
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -45,6 +61,10 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// queryLine keeps a query on its row without changing it otherwise (a
+// policy's custom query may span lines).
+var queryLine = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ")
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 

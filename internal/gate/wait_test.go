@@ -104,15 +104,53 @@ func TestOutput(t *testing.T) {
 	f.set(replace(healthy(), "0", "__name__", "upgradeguard_node_ready", "node", "node-c")...)
 	g, _ := newGate(t, f, testPolicy(t, ""))
 	e := eval(t, g, "node-a")
+	var query string
+	for _, c := range e.Checks {
+		if c.Name == "nodes/ready" {
+			query = c.Query
+		}
+	}
+	if query == "" {
+		t.Fatal("nodes/ready has no query")
+	}
 	var b bytes.Buffer
-	if err := WriteTable(&b, e, 40); err != nil {
+	if err := WriteTable(&b, e, TableDefault); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"verdict WAIT  node node-a", "CHECK", "QUERY", "VALUE", "THRESHOLD", "STATUS", "WHY", "nodes/ready", "not ready: node-c", "..."} {
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || strings.Join(strings.Fields(lines[1]), " ") != "CHECK STATUS VALUE WHY" {
+		t.Errorf("default table header %q, want CHECK STATUS VALUE WHY:\n%s", lines[1], out)
+	}
+	for _, want := range []string{"verdict WAIT  node node-a", "nodes/ready", "FAIL", "not ready: node-c"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	// No query, not even cut, and no threshold: the verdict and the
+	// reasons stay on screen.
+	for _, c := range e.Checks {
+		if c.Query != "" && strings.Contains(out, c.Query[:min(len(c.Query), 30)]) {
+			t.Errorf("default table shows the query of %s:\n%s", c.Name, out)
+		}
+	}
+	for _, unwanted := range []string{"QUERY", "THRESHOLD", "upgradeguard_node_ready == 1 for every node"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("default table has %q:\n%s", unwanted, out)
+		}
+	}
+	b.Reset()
+	if err := WriteTable(&b, e, TableWide); err != nil {
+		t.Fatal(err)
+	}
+	out = b.String()
+	lines = strings.Split(out, "\n")
+	if len(lines) < 2 || strings.Join(strings.Fields(lines[1]), " ") != "CHECK STATUS VALUE WHY THRESHOLD QUERY" {
+		t.Errorf("wide table header %q:\n%s", lines[1], out)
+	}
+	// The whole query, not cut.
+	if !strings.Contains(out, queryLine.Replace(query)) {
+		t.Errorf("wide table lacks the whole query %q:\n%s", query, out)
 	}
 	b.Reset()
 	if err := WriteJSON(&b, e); err != nil {
