@@ -660,7 +660,7 @@ func TestGateThroughThanos(t *testing.T) {
 
 func table(e gate.Evaluation) string {
 	var sb strings.Builder
-	_ = gate.WriteTable(&sb, e, 0)
+	_ = gate.WriteTable(&sb, e, gate.TableWide) // diagnostics: with the queries
 	return sb.String()
 }
 
