@@ -40,7 +40,7 @@ func (e *gateExit) Error() string { return e.msg }
 func (e *gateExit) ExitCode() int { return e.code }
 
 // logLevel: WAIT (check) and STOP (wait) are the gate's answers, logged at
-// INFO; usage errors and an unreachable monitoring are errors.
+// INFO; an unreachable monitoring is an error (usage errors are usageError).
 func (e *gateExit) logLevel() slog.Level {
 	if e.code == exitNotGo {
 		return slog.LevelInfo
@@ -94,12 +94,6 @@ func addGateFlags(cmd *kingpin.CmdClause, f *gateFlags) {
 // its own --nodegroup: the group it replaces).
 func addNodeGroupFlag(cmd *kingpin.CmdClause, f *gateFlags) {
 	cmd.Flag("nodegroup", "The node group about to be replaced (the nodegroup label of upgradeguard_node_info): every node of it must be drainable, at least in steps. Not with --node.").StringVar(&f.nodegroup)
-}
-
-func usageErr(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	fmt.Fprintf(gateStderr, "upgradeguard: error: %s\n", msg)
-	return &gateExit{code: exitUsage, msg: msg}
 }
 
 // build turns the flags into a gate, its policy and the wait options.

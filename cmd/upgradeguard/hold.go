@@ -60,12 +60,6 @@ type holdFlags struct {
 	gate             gateFlags
 }
 
-// holdUsage is a bad combination of flags: exit 2.
-type holdUsage struct{ msg string }
-
-func (e *holdUsage) Error() string { return e.msg }
-func (e *holdUsage) ExitCode() int { return exitUsage }
-
 // addHoldCommand adds `gate hold` under the gate command.
 func addHoldCommand(g *kingpin.CmdClause) subcommand {
 	cmd := g.Command("hold", "Run as a controller: evaluate the gate every interval and, while it does not say GO, pause Karpenter NodePools, kops validation (/gate readiness), cluster-autoscaler scale-down and (on STOP) Auto Scaling instance refreshes; restore them after GO.")
@@ -104,7 +98,7 @@ func addHoldCommand(g *kingpin.CmdClause) subcommand {
 
 func (f *holdFlags) awsConfig(ctx context.Context, logger *slog.Logger) (aws.Config, error) {
 	if f.awsRegion == "" {
-		return aws.Config{}, &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
+		return aws.Config{}, &usageError{"--aws.instance-refresh-group needs --aws.region"}
 	}
 	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-hold", logger)
 	if err != nil {
@@ -118,40 +112,40 @@ func (f *holdFlags) awsConfig(ctx context.Context, logger *slog.Logger) (aws.Con
 
 func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	if f.gate.node != "" {
-		return &holdUsage{"gate hold gates no single node: --node is not for it"}
+		return &usageError{"gate hold gates no single node: --node is not for it"}
 	}
 	if f.stopAfter < 0 {
-		return &holdUsage{fmt.Sprintf("--stop-after %s: want 0 or more", f.stopAfter)}
+		return &usageError{fmt.Sprintf("--stop-after %s: want 0 or more", f.stopAfter)}
 	}
 	if err := f.web.Validate(); err != nil {
-		return &holdUsage{err.Error()}
+		return &usageError{err.Error()}
 	}
 	for flag, sel := range map[string]string{"--karpenter.nodepool-selector": f.nodePoolSelector, "--autoscaler.node-selector": f.autoscalerNodes} {
 		if _, err := labels.Parse(sel); err != nil {
-			return &holdUsage{fmt.Sprintf("%s %q: %v", flag, sel, err)}
+			return &usageError{fmt.Sprintf("%s %q: %v", flag, sel, err)}
 		}
 	}
 	if f.autoscalerNodes != "" && !f.autoscaler {
-		return &holdUsage{"--autoscaler.node-selector needs --autoscaler.scale-down-disabled"}
+		return &usageError{"--autoscaler.node-selector needs --autoscaler.scale-down-disabled"}
 	}
 	if len(f.refreshGroups) > 0 && f.awsRegion == "" {
-		return &holdUsage{"--aws.instance-refresh-group needs --aws.region"}
+		return &usageError{"--aws.instance-refresh-group needs --aws.region"}
 	}
 	if f.awsRate <= 0 {
-		return &holdUsage{fmt.Sprintf("--aws.api-rate %v: want more than 0", f.awsRate)}
+		return &usageError{fmt.Sprintf("--aws.api-rate %v: want more than 0", f.awsRate)}
 	}
 	if f.noHookGrace < 0 {
-		return &holdUsage{fmt.Sprintf("--aws.no-hook-cancel-after %s: want 0 or more", f.noHookGrace)}
+		return &usageError{fmt.Sprintf("--aws.no-hook-cancel-after %s: want 0 or more", f.noHookGrace)}
 	}
 	if f.hookHeartbeat < 30*time.Second || f.hookHeartbeat > 2*time.Hour {
-		return &holdUsage{fmt.Sprintf("--aws.lifecycle-hook-heartbeat-timeout %s: want 30s to 2h (AWS's range)", f.hookHeartbeat)}
+		return &usageError{fmt.Sprintf("--aws.lifecycle-hook-heartbeat-timeout %s: want 30s to 2h (AWS's range)", f.hookHeartbeat)}
 	}
 	g, policy, err := f.gate.build(logger)
 	if err != nil {
 		return err
 	}
 	if len(f.refreshGroups) > 0 && f.createHook && time.Duration(policy.Interval) >= f.hookHeartbeat/3 {
-		return &holdUsage{fmt.Sprintf("the policy's interval %s must be shorter than a third of --aws.lifecycle-hook-heartbeat-timeout %s", time.Duration(policy.Interval), f.hookHeartbeat)}
+		return &usageError{fmt.Sprintf("the policy's interval %s must be shorter than a third of --aws.lifecycle-hook-heartbeat-timeout %s", time.Duration(policy.Interval), f.hookHeartbeat)}
 	}
 	restCfg, err := kube.RESTConfig(f.kubeconfig)
 	if err != nil {
@@ -215,7 +209,7 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	}
 	c, err := hold.New(cfg)
 	if err != nil {
-		return &holdUsage{err.Error()}
+		return &usageError{err.Error()}
 	}
 
 	// /gate and /metrics behind the web config; /gate also on the health
@@ -230,7 +224,7 @@ func (f *holdFlags) run(ctx context.Context, logger *slog.Logger) error {
 	webserver.HandleHealth(health, nil)
 	srv, err := webserver.Start(f.web, mux, health, logger)
 	if err != nil {
-		return &holdUsage{err.Error()}
+		return &usageError{err.Error()}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

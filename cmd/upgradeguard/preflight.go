@@ -84,7 +84,7 @@ func (e *preflightExit) Error() string { return e.msg }
 func (e *preflightExit) ExitCode() int { return e.code }
 
 // logLevel: blockers and warnings are the preflight's findings (INFO);
-// unknown findings are WARN; usage errors are errors.
+// unknown findings are WARN (usage errors are usageError, at ERROR).
 func (e *preflightExit) logLevel() slog.Level {
 	switch e.code {
 	case preflight.ExitBlockers, preflight.ExitWarnings:
@@ -95,27 +95,21 @@ func (e *preflightExit) logLevel() slog.Level {
 	return slog.LevelError
 }
 
-func preflightUsage(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	fmt.Fprintf(gateStderr, "upgradeguard: error: %s\n", msg)
-	return &preflightExit{code: preflight.ExitUsage, msg: msg}
-}
-
 // options checks the flags and makes the run's options: every usage error
 // (exit 2) before anything is asked of the cluster or the monitoring.
 func (f *preflightFlags) options() (preflight.Options, error) {
 	var o preflight.Options
 	target, err := preflight.ParseVersion(f.target)
 	if err != nil {
-		return o, preflightUsage("--target-version: %v", err)
+		return o, usageErr("--target-version: %v", err)
 	}
 	o.Target = target
 	if f.by != "" && f.output != "markdown" {
-		return o, preflightUsage("--by %s needs -o markdown (--output is %s)", f.by, f.output)
+		return o, usageErr("--by %s needs -o markdown (--output is %s)", f.by, f.output)
 	}
 	for _, c := range append(append([]string{}, f.checks...), f.skip...) {
 		if !slices.Contains(preflight.Families, c) {
-			return o, preflightUsage("--check/--skip %q: want one of %s", c, strings.Join(preflight.Families, ", "))
+			return o, usageErr("--check/--skip %q: want one of %s", c, strings.Join(preflight.Families, ", "))
 		}
 	}
 	o.Checks = preflight.Families
@@ -126,30 +120,30 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 	if len(f.files) > 0 {
 		files, err := preflight.ManifestFiles(f.files)
 		if err != nil {
-			return o, preflightUsage("%v", err)
+			return o, usageErr("%v", err)
 		}
 		o.Manifests = files
 	}
 	if f.policy != "" {
 		p, err := preflight.LoadPolicy(f.policy)
 		if err != nil {
-			return o, preflightUsage("--policy: %v", err)
+			return o, usageErr("--policy: %v", err)
 		}
 		o.Policy = p
 	}
 	if f.window <= 0 {
-		return o, preflightUsage("--apis.window %s: want a positive duration", f.window)
+		return o, usageErr("--apis.window %s: want a positive duration", f.window)
 	}
 	o.Window, o.Matchers, o.NodegroupLabel, o.NoCluster = f.window, f.matchers, f.nodegroupLabel, f.noCluster
 	if f.queryURL != "" {
 		if f.queryTimeout <= 0 {
-			return o, preflightUsage("--query.timeout %s: want a positive duration", f.queryTimeout)
+			return o, usageErr("--query.timeout %s: want a positive duration", f.queryTimeout)
 		}
 		hc := config.DefaultHTTPClientConfig
 		if f.httpConfigFile != "" {
 			c, _, err := config.LoadHTTPConfigFile(f.httpConfigFile)
 			if err != nil {
-				return o, preflightUsage("--http.config.file: %v", err)
+				return o, usageErr("--http.config.file: %v", err)
 			}
 			hc = *c
 		}
@@ -166,7 +160,7 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 			name, value, ok := strings.Cut(hv, ":")
 			name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 			if !ok || name == "" || strings.ContainsAny(name, " \t") {
-				return o, preflightUsage("--header %q: want \"Name: value\"", hv)
+				return o, usageErr("--header %q: want \"Name: value\"", hv)
 			}
 			if hc.HTTPHeaders == nil {
 				hc.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{}}
@@ -177,12 +171,12 @@ func (f *preflightFlags) options() (preflight.Options, error) {
 		}
 		q, err := preflight.NewQueryClient(f.queryURL, hc, f.queryTimeout)
 		if err != nil {
-			return o, preflightUsage("%v", err)
+			return o, usageErr("%v", err)
 		}
 		o.Query = q
 	}
 	if f.eks && f.awsRegion == "" {
-		return o, preflightUsage("--eks needs --aws.region")
+		return o, usageErr("--eks needs --aws.region")
 	}
 	return o, nil
 }

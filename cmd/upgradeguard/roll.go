@@ -92,15 +92,9 @@ func addRollFlags(cmd *kingpin.CmdClause, f *rollFlags) {
 	cmd.Flag("aws.cluster-name", "Only touch Auto Scaling groups tagged kubernetes.io/cluster/<name> (what deploy/roll/iam-policy.json allows).").StringVar(&f.awsCluster)
 }
 
-// rollUsage is a bad combination of flags: exit 2.
-type rollUsage struct{ msg string }
-
-func (e *rollUsage) Error() string { return e.msg }
-func (e *rollUsage) ExitCode() int { return exitUsage }
-
 func (f *rollFlags) awsProvider(ctx context.Context, logger *slog.Logger) (*roll.AWS, error) {
 	if f.awsRegion == "" {
-		return nil, &rollUsage{"the aws provider needs --aws.region"}
+		return nil, &usageError{"the aws provider needs --aws.region"}
 	}
 	cfg, err := loadAWSConfig(ctx, f.awsRegion, f.awsEndpoint, f.awsRoleARN, "upgradeguard-roll", logger)
 	if err != nil {
@@ -128,22 +122,22 @@ func init() {
 
 		run := func(ctx context.Context, logger *slog.Logger) error {
 			if gf.node != "" {
-				return &rollUsage{"roll picks its nodes itself: use --nodegroup or --selector, not --node"}
+				return &usageError{"roll picks its nodes itself: use --nodegroup or --selector, not --node"}
 			}
 			if rf.nodegroup == "" && rf.selector == "" {
-				return &rollUsage{"roll needs --nodegroup or --selector"}
+				return &usageError{"roll needs --nodegroup or --selector"}
 			}
 			if rf.maxUnavailable < 1 {
-				return &rollUsage{fmt.Sprintf("--max-unavailable %d: want at least 1", rf.maxUnavailable)}
+				return &usageError{fmt.Sprintf("--max-unavailable %d: want at least 1", rf.maxUnavailable)}
 			}
 			if rf.gateTimeout < 0 || rf.drainTimeout <= 0 || rf.lbTimeout <= 0 || rf.lbWait <= 0 || rf.nodeTimeout <= 0 || rf.unreachGrace <= 0 {
-				return &rollUsage{"--gate-timeout must be 0 or more, --drain-timeout, --lb-deregistration-timeout, --lb-deregistration-wait, --node-timeout and --unreachable-pod-grace more than 0"}
+				return &usageError{"--gate-timeout must be 0 or more, --drain-timeout, --lb-deregistration-timeout, --lb-deregistration-wait, --node-timeout and --unreachable-pod-grace more than 0"}
 			}
 			if rf.sampleInterval <= 0 {
-				return &rollUsage{fmt.Sprintf("--sample-interval %s: want more than 0", rf.sampleInterval)}
+				return &usageError{fmt.Sprintf("--sample-interval %s: want more than 0", rf.sampleInterval)}
 			}
 			if rf.canary < 0 || rf.canarySoak < 0 || rf.canarySoak > 0 && rf.canary == 0 {
-				return &rollUsage{fmt.Sprintf("--canary %d --canary-soak %s: a soak needs canary nodes (--canary 1 or more), neither negative", rf.canary, rf.canarySoak)}
+				return &usageError{fmt.Sprintf("--canary %d --canary-soak %s: a soak needs canary nodes (--canary 1 or more), neither negative", rf.canary, rf.canarySoak)}
 			}
 			metricsWeb, err := rf.metricsWeb.config(rf.metricsAddress)
 			if err != nil {

@@ -33,7 +33,7 @@ func (f *metricsWebFlags) add(cmd *kingpin.CmdClause) {
 func (f *metricsWebFlags) config(addr string) (*webserver.Config, error) {
 	if addr == "" {
 		if f.configFile != "" || f.healthAddress != "" {
-			return nil, &rollUsage{"--web.config.file and --" + webserver.HealthAddressFlag + " apply to the metrics server: they need --metrics-address"}
+			return nil, &usageError{"--web.config.file and --" + webserver.HealthAddressFlag + " apply to the metrics server: they need --metrics-address"}
 		}
 		return nil, nil
 	}
@@ -43,7 +43,7 @@ func (f *metricsWebFlags) config(addr string) (*webserver.Config, error) {
 		HealthAddress: f.healthAddress,
 	}
 	if err := c.Validate(); err != nil {
-		return nil, &rollUsage{err.Error()}
+		return nil, &usageError{err.Error()}
 	}
 	return c, nil
 }
@@ -57,7 +57,7 @@ func serveMetrics(ctx context.Context, cfg *webserver.Config, reg *prometheus.Re
 	webserver.HandleHealth(mux, nil)
 	srv, err := webserver.Start(cfg, mux, webserver.HealthHandler(nil), logger)
 	if err != nil {
-		return nil, &rollUsage{fmt.Sprintf("--metrics-address: %v", err)}
+		return nil, &usageError{fmt.Sprintf("--metrics-address: %v", err)}
 	}
 	logger.Info("serving roll metrics", "address", srv.Addrs()[0].String())
 	go func() {

@@ -33,7 +33,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/upgradeguard/upgradeguard/collectors"
-	"github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/internal/awsapi"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
@@ -236,10 +235,10 @@ func (c *Collector) nodeList() []*kube.Node {
 }
 
 func instanceType(n *kube.Node) string {
-	if v := n.Labels[nodes.LabelInstanceType]; v != "" {
+	if v := n.Labels[kube.LabelInstanceType]; v != "" {
 		return v
 	}
-	return n.Labels[nodes.LabelInstanceTypeLegacy]
+	return n.Labels[kube.LabelInstanceTypeLegacy]
 }
 
 func batches(s []string, n int) [][]string {
@@ -383,7 +382,7 @@ func (c *Collector) describeSubnets(ctx context.Context, filters [][]types.Filte
 func (c *Collector) instanceSubnets(ctx context.Context, nodeList []*kube.Node) ([]string, error) {
 	var ids []string
 	for _, n := range nodeList {
-		if id := nodes.InstanceID(n.ProviderID); id != "" {
+		if id := kube.InstanceID(n.ProviderID); id != "" {
 			ids = append(ids, id)
 		}
 	}

@@ -58,7 +58,7 @@ func must[T any](t *testing.T) func(T, error) T {
 func node(name, itype, instanceID string) *corev1.Node {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
 	if itype != "" {
-		n.Labels[nodes.LabelInstanceType] = itype
+		n.Labels[kube.LabelInstanceType] = itype
 	}
 	if instanceID != "" {
 		n.Spec.ProviderID = "aws:///" + region + "a/" + instanceID

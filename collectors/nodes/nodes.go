@@ -12,7 +12,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,16 +22,6 @@ import (
 	"github.com/upgradeguard/upgradeguard/collectors"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/metricstore"
-)
-
-// Well-known node labels read by the collector.
-const (
-	LabelZone               = corev1.LabelTopologyZone
-	LabelZoneLegacy         = corev1.LabelFailureDomainBetaZone
-	LabelInstanceType       = corev1.LabelInstanceTypeStable
-	LabelInstanceTypeLegacy = corev1.LabelInstanceType
-	LabelKopsInstanceGroup  = "kops.k8s.io/instancegroup"
-	LabelEKSNodegroup       = "eks.amazonaws.com/nodegroup"
 )
 
 var (
@@ -187,10 +176,10 @@ func (c *Collector) render(b *metricstore.Builder, n *kube.Node, transitions flo
 	}
 	b.Add(infoFamily, 1, name,
 		n.KubeletVersion,
-		firstLabel(n, LabelInstanceType, LabelInstanceTypeLegacy),
-		firstLabel(n, LabelZone, LabelZoneLegacy),
+		firstLabel(n, kube.LabelInstanceType, kube.LabelInstanceTypeLegacy),
+		firstLabel(n, kube.LabelZone, kube.LabelZoneLegacy),
 		c.nodegroup(n),
-		InstanceID(n.ProviderID))
+		kube.InstanceID(n.ProviderID))
 	b.Add(transitionsFamily, transitions, name)
 }
 
@@ -309,7 +298,7 @@ func (c *Collector) nodegroup(n *kube.Node) string {
 			return v
 		}
 	}
-	return firstLabel(n, LabelKopsInstanceGroup, LabelEKSNodegroup)
+	return firstLabel(n, kube.LabelKopsInstanceGroup, kube.LabelEKSNodegroup)
 }
 
 func firstLabel(n *kube.Node, keys ...string) string {
@@ -319,19 +308,6 @@ func firstLabel(n *kube.Node, keys ...string) string {
 		}
 	}
 	return ""
-}
-
-// InstanceID returns the EC2 instance ID of an AWS provider ID
-// ("aws:///us-east-1a/i-0123456789abcdef0"), or "" for other providers.
-func InstanceID(providerID string) string {
-	if !strings.HasPrefix(providerID, "aws://") {
-		return ""
-	}
-	id := providerID[strings.LastIndexByte(providerID, '/')+1:]
-	if !strings.HasPrefix(id, "i-") {
-		return ""
-	}
-	return id
 }
 
 var (

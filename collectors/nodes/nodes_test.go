@@ -27,10 +27,10 @@ func node(name string, ready corev1.ConditionStatus, mutate ...func(*corev1.Node
 			Name:              name,
 			CreationTimestamp: metav1.NewTime(now.Add(-time.Hour)),
 			Labels: map[string]string{
-				LabelZone:              "eu-west-1a",
-				LabelInstanceType:      "m5.large",
-				LabelKopsInstanceGroup: "nodes-a",
-				"unrelated":            "dropped",
+				kube.LabelZone:              "eu-west-1a",
+				kube.LabelInstanceType:      "m5.large",
+				kube.LabelKopsInstanceGroup: "nodes-a",
+				"unrelated":                 "dropped",
 			},
 		},
 		Spec: corev1.NodeSpec{ProviderID: "aws:///eu-west-1a/i-0" + name},
@@ -173,9 +173,9 @@ upgradeguard_node_lease_duration_seconds{node="stale"} 40
 				node("kops", corev1.ConditionTrue, func(n *corev1.Node) { n.Spec.Unschedulable = true }),
 				node("eks", corev1.ConditionTrue, func(n *corev1.Node) {
 					n.Labels = map[string]string{
-						LabelZoneLegacy:         "eu-west-1b",
-						LabelInstanceTypeLegacy: "c5.xlarge",
-						LabelEKSNodegroup:       "ng-1",
+						kube.LabelZoneLegacy:         "eu-west-1b",
+						kube.LabelInstanceTypeLegacy: "c5.xlarge",
+						kube.LabelEKSNodegroup:       "ng-1",
 					}
 				}),
 				node("custom", corev1.ConditionTrue, func(n *corev1.Node) {
@@ -327,24 +327,10 @@ func TestLint(t *testing.T) {
 	}
 }
 
-func TestInstanceID(t *testing.T) {
-	for in, want := range map[string]string{
-		"aws:///eu-west-1a/i-0123456789abcdef0": "i-0123456789abcdef0",
-		"aws://eu-west-1a/i-01":                 "i-01",
-		"aws:///eu-west-1a/":                    "",
-		"kwok://node-1":                         "",
-		"":                                      "",
-	} {
-		if got := InstanceID(in); got != want {
-			t.Errorf("InstanceID(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestReadLabelsKept: every label the collector reads is one the node
 // informer keeps whatever its options (kube.WellKnownNodeLabels).
 func TestReadLabelsKept(t *testing.T) {
-	for _, l := range []string{LabelZone, LabelZoneLegacy, LabelInstanceType, LabelInstanceTypeLegacy, LabelKopsInstanceGroup, LabelEKSNodegroup} {
+	for _, l := range []string{kube.LabelZone, kube.LabelZoneLegacy, kube.LabelInstanceType, kube.LabelInstanceTypeLegacy, kube.LabelKopsInstanceGroup, kube.LabelEKSNodegroup} {
 		if !slices.Contains(kube.WellKnownNodeLabels, l) {
 			t.Errorf("the collector reads label %s, which kube.WellKnownNodeLabels does not keep", l)
 		}

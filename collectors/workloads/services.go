@@ -20,86 +20,6 @@ var (
 	serviceFamilies = []*metricstore.Family{serviceEndpointsFamily, serviceServingTerminatingFamily, serviceGateHoldFamily}
 )
 
-// endpointCounts are one Service's endpoints of one address type.
-type endpointCounts struct {
-	ready, notReady, servingTerminating int
-}
-
-func (c *endpointCounts) add(e kube.Endpoint) {
-	switch {
-	case e.Ready:
-		c.ready++
-	case e.Serving && e.Terminating:
-		c.notReady++
-		c.servingTerminating++
-	default:
-		c.notReady++
-	}
-}
-
-// better tells whether c should replace best as a Service's counts: more
-// ready endpoints, then more endpoints.
-func (c endpointCounts) better(best endpointCounts) bool {
-	return c.ready > best.ready || (c.ready == best.ready && c.notReady > best.notReady)
-}
-
-// countEndpoints aggregates the slices of one Service. Within an address
-// type, an address listed in several slices (as it may be while the
-// EndpointSlice controller moves it) counts once, ready when any of its
-// entries is; the slices of one address type are merged by address only
-// when there are several. Of the address types, the one with the most ready
-// endpoints is returned: a dual-stack Service lists each pod once per IP
-// family, and either family's endpoints serve it.
-func countEndpoints(slices []*kube.EndpointSlice) endpointCounts {
-	var best endpointCounts
-	for i, s := range slices {
-		seen := false
-		for _, o := range slices[:i] {
-			seen = seen || o.AddressType == s.AddressType
-		}
-		if seen {
-			continue // counted with the first slice of its type
-		}
-		var c endpointCounts
-		var more []*kube.EndpointSlice
-		for _, o := range slices[i+1:] {
-			if o.AddressType == s.AddressType {
-				more = append(more, o)
-			}
-		}
-		if len(more) == 0 {
-			for _, e := range s.Endpoints {
-				c.add(e)
-			}
-		} else {
-			byAddr := make(map[string]kube.Endpoint, len(s.Endpoints))
-			for _, o := range append([]*kube.EndpointSlice{s}, more...) {
-				for _, e := range o.Endpoints {
-					if prev, ok := byAddr[e.Address]; ok {
-						e.Ready = e.Ready || prev.Ready
-						e.Serving = e.Serving || prev.Serving
-						e.Terminating = e.Terminating && prev.Terminating
-					}
-					byAddr[e.Address] = e
-				}
-			}
-			for _, e := range byAddr {
-				c.add(e)
-			}
-		}
-		if i == 0 || c.better(best) {
-			best = c
-		}
-	}
-	return best
-}
-
-// ReadyEndpoints is the number of ready endpoints of a Service with these
-// slices (all of one Service), counted as upgradeguard_service_endpoints
-// {ready="true"} counts them: each address once, the address type with the
-// most. The roll's downtime sampler counts with it.
-func ReadyEndpoints(slices []*kube.EndpointSlice) int { return countEndpoints(slices).ready }
-
 // GateHold reports whether the Service of these slices (all of one
 // Service) is gate hold's own: one of its slices carries the hold's labels
 // (kube.EndpointSlice.GateHold), copied from the Service by the
@@ -189,12 +109,12 @@ func (c *Collector) renderService(key string) {
 		return
 	}
 	namespace, name := slices[0].Namespace, slices[0].Service
-	n := countEndpoints(slices)
+	n := kube.CountEndpoints(slices)
 	hold := GateHold(slices)
 	c.services.Update(key, func(b *metricstore.Builder) {
-		b.Add(serviceEndpointsFamily, float64(n.ready), namespace, name, "true")
-		b.Add(serviceEndpointsFamily, float64(n.notReady), namespace, name, "false")
-		b.Add(serviceServingTerminatingFamily, float64(n.servingTerminating), namespace, name)
+		b.Add(serviceEndpointsFamily, float64(n.Ready), namespace, name, "true")
+		b.Add(serviceEndpointsFamily, float64(n.NotReady), namespace, name, "false")
+		b.Add(serviceServingTerminatingFamily, float64(n.ServingTerminating), namespace, name)
 		if hold {
 			b.Add(serviceGateHoldFamily, 1, namespace, name)
 		}

@@ -17,8 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/roll"
 	"github.com/upgradeguard/upgradeguard/internal/testbed"
 )
@@ -92,7 +92,7 @@ func TestRollTakesNodesOutOfLoadBalancers(t *testing.T) {
 			l, err := tb.Client.CoreV1().Nodes().List(scCtx, metav1.ListOptions{LabelSelector: testbed.DefaultNodeGroupLabel + "=nodes-lb"})
 			if err == nil {
 				for _, n := range l.Items {
-					id := nodescollector.InstanceID(n.Spec.ProviderID)
+					id := kube.InstanceID(n.Spec.ProviderID)
 					if id == "" {
 						continue
 					}

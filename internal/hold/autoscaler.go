@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 const (
@@ -28,7 +30,7 @@ const (
 
 // DefaultGroupLabels are the node labels naming a node group, tried in
 // order after Autoscaler.GroupLabel.
-var DefaultGroupLabels = []string{"kops.k8s.io/instancegroup", "eks.amazonaws.com/nodegroup", "karpenter.sh/nodepool"}
+var DefaultGroupLabels = []string{kube.LabelKopsInstanceGroup, kube.LabelEKSNodegroup, kube.LabelKarpenterNodePool}
 
 // Autoscaler keeps cluster-autoscaler from removing the nodes of node
 // groups that are being upgraded while the hold is on: it annotates them

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // What a paused karpenter.sh/v1 NodePool's budgets do not hold: expiry.
@@ -42,8 +44,9 @@ import (
 // the expiry of the paused pools' nodes.
 var NodeClaimResource = schema.GroupVersionResource{Group: "karpenter.sh", Version: "v1", Resource: "nodeclaims"}
 
-// LabelNodePool is the label Karpenter puts on a NodeClaim naming its pool.
-const LabelNodePool = "karpenter.sh/nodepool"
+// LabelNodePool is the label Karpenter puts on a NodeClaim (and its node)
+// naming its pool: kube.LabelKarpenterNodePool.
+const LabelNodePool = kube.LabelKarpenterNodePool
 
 // ExpiryHorizon is how far ahead upgradeguard_hold_nodepool_nodeclaims_expiring_next_hour
 // counts.

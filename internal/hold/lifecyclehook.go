@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 	"github.com/upgradeguard/upgradeguard/internal/roll"
 )
 
@@ -232,7 +233,7 @@ func (t *LifecycleHooks) nodesByInstance(ctx context.Context) (map[string]hookNo
 	}
 	out := map[string]hookNode{}
 	for _, n := range nodes.Items {
-		if id := instanceOf(n.Spec.ProviderID); id != "" {
+		if id := kube.InstanceID(n.Spec.ProviderID); id != "" {
 			hn := hookNode{name: n.Name}
 			if v, ok := strings.CutPrefix(n.Annotations[AnnotationHookWaitSince], id+" "); ok {
 				if since, err := time.Parse(time.RFC3339, v); err == nil {
@@ -257,17 +258,6 @@ func (t *LifecycleHooks) recordSince(ctx context.Context, h *heldInstance) error
 		return fmt.Errorf("node %s: %w", h.node, err)
 	}
 	return nil
-}
-
-func instanceOf(providerID string) string {
-	if !strings.HasPrefix(providerID, "aws://") {
-		return ""
-	}
-	id := providerID[strings.LastIndex(providerID, "/")+1:]
-	if !strings.HasPrefix(id, "i-") {
-		return ""
-	}
-	return id
 }
 
 func noAction(err error) bool {

@@ -119,3 +119,81 @@ func (f *Informers) EndpointSlices() *Informer {
 	return f.get("endpointslices", &discoveryv1.EndpointSlice{}, listWatch(c.List, c.Watch), StripEndpointSlice,
 		cache.Indexers{EndpointSliceServiceIndex: endpointSliceServiceIndex})
 }
+
+// EndpointCounts are one Service's endpoints of one address type, as
+// upgradeguard_service_endpoints and
+// upgradeguard_service_serving_terminating_endpoints count them.
+type EndpointCounts struct {
+	Ready, NotReady, ServingTerminating int
+}
+
+func (c *EndpointCounts) add(e Endpoint) {
+	switch {
+	case e.Ready:
+		c.Ready++
+	case e.Serving && e.Terminating:
+		c.NotReady++
+		c.ServingTerminating++
+	default:
+		c.NotReady++
+	}
+}
+
+// better tells whether c should replace best as a Service's counts: more
+// ready endpoints, then more endpoints.
+func (c EndpointCounts) better(best EndpointCounts) bool {
+	return c.Ready > best.Ready || (c.Ready == best.Ready && c.NotReady > best.NotReady)
+}
+
+// CountEndpoints aggregates the slices of one Service: collectors/workloads
+// renders upgradeguard_service_endpoints from it, and the roll's downtime
+// sampler counts a Service's ready endpoints with it. Within an address
+// type, an address listed in several slices (as it may be while the
+// EndpointSlice controller moves it) counts once, ready when any of its
+// entries is; the slices of one address type are merged by address only
+// when there are several. Of the address types, the one with the most ready
+// endpoints is returned: a dual-stack Service lists each pod once per IP
+// family, and either family's endpoints serve it.
+func CountEndpoints(slices []*EndpointSlice) EndpointCounts {
+	var best EndpointCounts
+	for i, s := range slices {
+		seen := false
+		for _, o := range slices[:i] {
+			seen = seen || o.AddressType == s.AddressType
+		}
+		if seen {
+			continue // counted with the first slice of its type
+		}
+		var c EndpointCounts
+		var more []*EndpointSlice
+		for _, o := range slices[i+1:] {
+			if o.AddressType == s.AddressType {
+				more = append(more, o)
+			}
+		}
+		if len(more) == 0 {
+			for _, e := range s.Endpoints {
+				c.add(e)
+			}
+		} else {
+			byAddr := make(map[string]Endpoint, len(s.Endpoints))
+			for _, o := range append([]*EndpointSlice{s}, more...) {
+				for _, e := range o.Endpoints {
+					if prev, ok := byAddr[e.Address]; ok {
+						e.Ready = e.Ready || prev.Ready
+						e.Serving = e.Serving || prev.Serving
+						e.Terminating = e.Terminating && prev.Terminating
+					}
+					byAddr[e.Address] = e
+				}
+			}
+			for _, e := range byAddr {
+				c.add(e)
+			}
+		}
+		if i == 0 || c.better(best) {
+			best = c
+		}
+	}
+	return best
+}

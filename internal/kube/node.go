@@ -57,8 +57,8 @@ type Node struct {
 // collectors/cni reads (the instance type, for a node's IP capacity). A
 // caller that built its informers without naming them once lost the instance
 // type, and with it every node's capacity (preflight's capacity check).
-var WellKnownNodeLabels = []string{corev1.LabelTopologyZone, corev1.LabelFailureDomainBetaZone,
-	corev1.LabelInstanceTypeStable, corev1.LabelInstanceType, "kops.k8s.io/instancegroup", "eks.amazonaws.com/nodegroup"}
+var WellKnownNodeLabels = []string{LabelZone, LabelZoneLegacy,
+	LabelInstanceType, LabelInstanceTypeLegacy, LabelKopsInstanceGroup, LabelEKSNodegroup}
 
 // keptNodeLabels returns WellKnownNodeLabels and extra, sorted, each once.
 func keptNodeLabels(extra []string) []string {

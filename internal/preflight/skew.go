@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/upgradeguard/upgradeguard/collectors/nodes"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // The Kubernetes version skew policy (kubernetes/website
@@ -32,7 +32,7 @@ type nodeVersions struct {
 // NodegroupOf returns a node's node group: label (when given), else kops'
 // kops.k8s.io/instancegroup, else EKS' eks.amazonaws.com/nodegroup, else "".
 func NodegroupOf(n *corev1.Node, label string) string {
-	for _, k := range []string{label, nodes.LabelKopsInstanceGroup, nodes.LabelEKSNodegroup} {
+	for _, k := range []string{label, kube.LabelKopsInstanceGroup, kube.LabelEKSNodegroup} {
 		if k != "" && n.Labels[k] != "" {
 			return n.Labels[k]
 		}

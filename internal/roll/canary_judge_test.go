@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // canaryCluster is rollCluster's group of 3 nodes, each with a Ready pod of
@@ -164,7 +166,7 @@ func TestRunCanaryWaitJudgesTheNewNode(t *testing.T) {
 	var added atomic.Bool
 	c.client.PrependReactor("create", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		n := a.(k8stesting.CreateAction).GetObject().(*corev1.Node)
-		if n.Labels[LabelKopsInstanceGroup] != "nodes" || added.Swap(true) {
+		if n.Labels[kube.LabelKopsInstanceGroup] != "nodes" || added.Swap(true) {
 			return false, nil, nil
 		}
 		p := crashLooping("agent-new", n.Name)

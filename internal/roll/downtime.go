@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/upgradeguard/upgradeguard/collectors/workloads"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
 	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
@@ -207,7 +206,7 @@ func (s *sampler) sampleEndpoints() {
 		}
 	}
 	for k, slices := range bySvc {
-		ready := workloads.ReadyEndpoints(slices)
+		ready := kube.CountEndpoints(slices).Ready
 		rec := s.services[k]
 		if rec == nil {
 			rec = &serviceRecord{minReady: ready, maxReady: ready}

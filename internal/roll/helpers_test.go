@@ -27,6 +27,7 @@ import (
 
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -95,7 +96,7 @@ func nodeName(inst awsfake.Instance) string {
 func (c *cluster) addNode(name, group, zone, providerID, kubelet string) {
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.Now(), UID: types.UID("uid-" + name),
-			Labels: map[string]string{LabelKopsInstanceGroup: group, corev1.LabelTopologyZone: zone}},
+			Labels: map[string]string{kube.LabelKopsInstanceGroup: group, corev1.LabelTopologyZone: zone}},
 		Spec: corev1.NodeSpec{ProviderID: providerID},
 		Status: corev1.NodeStatus{
 			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
@@ -144,7 +145,7 @@ func (c *cluster) node(name string) *corev1.Node {
 func (c *cluster) groupNodes(group string) []string {
 	var out []string
 	for _, n := range c.nodes() {
-		if n.Labels[LabelKopsInstanceGroup] == group {
+		if n.Labels[kube.LabelKopsInstanceGroup] == group {
 			out = append(out, n.Name)
 		}
 	}

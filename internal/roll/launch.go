@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // LaunchError stops a roll whose group could not launch the instance the
@@ -167,7 +167,7 @@ func (r *roller) waitLaunch(parent context.Context, old, group string, since, fa
 				seen = fmt.Sprintf("instance %s launched, no node yet", mine)
 				for i := range nodes {
 					n := &nodes[i]
-					if nodescollector.InstanceID(n.Spec.ProviderID) != mine {
+					if kube.InstanceID(n.Spec.ProviderID) != mine {
 						continue
 					}
 					if nodeReady(n) {
@@ -402,7 +402,7 @@ func (r *roller) shortGroups(ctx context.Context) ([]string, error) {
 	}
 	byInstance := map[string]*corev1.Node{}
 	for i := range list.Items {
-		if id := nodescollector.InstanceID(list.Items[i].Spec.ProviderID); id != "" {
+		if id := kube.InstanceID(list.Items[i].Spec.ProviderID); id != "" {
 			byInstance[id] = &list.Items[i]
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // scriptedGroup is a Provider whose one group's members and activities
@@ -84,7 +86,7 @@ func TestWaitLaunchFollowsAfterRetriedFailure(t *testing.T) {
 		s.set(map[string]string{"i-b": "InService"},
 			Activity{Description: "Launching a new EC2 instance: i-b", Instance: "i-b", Launch: true, Status: "Successful", Start: time.Now()})
 		n := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: "node-b", Labels: map[string]string{LabelKopsInstanceGroup: "nodes"}},
+			ObjectMeta: metav1.ObjectMeta{Name: "node-b", Labels: map[string]string{kube.LabelKopsInstanceGroup: "nodes"}},
 			Spec:       corev1.NodeSpec{ProviderID: "aws:///eu-west-1a/i-b"},
 			Status:     corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
 		}

@@ -14,9 +14,9 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // serviceController models what the cloud provider's service controller
@@ -76,7 +76,7 @@ func (sc *serviceController) sync() {
 		return
 	}
 	for _, n := range nodes.Items {
-		id := nodescollector.InstanceID(n.Spec.ProviderID)
+		id := kube.InstanceID(n.Spec.ProviderID)
 		if id == "" {
 			continue
 		}
@@ -184,7 +184,7 @@ func testTakesNodesOut(t *testing.T, surge bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, n := range c.nodes() {
-			if nodescollector.InstanceID(n.Spec.ProviderID) == inst.ID && !included(n.Labels) {
+			if kube.InstanceID(n.Spec.ProviderID) == inst.ID && !included(n.Labels) {
 				labelled = append(labelled, n.Name)
 			}
 		}
@@ -241,7 +241,7 @@ func TestLoadBalancerProbeSeesATerminationUnderTraffic(t *testing.T) {
 	}
 	probe := lbProbe(t, c.acct, tg.ARN)
 	name := c.groupNodes("nodes")[0]
-	id := nodescollector.InstanceID(c.node(name).Spec.ProviderID)
+	id := kube.InstanceID(c.node(name).Spec.ProviderID)
 	if err := c.acct.TerminateInstance(id); err != nil {
 		t.Fatal(err)
 	}

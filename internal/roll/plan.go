@@ -17,14 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
 
-	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
-)
-
-// Node group labels tried, after Selection.NodeGroupLabel, to find the nodes
-// of --nodegroup (the exporter's node_info reads the same).
-const (
-	LabelKopsInstanceGroup = nodescollector.LabelKopsInstanceGroup
-	LabelEKSNodegroup      = nodescollector.LabelEKSNodegroup
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 // The orders a plan can take.
@@ -98,7 +91,7 @@ func (s Selection) selectors() []string {
 	if s.NodeGroup == "" {
 		return []string{s.Selector}
 	}
-	keys := []string{LabelKopsInstanceGroup, LabelEKSNodegroup}
+	keys := []string{kube.LabelKopsInstanceGroup, kube.LabelEKSNodegroup}
 	if s.NodeGroupLabel != "" {
 		keys = []string{s.NodeGroupLabel}
 	}
@@ -196,7 +189,7 @@ func makePlan(ctx context.Context, client kubernetes.Interface, provider Provide
 	}
 	var ids []string
 	for _, n := range nodes {
-		if id := nodescollector.InstanceID(n.Spec.ProviderID); id != "" {
+		if id := kube.InstanceID(n.Spec.ProviderID); id != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -223,7 +216,7 @@ func makePlan(ctx context.Context, client kubernetes.Interface, provider Provide
 			return nil, err
 		}
 		p := PlannedNode{Node: n, State: st}
-		if id := nodescollector.InstanceID(n.Spec.ProviderID); id != "" {
+		if id := kube.InstanceID(n.Spec.ProviderID); id != "" {
 			p.Instance, p.HasInstance = insts[id]
 		}
 		if p.HasInstance && p.Instance.Outdated() {
@@ -369,7 +362,7 @@ func (p *Plan) Write(w io.Writer, now time.Time) error {
 		inst, group, launch := "-", "-", "-"
 		if n.HasInstance {
 			inst, group, launch = n.Instance.ID, n.Instance.Group, n.Instance.Launch
-		} else if id := nodescollector.InstanceID(n.Node.Spec.ProviderID); id != "" {
+		} else if id := kube.InstanceID(n.Node.Spec.ProviderID); id != "" {
 			inst = id + " (unknown to the provider)"
 		}
 		step := string(n.State.Step)

@@ -20,8 +20,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	nodescollector "github.com/upgradeguard/upgradeguard/collectors/nodes"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 const fieldManager = "upgradeguard-roll"
@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.groups = plan.groups()
 	r.planned = map[string]bool{}
 	for _, p := range plan.Nodes {
-		if id := nodescollector.InstanceID(p.Node.Spec.ProviderID); id != "" {
+		if id := kube.InstanceID(p.Node.Spec.ProviderID); id != "" {
 			r.planned[id] = true
 		}
 	}
@@ -160,7 +160,7 @@ func (r *roller) reset(ctx context.Context) error {
 		if g := nodes[i].Annotations[AnnotationGroup]; g != "" {
 			groups[g] = true
 		}
-		if id := nodescollector.InstanceID(nodes[i].Spec.ProviderID); id != "" {
+		if id := kube.InstanceID(nodes[i].Spec.ProviderID); id != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -208,7 +208,7 @@ func (r *roller) checkPlan() error {
 		if p.HasInstance && p.Instance.InService || p.State.Step.rank() >= StepTerminating.rank() {
 			continue
 		}
-		id := nodescollector.InstanceID(p.Node.Spec.ProviderID)
+		id := kube.InstanceID(p.Node.Spec.ProviderID)
 		switch {
 		case id == "":
 			bad = append(bad, fmt.Sprintf("%s: %v (%q)", p.Name(), errNoInstance, p.Node.Spec.ProviderID))

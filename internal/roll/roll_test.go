@@ -16,6 +16,7 @@ import (
 
 	"github.com/upgradeguard/upgradeguard/internal/awsfake"
 	"github.com/upgradeguard/upgradeguard/internal/gate"
+	"github.com/upgradeguard/upgradeguard/internal/kube"
 )
 
 func TestClassify(t *testing.T) {
@@ -164,11 +165,11 @@ func TestPlanSelectionOutdatedAndOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mk("a-old", LabelKopsInstanceGroup, "nodes", "z1", "v1.36.4", 5*time.Hour)
-	mk("b-mid", LabelKopsInstanceGroup, "nodes", "z1", "v1.36.4", 4*time.Hour)
-	mk("c-new", LabelKopsInstanceGroup, "nodes", "z2", "v1.37.2", 1*time.Hour)
-	mk("d-eks", LabelEKSNodegroup, "nodes", "z2", "v1.36.4", 3*time.Hour)
-	mk("e-other", LabelKopsInstanceGroup, "other", "z1", "v1.36.4", 9*time.Hour)
+	mk("a-old", kube.LabelKopsInstanceGroup, "nodes", "z1", "v1.36.4", 5*time.Hour)
+	mk("b-mid", kube.LabelKopsInstanceGroup, "nodes", "z1", "v1.36.4", 4*time.Hour)
+	mk("c-new", kube.LabelKopsInstanceGroup, "nodes", "z2", "v1.37.2", 1*time.Hour)
+	mk("d-eks", kube.LabelEKSNodegroup, "nodes", "z2", "v1.36.4", 3*time.Hour)
+	mk("e-other", kube.LabelKopsInstanceGroup, "other", "z1", "v1.36.4", 9*time.Hour)
 
 	names := func(p *Plan) []string {
 		var out []string
@@ -186,8 +187,8 @@ func TestPlanSelectionOutdatedAndOrder(t *testing.T) {
 		{Selection{NodeGroup: "nodes", Order: OrderZone}, []string{"a-old", "d-eks", "b-mid", "c-new"}},
 		{Selection{NodeGroup: "nodes", OnlyOutdated: true}, []string{"a-old", "b-mid", "d-eks"}},
 		{Selection{NodeGroup: "nodes", OnlyOutdated: true, KubeletVersion: "v1.36.0"}, nil},
-		{Selection{NodeGroup: "nodes", NodeGroupLabel: LabelEKSNodegroup}, []string{"d-eks"}},
-		{Selection{Selector: "tier=x," + LabelKopsInstanceGroup + "=other"}, []string{"e-other"}},
+		{Selection{NodeGroup: "nodes", NodeGroupLabel: kube.LabelEKSNodegroup}, []string{"d-eks"}},
+		{Selection{Selector: "tier=x," + kube.LabelKopsInstanceGroup + "=other"}, []string{"e-other"}},
 	} {
 		p, err := makePlan(context.Background(), c.client, c.aws, tc.sel, now)
 		if err != nil {
